@@ -1,0 +1,91 @@
+// The utility VM manager's one interface. Backends: QEMU (Linux host, KVM or
+// TCG) in qemu_vm.*, HCS (Windows host) in hcs/. Platform-neutral: no gRPC,
+// no POSIX or Win32 types here, so the Windows cross build shares it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace uvmshim::uvm {
+
+// Thrown for every failure; what() names the operation and the cause.
+class VmError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct VmConfig {
+  std::string id;                      // unique per host; names sockets/logs
+  std::filesystem::path kernel;        // vmlinuz
+  std::filesystem::path initrd;        // initrd.img with uvm-agent as /init
+  std::string kernel_cmdline_extra;    // appended to the backend's defaults
+  unsigned memory_mb = 256;
+  unsigned cpus = 1;
+  std::filesystem::path state_dir;     // private (0700) dir for sockets, logs
+  bool debug_console = true;           // serial console captured to a log
+  // Host directory exported to the guest as the container rootfs (backend
+  // decides how: a block image on QEMU, a share or VHD on HCS). Empty = none.
+  std::filesystem::path rootfs_dir;
+  std::chrono::milliseconds boot_timeout{std::chrono::seconds(120)};
+};
+
+enum class ExitReason {
+  kRunning,         // has not exited
+  kShutdown,        // the guest powered off (agent Shutdown) or Stop() ended it
+  kTerminated,      // Terminate() killed it
+  kCrashed,         // the VM process/system died without being asked
+  kBootFailed,      // never reached a ready agent (timeout or early death)
+};
+
+const char* ToString(ExitReason reason);
+
+struct ExitInfo {
+  ExitReason reason = ExitReason::kRunning;
+  std::string detail;  // human readable: signal, HRESULT, console tail...
+};
+
+// Phase times of one boot, measured from Start(); absent when not observed.
+struct BootTimeline {
+  std::optional<std::chrono::microseconds> process_started;  // VMM running
+  std::optional<std::chrono::microseconds> kernel_started;   // first console byte
+  std::optional<std::chrono::microseconds> agent_ready;      // Ping answered
+};
+
+class UtilityVm {
+ public:
+  virtual ~UtilityVm() = default;  // terminates a VM that still runs
+
+  // Validates the config and boot files and prepares resources; throws
+  // VmError before anything is started.
+  virtual void Create() = 0;
+  // Starts the VM; returns once the VMM runs (the guest may still boot).
+  virtual void Start() = 0;
+  // Blocks until the agent answers a Ping or the boot timeout/VM death; on
+  // failure throws VmError carrying the reason and the console log's tail.
+  virtual void WaitAgentReady() = 0;
+  // gRPC target string the host uses to reach the agent, e.g.
+  // "unix:///run/uvmshim/ID/agent.sock" (a backend may run a relay for it).
+  virtual std::string AgentTarget() const = 0;
+  // A second agent endpoint for debugging tools (uvmctl console); "" if none.
+  virtual std::string DebugAgentTarget() const = 0;
+  // Graceful: asks the guest to power off, terminates after the timeout.
+  virtual void Stop(std::chrono::milliseconds timeout) = 0;
+  // Forced and immediate.
+  virtual void Terminate() = 0;
+  // Waits for the VM to end; nullopt on timeout.
+  virtual std::optional<ExitInfo> WaitForExit(std::chrono::milliseconds timeout) = 0;
+  virtual ExitInfo exit_info() const = 0;
+  virtual BootTimeline timeline() const = 0;
+  // The serial console log file (empty path when there is none).
+  virtual std::filesystem::path console_log() const = 0;
+  // Host process id of the VMM (0 when there is no such process, e.g. HCS).
+  virtual std::int64_t vmm_pid() const = 0;
+};
+
+}  // namespace uvmshim::uvm
