@@ -1,0 +1,169 @@
+#include "agent_client.h"
+
+#include <fmt/format.h>
+
+namespace uvmshim::host {
+namespace {
+
+void Check(const grpc::Status& status, std::string_view call, std::string_view subject) {
+  if (status.ok()) return;
+  throw AgentError(status.error_code(),
+                   fmt::format("{} {}: {}", call, subject, status.error_message()));
+}
+
+std::string Subject(const std::string& container_id, const std::string& exec_id) {
+  return exec_id.empty() ? container_id : container_id + "/" + exec_id;
+}
+
+}  // namespace
+
+grpc::ChannelArguments AgentChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  args.SetMaxSendMessageSize(16 << 20);
+  // Big HTTP/2 windows: the default BDP probing starts small and a 512 MiB
+  // stream spends most of its time in window updates otherwise.
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 1);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
+  args.SetInt(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 1 << 20);
+  // One connection per agent: the virtio-serial channel carries exactly one.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  return args;
+}
+
+std::shared_ptr<grpc::Channel> ConnectAgent(const std::string& target) {
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
+                                   AgentChannelArguments());
+}
+
+AgentClient::AgentClient(std::shared_ptr<grpc::Channel> channel)
+    : channel_(std::move(channel)), stub_(agentpb::Agent::NewStub(channel_)) {}
+
+agentpb::VersionResponse AgentClient::Version(std::chrono::milliseconds timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  ctx.set_wait_for_ready(true);
+  agentpb::VersionResponse response;
+  Check(stub_->Version(&ctx, {}, &response), "Version", "agent");
+  return response;
+}
+
+bool AgentClient::Ping(std::chrono::milliseconds timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  ctx.set_wait_for_ready(true);
+  agentpb::PingResponse response;
+  return stub_->Ping(&ctx, {}, &response).ok();
+}
+
+std::uint32_t AgentClient::CreateContainer(const agentpb::CreateContainerRequest& request) {
+  grpc::ClientContext ctx;
+  agentpb::CreateContainerResponse response;
+  Check(stub_->CreateContainer(&ctx, request, &response), "CreateContainer",
+        request.container_id());
+  return response.pid();
+}
+
+std::uint32_t AgentClient::StartContainer(const std::string& container_id) {
+  grpc::ClientContext ctx;
+  agentpb::StartContainerRequest request;
+  request.set_container_id(container_id);
+  agentpb::StartContainerResponse response;
+  Check(stub_->StartContainer(&ctx, request, &response), "StartContainer", container_id);
+  return response.pid();
+}
+
+std::uint32_t AgentClient::ExecProcess(const agentpb::ExecProcessRequest& request) {
+  grpc::ClientContext ctx;
+  agentpb::ExecProcessResponse response;
+  Check(stub_->ExecProcess(&ctx, request, &response), "ExecProcess",
+        Subject(request.container_id(), request.exec_id()));
+  return response.pid();
+}
+
+void AgentClient::SignalProcess(const std::string& container_id, const std::string& exec_id,
+                                std::uint32_t signal, bool all) {
+  grpc::ClientContext ctx;
+  agentpb::SignalProcessRequest request;
+  request.set_container_id(container_id);
+  request.set_exec_id(exec_id);
+  request.set_signal(signal);
+  request.set_all(all);
+  agentpb::SignalProcessResponse response;
+  Check(stub_->SignalProcess(&ctx, request, &response), "SignalProcess",
+        Subject(container_id, exec_id));
+}
+
+ExitResult AgentClient::WaitProcess(const std::string& container_id,
+                                    const std::string& exec_id) {
+  grpc::ClientContext ctx;
+  agentpb::WaitProcessRequest request;
+  request.set_container_id(container_id);
+  request.set_exec_id(exec_id);
+  agentpb::WaitProcessResponse response;
+  Check(stub_->WaitProcess(&ctx, request, &response), "WaitProcess",
+        Subject(container_id, exec_id));
+  return {response.exit_status(), response.exited_at_unix_nano()};
+}
+
+void AgentClient::CloseStdin(const std::string& container_id, const std::string& exec_id) {
+  grpc::ClientContext ctx;
+  agentpb::CloseStdinRequest request;
+  request.set_container_id(container_id);
+  request.set_exec_id(exec_id);
+  agentpb::CloseStdinResponse response;
+  Check(stub_->CloseStdin(&ctx, request, &response), "CloseStdin",
+        Subject(container_id, exec_id));
+}
+
+void AgentClient::ResizePty(const std::string& container_id, const std::string& exec_id,
+                            std::uint32_t width, std::uint32_t height) {
+  grpc::ClientContext ctx;
+  agentpb::ResizePtyRequest request;
+  request.set_container_id(container_id);
+  request.set_exec_id(exec_id);
+  request.set_width(width);
+  request.set_height(height);
+  agentpb::ResizePtyResponse response;
+  Check(stub_->ResizePty(&ctx, request, &response), "ResizePty",
+        Subject(container_id, exec_id));
+}
+
+agentpb::StatsResponse AgentClient::Stats(const std::string& container_id) {
+  grpc::ClientContext ctx;
+  agentpb::StatsRequest request;
+  request.set_container_id(container_id);
+  agentpb::StatsResponse response;
+  Check(stub_->Stats(&ctx, request, &response), "Stats", container_id);
+  return response;
+}
+
+agentpb::ListProcessesResponse AgentClient::ListProcesses(const std::string& container_id) {
+  grpc::ClientContext ctx;
+  agentpb::ListProcessesRequest request;
+  request.set_container_id(container_id);
+  agentpb::ListProcessesResponse response;
+  Check(stub_->ListProcesses(&ctx, request, &response), "ListProcesses", container_id);
+  return response;
+}
+
+void AgentClient::DeleteContainer(const std::string& container_id, bool force) {
+  grpc::ClientContext ctx;
+  agentpb::DeleteContainerRequest request;
+  request.set_container_id(container_id);
+  request.set_force(force);
+  agentpb::DeleteContainerResponse response;
+  Check(stub_->DeleteContainer(&ctx, request, &response), "DeleteContainer", container_id);
+}
+
+void AgentClient::Shutdown(std::chrono::milliseconds timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  agentpb::ShutdownResponse response;
+  Check(stub_->Shutdown(&ctx, {}, &response), "Shutdown", "agent");
+}
+
+}  // namespace uvmshim::host

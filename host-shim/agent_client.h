@@ -1,0 +1,71 @@
+// Host-side client of the guest agent API (proto/agent.proto). Used the same
+// way whether the agent is PID 1 of a utility VM or a host process.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "agent.grpc.pb.h"
+
+namespace uvmshim::host {
+
+namespace agentpb = ::uvmshim::agent::v1;
+
+// An agent call failed. what() = "<Call> <id>: <agent's message>".
+class AgentError : public std::runtime_error {
+ public:
+  AgentError(grpc::StatusCode code, const std::string& what)
+      : std::runtime_error(what), code_(code) {}
+  grpc::StatusCode code() const { return code_; }
+
+ private:
+  grpc::StatusCode code_;
+};
+
+struct ExitResult {
+  std::uint32_t exit_status = 0;
+  std::int64_t exited_at_unix_nano = 0;
+};
+
+// Channel settings for the agent connection: large messages and windows so a
+// stdout stream is not throttled by gRPC defaults.
+grpc::ChannelArguments AgentChannelArguments();
+std::shared_ptr<grpc::Channel> ConnectAgent(const std::string& target);
+
+class AgentClient {
+ public:
+  explicit AgentClient(std::shared_ptr<grpc::Channel> channel);
+
+  agentpb::VersionResponse Version(std::chrono::milliseconds timeout);
+  // True when the agent answered within the timeout.
+  bool Ping(std::chrono::milliseconds timeout);
+
+  std::uint32_t CreateContainer(const agentpb::CreateContainerRequest& request);
+  std::uint32_t StartContainer(const std::string& container_id);
+  std::uint32_t ExecProcess(const agentpb::ExecProcessRequest& request);
+  void SignalProcess(const std::string& container_id, const std::string& exec_id,
+                     std::uint32_t signal, bool all);
+  // Blocks until the process exited and its output was handed out.
+  ExitResult WaitProcess(const std::string& container_id, const std::string& exec_id);
+  void CloseStdin(const std::string& container_id, const std::string& exec_id);
+  void ResizePty(const std::string& container_id, const std::string& exec_id,
+                 std::uint32_t width, std::uint32_t height);
+  agentpb::StatsResponse Stats(const std::string& container_id);
+  agentpb::ListProcessesResponse ListProcesses(const std::string& container_id);
+  void DeleteContainer(const std::string& container_id, bool force);
+  void Shutdown(std::chrono::milliseconds timeout);
+
+  agentpb::Agent::Stub& stub() { return *stub_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<agentpb::Agent::Stub> stub_;
+};
+
+}  // namespace uvmshim::host

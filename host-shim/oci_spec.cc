@@ -1,0 +1,90 @@
+#include "oci_spec.h"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <stdexcept>
+
+namespace uvmshim::host {
+namespace {
+
+using nlohmann::json;
+
+const std::vector<std::string> kDefaultCapabilities = {
+    "CAP_CHOWN",  "CAP_DAC_OVERRIDE",     "CAP_FSETID", "CAP_FOWNER",
+    "CAP_MKNOD",  "CAP_NET_RAW",          "CAP_SETGID", "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP",         "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL",         "CAP_AUDIT_WRITE"};
+
+json ProcessObject(const ProcessOptions& p) {
+  std::vector<std::string> env = {
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  if (p.terminal) env.push_back("TERM=xterm");
+  for (const auto& kv : p.env) {
+    auto key = kv.substr(0, kv.find('=') + 1);
+    std::erase_if(env, [&](const std::string& e) { return e.starts_with(key); });
+    env.push_back(kv);
+  }
+  json caps = kDefaultCapabilities;
+  return {{"terminal", p.terminal},
+          {"user", {{"uid", p.uid}, {"gid", p.gid}}},
+          {"args", p.args},
+          {"env", env},
+          {"cwd", p.cwd},
+          {"capabilities",
+           {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
+          {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", 1024}, {"soft", 1024}}})},
+          {"noNewPrivileges", true}};
+}
+
+}  // namespace
+
+std::string BuildProcessJson(const ProcessOptions& options) {
+  return ProcessObject(options).dump();
+}
+
+std::string BuildSpecJson(const SpecOptions& options) {
+  json mounts = json::array({
+      {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
+      {{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+       {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
+      {{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
+       {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}}},
+      {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
+       {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
+      {{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
+       {"options", {"nosuid", "noexec", "nodev"}}},
+      {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
+       {"options", {"nosuid", "noexec", "nodev", "ro"}}},
+  });
+  json spec = {
+      {"ociVersion", "1.0.2"},
+      {"process", ProcessObject(options.process)},
+      {"root", {{"path", "rootfs"}, {"readonly", options.readonly_rootfs}}},
+      {"mounts", mounts},
+      {"linux",
+       {{"namespaces", json::array({{{"type", "pid"}}, {{"type", "ipc"}},
+                                    {{"type", "uts"}}, {{"type", "mount"}}})}}},
+  };
+  if (!options.hostname.empty()) spec["hostname"] = options.hostname;
+  return spec.dump();
+}
+
+std::pair<unsigned, unsigned> ParseUser(const std::string& text) {
+  auto parse = [&](std::string_view part) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
+    if (part.empty() || ec != std::errc() || end != part.data() + part.size())
+      throw std::invalid_argument("--user \"" + text + "\": expected UID or UID:GID (numbers)");
+    return value;
+  };
+  auto colon = text.find(':');
+  if (colon == std::string::npos) {
+    unsigned uid = parse(text);
+    return {uid, 0u};  // as docker: a bare UID runs with group 0
+  }
+  return {parse(std::string_view(text).substr(0, colon)),
+          parse(std::string_view(text).substr(colon + 1))};
+}
+
+}  // namespace uvmshim::host

@@ -1,0 +1,29 @@
+// Where the host tools find each other and keep their state.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace uvmshim::host {
+
+// The running executable's directory (/proc/self/exe).
+std::filesystem::path SelfDir();
+
+// A sibling tool: $ENV_VAR if set, else <SelfDir>/<name>, else <name> on PATH.
+// Throws std::runtime_error naming every place it looked.
+std::filesystem::path FindTool(const std::string& name, const char* env_var);
+
+// Runtime state root: $UVMSHIM_ROOT, else /run/uvmshim. One directory per
+// sandbox below it holds its sockets, logs and state.json.
+std::filesystem::path RuntimeRoot();
+
+// Directory with vmlinuz and initrd.img: $UVMSHIM_IMAGES, else <SelfDir>/../images
+// (the build tree), else /usr/local/share/uvmshim, else /usr/share/uvmshim.
+std::filesystem::path ImagesDir();
+
+// Containerd-compatible id rule: [A-Za-z0-9]+([._-][A-Za-z0-9]+)*, <= 76 chars.
+bool IsValidId(const std::string& id);
+// A fresh random id (12 hex digits).
+std::string RandomId();
+
+}  // namespace uvmshim::host

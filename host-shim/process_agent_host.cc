@@ -1,0 +1,111 @@
+#include "process_agent_host.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/process/args.hpp>
+#include <boost/process/extend.hpp>
+#include <boost/process/io.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <stdexcept>
+
+#include "agent_client.h"
+
+namespace uvmshim::host {
+namespace bp = boost::process;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The agent gets its own session: a Ctrl-C meant for uvmctl is relayed to the
+// container by uvmctl, not delivered to the agent by the terminal.
+struct NewSession : bp::extend::handler {
+  template <class Executor>
+  void on_exec_setup(Executor&) const {
+    ::setsid();
+    sigset_t none;  // the caller may block signals it forwards; the agent must not inherit that
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  }
+};
+
+std::string TailOf(const fs::path& file, std::size_t max_bytes = 2048) {
+  std::ifstream in(file, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
+}
+
+}  // namespace
+
+ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::move(config)) {
+  if (!fs::exists(config_.agent_binary))
+    throw std::runtime_error(fmt::format("agent binary {}: not found",
+                                         config_.agent_binary.string()));
+  fs::create_directories(config_.state_dir);
+  if (::chmod(config_.state_dir.c_str(), 0700) != 0)
+    throw std::runtime_error(fmt::format("chmod {}: {}", config_.state_dir.string(),
+                                         std::strerror(errno)));
+  const fs::path socket = config_.state_dir / "agent.sock";
+  fs::remove(socket);
+  target_ = "unix://" + socket.string();
+  const std::string log = console_log().string();
+  child_ = bp::child(config_.agent_binary.string(), bp::args({"--listen", target_,
+                                                              "--log-level", config_.log_level}),
+                     bp::std_in < bp::null, bp::std_out > log, bp::std_err > log,
+                     NewSession{});
+  spdlog::debug("agent host: started {} pid={} listen={}", config_.agent_binary.string(),
+                child_.id(), target_);
+  channel_ = ConnectAgent(target_);
+  AgentClient client(channel_);
+  const auto deadline = std::chrono::steady_clock::now() + config_.ready_timeout;
+  while (!client.Ping(std::chrono::milliseconds(200))) {
+    if (!child_.running()) {
+      throw std::runtime_error(fmt::format("agent exited during start (status {}): {}",
+                                           child_.exit_code(), TailOf(log)));
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      Kill();
+      throw std::runtime_error(fmt::format("agent did not answer within {} ms: {}",
+                                           config_.ready_timeout.count(), TailOf(log)));
+    }
+  }
+}
+
+ProcessAgentHost::~ProcessAgentHost() {
+  if (child_.valid() && child_.running()) Kill();
+  std::error_code ignored;
+  fs::remove(config_.state_dir / "agent.sock", ignored);
+}
+
+std::string ProcessAgentHost::RootfsForAgent(const fs::path& host_rootfs) const {
+  return fs::absolute(host_rootfs).lexically_normal().string();
+}
+
+void ProcessAgentHost::WaitEnded(std::chrono::milliseconds timeout) {
+  asked_to_end_ = true;
+  if (!child_.valid()) return;
+  std::error_code ec;
+  if (!child_.wait_for(timeout, ec)) Kill();
+}
+
+void ProcessAgentHost::Kill() {
+  asked_to_end_ = true;
+  if (!child_.valid()) return;
+  std::error_code ec;
+  child_.terminate(ec);  // SIGKILL + reap
+}
+
+std::optional<std::string> ProcessAgentHost::unexpected_exit() const {
+  auto& child = const_cast<bp::child&>(child_);
+  if (asked_to_end_ || !child.valid() || child.running()) return std::nullopt;
+  return fmt::format("agent process {} exited unexpectedly (status {})", child.id(),
+                     child.exit_code());
+}
+
+std::int64_t ProcessAgentHost::pid() const { return child_.valid() ? child_.id() : 0; }
+
+}  // namespace uvmshim::host

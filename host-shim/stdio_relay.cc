@@ -1,0 +1,148 @@
+#include "stdio_relay.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <spdlog/spdlog.h>
+
+namespace uvmshim::host {
+namespace {
+
+constexpr std::size_t kStdinChunk = 128 * 1024;
+
+// Writes everything; false once the reader is gone (the rest is discarded so
+// the agent never blocks on a vanished reader).
+bool WriteAll(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        pollfd p{fd, POLLOUT, 0};
+        ::poll(&p, 1, -1);
+        continue;
+      }
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+StdioRelay::StdioRelay(AgentClient& agent, std::string container_id, std::string exec_id,
+                       StdioFds fds, bool terminal)
+    : agent_(agent),
+      container_id_(std::move(container_id)),
+      exec_id_(std::move(exec_id)),
+      fds_(fds),
+      terminal_(terminal),
+      stop_stdin_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+StdioRelay::~StdioRelay() {
+  StopStdin();
+  {
+    std::lock_guard lock(contexts_mutex_);
+    for (auto* ctx : live_contexts_) ctx->TryCancel();
+  }
+  for (auto& t : output_threads_) t.join();
+  if (stdin_thread_.joinable()) stdin_thread_.join();
+}
+
+void StdioRelay::Start() {
+  if (fds_.stdout_fd >= 0)
+    output_threads_.emplace_back([this] { PumpOutput(agentpb::STDOUT, fds_.stdout_fd); });
+  if (fds_.stderr_fd >= 0 && !terminal_)
+    output_threads_.emplace_back([this] { PumpOutput(agentpb::STDERR, fds_.stderr_fd); });
+  if (fds_.stdin_fd >= 0) stdin_thread_ = std::thread([this] { PumpStdin(); });
+}
+
+void StdioRelay::WaitOutputDone() {
+  for (auto& t : output_threads_) t.join();
+  output_threads_.clear();
+}
+
+void StdioRelay::StopStdin() {
+  std::uint64_t one = 1;
+  if (stop_stdin_) [[maybe_unused]] auto n = ::write(stop_stdin_.get(), &one, sizeof one);
+}
+
+void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
+  grpc::ClientContext ctx;
+  {
+    std::lock_guard lock(contexts_mutex_);
+    live_contexts_.push_back(&ctx);
+  }
+  agentpb::ReadOutputRequest request;
+  request.set_container_id(container_id_);
+  request.set_exec_id(exec_id_);
+  request.set_stream(which);
+  auto reader = agent_.stub().ReadOutput(&ctx, request);
+  agentpb::OutputChunk chunk;
+  bool reader_alive = true;
+  while (reader->Read(&chunk)) {
+    bytes_out_ += chunk.data().size();
+    if (reader_alive && !WriteAll(fd, chunk.data())) {
+      spdlog::warn("stdio: {} reader of {}/{} went away, discarding the rest",
+                   which == agentpb::STDOUT ? "stdout" : "stderr", container_id_, exec_id_);
+      reader_alive = false;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    spdlog::warn("stdio: ReadOutput {}/{} ended: {}", container_id_, exec_id_,
+                 status.error_message());
+  }
+  std::lock_guard lock(contexts_mutex_);
+  std::erase(live_contexts_, &ctx);
+}
+
+void StdioRelay::PumpStdin() {
+  grpc::ClientContext ctx;
+  {
+    std::lock_guard lock(contexts_mutex_);
+    live_contexts_.push_back(&ctx);
+  }
+  agentpb::WriteStdinResponse response;
+  auto writer = agent_.stub().WriteStdin(&ctx, &response);
+  agentpb::StdinChunk chunk;
+  chunk.set_container_id(container_id_);
+  chunk.set_exec_id(exec_id_);
+  std::string buffer(kStdinChunk, '\0');
+  bool eof = false;
+  bool stopped = false;
+  while (!eof && !stopped) {
+    pollfd pfds[2] = {{fds_.stdin_fd, POLLIN, 0}, {stop_stdin_.get(), POLLIN, 0}};
+    if (::poll(pfds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (pfds[1].revents) {
+      stopped = true;
+      break;
+    }
+    ssize_t n = ::read(fds_.stdin_fd, buffer.data(), buffer.size());
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      eof = true;
+      chunk.set_eof(true);
+      chunk.clear_data();
+    } else {
+      chunk.set_data(buffer.data(), static_cast<std::size_t>(n));
+    }
+    if (!writer->Write(chunk)) break;  // the process is gone
+    chunk.clear_container_id();
+    chunk.clear_exec_id();
+  }
+  if (stopped) ctx.TryCancel();
+  writer->WritesDone();
+  writer->Finish();
+  std::lock_guard lock(contexts_mutex_);
+  std::erase(live_contexts_, &ctx);
+}
+
+}  // namespace uvmshim::host

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Builds a utility VM boot image: a Debian kernel (vmlinuz) and an initrd
+# whose /init is the given program, with the kernel modules it loads (as
+# uncompressed .ko files plus /lib/modules/load-order, dependencies first) and
+# optionally a static busybox for the debug console.
+#
+# Reproducible: entries sorted, owner 0:0, fixed mtimes (SOURCE_DATE_EPOCH,
+# default 0), normalised modes; the same inputs give the same bytes.
+# Cached: the kernel .deb and its extraction live in --cache and are reused.
+#
+# usage: build-image.sh --out DIR --init FILE [--cache DIR]
+#          [--kernel-package linux-image-cloud-amd64] [--modules "m1 m2 ..."]
+#          [--busybox FILE] [--compression zstd|gzip|lz4|xz|none]
+#          [--extra SRC=DST]...
+set -euo pipefail
+export LC_ALL=C
+
+out= init= cache= busybox= compression=zstd
+kernel_package=linux-image-cloud-amd64
+modules=
+extras=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --out) out=$2; shift 2 ;;
+    --init) init=$2; shift 2 ;;
+    --cache) cache=$2; shift 2 ;;
+    --kernel-package) kernel_package=$2; shift 2 ;;
+    --modules) modules=$2; shift 2 ;;
+    --busybox) busybox=$2; shift 2 ;;
+    --compression) compression=$2; shift 2 ;;
+    --extra) extras+=("$2"); shift 2 ;;
+    *) echo "build-image.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+[[ -n $out && -n $init ]] || { echo "build-image.sh: --out and --init are required" >&2; exit 2; }
+[[ -f $init ]] || { echo "build-image.sh: init $init: No such file" >&2; exit 1; }
+cache=${cache:-$out/cache}
+epoch=${SOURCE_DATE_EPOCH:-0}
+tag="[uvm-image $(basename "$out")]"
+say() { echo "$tag $*"; }
+die() { echo "$tag error: $*" >&2; exit 1; }
+
+mkdir -p "$out" "$cache/debs"
+# One builder at a time per cache (parallel build dirs may share it).
+exec 9>"$cache/.lock"
+flock 9
+
+# ---------------------------------------------------------------- kernel
+# Resolves a metapackage (linux-image-cloud-amd64) to the concrete image
+# package and its candidate version; offline, falls back to the last
+# resolution recorded in the cache.
+resolved_file=$cache/resolved-$kernel_package
+concrete= version=
+if policy=$(apt-cache policy "$kernel_package" 2>/dev/null) && grep -q 'Candidate: [0-9]' <<<"$policy"; then
+  concrete=$(apt-cache depends "$kernel_package" 2>/dev/null |
+             awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  concrete=${concrete:-$kernel_package}
+  version=$(apt-cache policy "$concrete" | awk '/Candidate:/ {print $2; exit}')
+fi
+if [[ -z $concrete || -z $version || $version == "(none)" ]]; then
+  [[ -f $resolved_file ]] || die "cannot resolve $kernel_package: no apt lists (run apt-get update) and nothing cached in $cache"
+  read -r concrete version <"$resolved_file"
+  say "apt unavailable, using cached $concrete $version"
+fi
+echo "$concrete $version" >"$resolved_file"
+
+deb_version=${version//:/%3a}
+deb=$cache/debs/${concrete}_${deb_version}_amd64.deb
+if [[ ! -f $deb ]]; then
+  say "downloading $concrete=$version"
+  (cd "$cache/debs" && apt-get download -q "$concrete=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  [[ -f $deb ]] || die "apt-get download $concrete=$version did not produce $deb"
+fi
+kroot=$cache/kernels/${concrete}_${deb_version}
+if [[ ! -f $kroot/.done ]]; then
+  say "extracting $(basename "$deb")"
+  rm -rf "$kroot"
+  mkdir -p "$kroot"
+  dpkg-deb -x "$deb" "$kroot"
+  release=$(ls "$kroot/lib/modules")
+  depmod -b "$kroot" "$release"
+  touch "$kroot/.done"
+fi
+release=$(ls "$kroot/lib/modules")
+[[ $(wc -w <<<"$release") -eq 1 ]] || die "expected one kernel release in $kroot/lib/modules, found: $release"
+vmlinuz=$kroot/boot/vmlinuz-$release
+[[ -f $vmlinuz ]] || die "kernel $vmlinuz: No such file"
+
+# ---------------------------------------------------------------- staging
+staging=$(mktemp -d "$out/.staging.XXXXXX")
+trap 'rm -rf "$staging"' EXIT
+for d in bin sbin usr/bin usr/sbin dev proc sys tmp run etc root mnt lib/modules; do
+  mkdir -p "$staging/$d"
+done
+install -m 0755 "$init" "$staging/init"
+
+# Modules: dependency order from modules.dep (modprobe --show-depends); a
+# module built into this kernel yields no insmod line and is skipped.
+load_order=()
+declare -A seen=()
+for m in $modules; do
+  lines=$(modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>&1) ||
+    die "module $m: $lines"
+  while read -r verb path _; do
+    [[ $verb == insmod ]] || continue
+    name=$(basename "$path")
+    [[ -n ${seen[$name]:-} ]] && continue
+    seen[$name]=1
+    install -m 0644 "$path" "$staging/lib/modules/$name"
+    load_order+=("/lib/modules/$name")
+  done <<<"$lines"
+done
+printf '%s\n' "${load_order[@]}" >"$staging/lib/modules/load-order"
+echo "$release" >"$staging/lib/modules/kernel-release"
+say "kernel $release, ${#load_order[@]} modules"
+
+if [[ -n $busybox ]]; then
+  file -L "$busybox" | grep -q 'statically linked' || die "busybox $busybox is not statically linked"
+  install -m 0755 "$busybox" "$staging/bin/busybox"
+  while read -r applet; do
+    [[ -e $staging/$applet || -L $staging/$applet ]] && continue
+    mkdir -p "$staging/$(dirname "$applet")"
+    ln -s /bin/busybox "$staging/$applet"
+  done < <("$busybox" --list-full)
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$staging/etc/passwd"
+  printf 'root:x:0:\n' >"$staging/etc/group"
+fi
+
+# A dynamically linked init brings its shared libraries (and the loader).
+if ! file -L "$init" | grep -q 'statically linked'; then
+  say "init is dynamically linked: adding its shared libraries"
+  while read -r lib; do
+    [[ -f $lib ]] || continue
+    mkdir -p "$staging/$(dirname "$lib")"
+    cp -L "$lib" "$staging/$lib"
+  done < <(ldd "$init" | awk '/=> \// {print $3} /^\s*\/[^ ]+ \(0x/ {print $1}')
+fi
+
+for e in "${extras[@]}"; do
+  src=${e%%=*} dst=${e#*=}
+  mkdir -p "$staging/$(dirname "$dst")"
+  cp -L "$src" "$staging/$dst"
+done
+
+# Normalise what the archive records: modes, then mtimes (symlinks too).
+find "$staging" -type d -exec chmod 0755 {} +
+find "$staging" -type f -perm /111 -exec chmod 0755 {} +
+find "$staging" -type f ! -perm /111 -exec chmod 0644 {} +
+find "$staging" -exec touch -h -d "@$epoch" {} +
+
+# ---------------------------------------------------------------- archive
+case $compression in
+  zstd) compress=(zstd -q -19 -T1 --no-progress -c) ;;
+  gzip) compress=(gzip -9 -n -c) ;;
+  lz4) compress=(lz4 -q -l -9 -c) ;;  # the kernel reads the legacy format
+  xz) compress=(xz -q --check=crc32 -9 -T1 -c) ;;
+  none) compress=(cat) ;;
+  *) die "unknown compression $compression" ;;
+esac
+say "packing initrd ($compression)"
+tmp_initrd=$out/.initrd.img.tmp
+(cd "$staging" && find . -mindepth 1 -printf '%P\n' | sort |
+   cpio -o -H newc --reproducible --owner=0:0 --quiet) | "${compress[@]}" >"$tmp_initrd"
+mv -f "$tmp_initrd" "$out/initrd.img"
+install -m 0644 "$vmlinuz" "$out/vmlinuz"
+touch -d "@$epoch" "$out/vmlinuz"
+echo "$release" >"$out/kernel-release"
+size=$(stat -c %s "$out/initrd.img")
+say "initrd.img $size bytes ($(( (size + 1023) / 1024 )) KiB), vmlinuz $(stat -c %s "$out/vmlinuz") bytes -> $out"

@@ -1,0 +1,58 @@
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "oci_spec.h"
+#include "paths.h"
+
+using namespace uvmshim::host;
+using nlohmann::json;
+
+TEST(OciSpec, CarriesProcessSettings) {
+  SpecOptions options;
+  options.process.args = {"/bin/echo", "hi"};
+  options.process.env = {"FOO=bar", "PATH=/custom"};
+  options.process.cwd = "/tmp";
+  options.process.uid = 1000;
+  options.process.gid = 100;
+  options.process.terminal = true;
+  options.hostname = "box";
+  json spec = json::parse(BuildSpecJson(options));
+  EXPECT_EQ(spec["process"]["args"], json({"/bin/echo", "hi"}));
+  EXPECT_EQ(spec["process"]["cwd"], "/tmp");
+  EXPECT_EQ(spec["process"]["user"]["uid"], 1000);
+  EXPECT_EQ(spec["process"]["user"]["gid"], 100);
+  EXPECT_EQ(spec["process"]["terminal"], true);
+  EXPECT_EQ(spec["hostname"], "box");
+  auto env = spec["process"]["env"].get<std::vector<std::string>>();
+  EXPECT_NE(std::find(env.begin(), env.end(), "FOO=bar"), env.end());
+  // A given PATH replaces the default one rather than adding a second.
+  EXPECT_EQ(std::count_if(env.begin(), env.end(),
+                          [](auto& e) { return e.starts_with("PATH="); }), 1);
+  EXPECT_NE(std::find(env.begin(), env.end(), "PATH=/custom"), env.end());
+  std::vector<std::string> ns;
+  for (auto& n : spec["linux"]["namespaces"]) ns.push_back(n["type"]);
+  EXPECT_EQ(ns, (std::vector<std::string>{"pid", "ipc", "uts", "mount"}));
+}
+
+TEST(OciSpec, ParseUser) {
+  EXPECT_EQ(ParseUser("1000"), std::make_pair(1000u, 0u));
+  EXPECT_EQ(ParseUser("1000:100"), std::make_pair(1000u, 100u));
+  EXPECT_THROW(ParseUser("root"), std::invalid_argument);
+  EXPECT_THROW(ParseUser("1:"), std::invalid_argument);
+  EXPECT_THROW(ParseUser(":1"), std::invalid_argument);
+  EXPECT_THROW(ParseUser("-1"), std::invalid_argument);
+}
+
+TEST(Ids, ContainerdRule) {
+  EXPECT_TRUE(IsValidId("abc"));
+  EXPECT_TRUE(IsValidId("a.b-c_d9"));
+  EXPECT_TRUE(IsValidId(std::string(76, 'a')));
+  EXPECT_FALSE(IsValidId(std::string(77, 'a')));
+  EXPECT_FALSE(IsValidId(""));
+  EXPECT_FALSE(IsValidId("../x"));
+  EXPECT_FALSE(IsValidId("a/b"));
+  EXPECT_FALSE(IsValidId("-a"));
+  EXPECT_FALSE(IsValidId("a..b"));
+  EXPECT_TRUE(IsValidId(RandomId()));
+  EXPECT_NE(RandomId(), RandomId());
+}
