@@ -12,6 +12,7 @@ void SetupLogging(std::string_view level) {
   if (parsed == spdlog::level::off && level != "off")
     throw std::invalid_argument("unknown log level \"" + std::string(level) +
                                 "\" (trace, debug, info, warn, error, critical, off)");
+  spdlog::drop("uvm-agent");
   auto logger = spdlog::stderr_logger_mt("uvm-agent");
   logger->set_pattern("time=%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
   logger->set_level(parsed);

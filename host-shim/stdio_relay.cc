@@ -1,5 +1,6 @@
 #include "stdio_relay.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -41,7 +42,8 @@ StdioRelay::StdioRelay(AgentClient& agent, std::string container_id, std::string
       exec_id_(std::move(exec_id)),
       fds_(fds),
       terminal_(terminal),
-      stop_stdin_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+      stop_stdin_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      finish_stdin_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 StdioRelay::~StdioRelay() {
   StopStdin();
@@ -69,6 +71,11 @@ void StdioRelay::WaitOutputDone() {
 void StdioRelay::StopStdin() {
   std::uint64_t one = 1;
   if (stop_stdin_) [[maybe_unused]] auto n = ::write(stop_stdin_.get(), &one, sizeof one);
+}
+
+void StdioRelay::FinishStdin() {
+  std::uint64_t one = 1;
+  if (finish_stdin_) [[maybe_unused]] auto n = ::write(finish_stdin_.get(), &one, sizeof one);
 }
 
 void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
@@ -115,18 +122,28 @@ void StdioRelay::PumpStdin() {
   std::string buffer(kStdinChunk, '\0');
   bool eof = false;
   bool stopped = false;
+  bool finishing = false;
   while (!eof && !stopped) {
-    pollfd pfds[2] = {{fds_.stdin_fd, POLLIN, 0}, {stop_stdin_.get(), POLLIN, 0}};
-    if (::poll(pfds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (pfds[1].revents) {
-      stopped = true;
-      break;
+    if (!finishing) {
+      pollfd pfds[3] = {{fds_.stdin_fd, POLLIN, 0}, {stop_stdin_.get(), POLLIN, 0},
+                        {finish_stdin_.get(), POLLIN, 0}};
+      if (::poll(pfds, 3, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (pfds[1].revents) {
+        stopped = true;
+        break;
+      }
+      if (pfds[2].revents) {
+        finishing = true;
+        // From here on reads must not block: what is buffered now is the rest.
+        ::fcntl(fds_.stdin_fd, F_SETFL, ::fcntl(fds_.stdin_fd, F_GETFL) | O_NONBLOCK);
+      }
     }
     ssize_t n = ::read(fds_.stdin_fd, buffer.data(), buffer.size());
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN && !finishing) continue;
     if (n <= 0) {
       eof = true;
       chunk.set_eof(true);

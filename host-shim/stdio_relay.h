@@ -36,6 +36,9 @@ class StdioRelay {
   void WaitOutputDone();
   // Stops relaying stdin (the process exited or the caller lost interest).
   void StopStdin();
+  // Relays what stdin holds right now, then closes the process's stdin: for a
+  // FIFO the shim keeps open itself, where EOF never arrives (containerd's CloseIO).
+  void FinishStdin();
   std::uint64_t bytes_out() const { return bytes_out_.load(); }
 
  private:
@@ -47,7 +50,8 @@ class StdioRelay {
   const std::string exec_id_;
   const StdioFds fds_;
   const bool terminal_;
-  UniqueFd stop_stdin_;  // eventfd: wakes the stdin pump
+  UniqueFd stop_stdin_;    // eventfd: abandon stdin
+  UniqueFd finish_stdin_;  // eventfd: drain stdin, then EOF
   std::mutex contexts_mutex_;
   std::vector<grpc::ClientContext*> live_contexts_;
   std::atomic<std::uint64_t> bytes_out_{0};

@@ -10,6 +10,7 @@
 #
 # usage: build-image.sh --out DIR --init FILE [--cache DIR]
 #          [--kernel-package linux-image-cloud-amd64] [--modules "m1 m2 ..."]
+#          [--hyperv-modules "m1 ..."]  (own list, loaded only under Hyper-V)
 #          [--busybox FILE] [--compression zstd|gzip|lz4|xz|none]
 #          [--extra SRC=DST]...
 set -euo pipefail
@@ -18,6 +19,7 @@ export LC_ALL=C
 out= init= cache= busybox= compression=zstd
 kernel_package=linux-image-cloud-amd64
 modules=
+hyperv_modules=
 extras=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -26,6 +28,7 @@ while [[ $# -gt 0 ]]; do
     --cache) cache=$2; shift 2 ;;
     --kernel-package) kernel_package=$2; shift 2 ;;
     --modules) modules=$2; shift 2 ;;
+    --hyperv-modules) hyperv_modules=$2; shift 2 ;;
     --busybox) busybox=$2; shift 2 ;;
     --compression) compression=$2; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
@@ -95,24 +98,37 @@ done
 install -m 0755 "$init" "$staging/init"
 
 # Modules: dependency order from modules.dep (modprobe --show-depends); a
-# module built into this kernel yields no insmod line and is skipped.
-load_order=()
+# module built into this kernel yields no insmod line and is skipped. A module
+# already listed (e.g. vsock for hv_sock) is not repeated.
 declare -A seen=()
-for m in $modules; do
-  lines=$(modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>&1) ||
-    die "module $m: $lines"
-  while read -r verb path _; do
-    [[ $verb == insmod ]] || continue
-    name=$(basename "$path")
-    [[ -n ${seen[$name]:-} ]] && continue
-    seen[$name]=1
-    install -m 0644 "$path" "$staging/lib/modules/$name"
-    load_order+=("/lib/modules/$name")
-  done <<<"$lines"
-done
-printf '%s\n' "${load_order[@]}" >"$staging/lib/modules/load-order"
+module_count=0
+# write_load_order LIST_FILE MODULES...
+write_load_order() {
+  local list=$1; shift
+  local m lines verb path name
+  : >"$list"
+  for m in "$@"; do
+    lines=$(modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>&1) ||
+      die "module $m: $lines"
+    while read -r verb path _; do
+      [[ $verb == insmod ]] || continue
+      name=$(basename "$path")
+      [[ -n ${seen[$name]:-} ]] && continue
+      seen[$name]=1
+      install -m 0644 "$path" "$staging/lib/modules/$name"
+      echo "/lib/modules/$name" >>"$list"
+      module_count=$((module_count + 1))
+    done <<<"$lines"
+  done
+}
+# shellcheck disable=SC2086 # word lists
+write_load_order "$staging/lib/modules/load-order" $modules
+if [[ -n $hyperv_modules ]]; then
+  # shellcheck disable=SC2086
+  write_load_order "$staging/lib/modules/load-order.hyperv" $hyperv_modules
+fi
 echo "$release" >"$staging/lib/modules/kernel-release"
-say "kernel $release, ${#load_order[@]} modules"
+say "kernel $release, $module_count modules"
 
 if [[ -n $busybox ]]; then
   file -L "$busybox" | grep -q 'statically linked' || die "busybox $busybox is not statically linked"

@@ -103,7 +103,11 @@ std::optional<DecodedFrame> FrameDecoder::Next() {
     Compact();
     return OversizedFrame{header};
   }
-  if (buffered() < kFrameHeaderSize + header.length) return std::nullopt;
+  if (buffered() < kFrameHeaderSize + header.length) {
+    // Grow once to the announced size instead of doubling through a large frame.
+    buffer_.reserve(read_pos_ + kFrameHeaderSize + header.length);
+    return std::nullopt;
+  }
   Frame frame{header, buffer_.substr(read_pos_ + kFrameHeaderSize, header.length)};
   read_pos_ += kFrameHeaderSize + header.length;
   Compact();

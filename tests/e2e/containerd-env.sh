@@ -27,6 +27,8 @@
 #   --cri             keep the CRI plugin enabled (disabled by default for speed).
 #   --config-extra F  append the TOML file F to config.toml (e.g. CRI runtime handlers).
 #   --log-level L     containerd log level (default info). Env: CENV_LOG_LEVEL.
+#   --env NAME=VALUE  extra environment for containerd and so for every shim it starts
+#                     (repeatable). UVMSHIM_ROOT=$CENV_DIR/uvmshim is always set (overridable).
 #
 # Variables (exported by cenv_start, written to DIR/env):
 #   CENV_DIR              the temp dir (everything lives under it)
@@ -41,6 +43,7 @@
 #   CENV_IMAGE_REF        local/busybox:latest (when an image was imported)
 #   CENV_FIFO_DIR         a fifo dir for `ctr run --fifo-dir` (inside CENV_DIR)
 #   CENV_SHIM_DIR         the shim dir on containerd's PATH (may be empty)
+#   CENV_UVMSHIM_ROOT     $CENV_DIR/uvmshim, given to containerd as UVMSHIM_ROOT
 #
 # Cleanup (stop) ends, by pid only: tasks (ctr task kill/rm, with timeouts), containerd,
 # then any process whose cmdline or cwd refers to CENV_DIR (shims, VMs), then processes
@@ -94,11 +97,13 @@ cenv_containerd_pid() {
 
 # Starts containerd for an already prepared dir (config.toml written), waits until it answers.
 _cenv_launch_containerd() {
-  local dir=$1 path=$PATH pid i
+  local dir=$1 path=$PATH pid i extra=()
   [[ -n ${CENV_SHIM_DIR:-} ]] && path=$CENV_SHIM_DIR:$PATH
+  [[ -r $dir/containerd.env ]] && mapfile -t extra <"$dir/containerd.env"
   # setsid: containerd must not get the caller's terminal signals before our own cleanup runs.
-  # No subshell with job control here: $! is containerd itself (setsid execs, no fork).
-  PATH=$path setsid containerd --config "$dir/config.toml" >>"$dir/containerd.log" 2>&1 </dev/null &
+  # No subshell with job control here: $! is containerd itself (env and setsid exec, no fork).
+  PATH=$path env "${extra[@]}" setsid containerd --config "$dir/config.toml" \
+    >>"$dir/containerd.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$dir/containerd.pid"
   for ((i = 0; i < 300; i++)); do
@@ -152,7 +157,7 @@ EOF
 # Starts a private containerd. See the header for OPTIONS. Exports the CENV_* variables.
 cenv_start() {
   local shim_dir=${UVMSHIM_SHIM_DIR:-} image=${CENV_IMAGE:-} no_image=0 cri=0 extra=''
-  local snapshotter=${CENV_SNAPSHOTTER:-} level=${CENV_LOG_LEVEL:-info} dir ns
+  local snapshotter=${CENV_SNAPSHOTTER:-} level=${CENV_LOG_LEVEL:-info} dir ns env_extra=()
   while [[ $# -gt 0 ]]; do
     case $1 in
       --shim-dir) shim_dir=$2; shift 2 ;;
@@ -162,6 +167,9 @@ cenv_start() {
       --cri) cri=1; shift ;;
       --config-extra) extra=$2; shift 2 ;;
       --log-level) level=$2; shift 2 ;;
+      --env)
+        [[ $2 == [A-Za-z_]*=* ]] || { _cenv_log "cenv_start: --env wants NAME=VALUE, got '$2'"; return 2; }
+        env_extra+=("$2"); shift 2 ;;
       *) _cenv_log "cenv_start: unknown option '$1'"; return 2 ;;
     esac
   done
@@ -178,12 +186,15 @@ cenv_start() {
   dir=$(mktemp -d "${CENV_TMPDIR:-/tmp}/cenv-XXXXXX") || { _cenv_log "mktemp failed"; return 1; }
   chmod 0711 "$dir"
   ns=e2e-${dir##*-}
-  mkdir -p "$dir/root" "$dir/state" "$dir/fifo" || return 1
+  mkdir -p "$dir/root" "$dir/state" "$dir/fifo" "$dir/uvmshim" || return 1
+  # Environment of containerd, inherited by every shim it starts. The uvm shim keeps its
+  # per-sandbox state under UVMSHIM_ROOT: inside our dir, so cleanup and leak checks see it.
+  printf '%s\n' "UVMSHIM_ROOT=$dir/uvmshim" "${env_extra[@]}" >"$dir/containerd.env"
 
   export CENV_DIR=$dir CONTAINERD_ADDRESS=$dir/containerd.sock CONTAINERD_NAMESPACE=$ns
   export CENV_TTRPC_ADDRESS=$dir/containerd.sock.ttrpc CENV_STATE=$dir/state CENV_ROOT=$dir/root
   export CENV_LOG=$dir/containerd.log CENV_PID_FILE=$dir/containerd.pid CENV_FIFO_DIR=$dir/fifo
-  export CENV_SHIM_DIR=$shim_dir CENV_IMAGE_REF=''
+  export CENV_SHIM_DIR=$shim_dir CENV_IMAGE_REF='' CENV_UVMSHIM_ROOT=$dir/uvmshim
 
   if ! _cenv_write_config "$dir" "$cri" "$extra" "$level" || ! _cenv_launch_containerd "$dir"; then
     cenv_stop "$dir"
@@ -217,7 +228,7 @@ cenv_start() {
   local v
   : >"$dir/env"
   for v in CENV_DIR CONTAINERD_ADDRESS CONTAINERD_NAMESPACE CONTAINERD_SNAPSHOTTER CENV_TTRPC_ADDRESS \
-           CENV_STATE CENV_ROOT CENV_LOG CENV_PID_FILE CENV_FIFO_DIR CENV_SHIM_DIR CENV_IMAGE_REF; do
+           CENV_STATE CENV_ROOT CENV_LOG CENV_PID_FILE CENV_FIFO_DIR CENV_SHIM_DIR CENV_IMAGE_REF CENV_UVMSHIM_ROOT; do
     printf '%s=%q\n' "$v" "${!v}" >>"$dir/env"
   done
   return 0

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace uvmshim::e2e {
@@ -21,6 +22,11 @@ struct CommandOptions {
   bool use_pty = false;               // stdin/stdout/stderr on one pty (controlling terminal)
   std::chrono::milliseconds timeout = 60s;
   std::vector<std::string> env;       // extra NAME=VALUE entries
+
+  CommandOptions& WithTimeout(std::chrono::milliseconds t) { timeout = t; return *this; }
+  CommandOptions& WithPty() { use_pty = true; return *this; }
+  CommandOptions& WithStdin(std::string data) { stdin_data = std::move(data); return *this; }
+  CommandOptions& WithEnv(std::string name_value) { env.push_back(std::move(name_value)); return *this; }
 };
 
 struct CommandResult {
@@ -161,8 +167,7 @@ bool WaitFor(Predicate predicate, std::chrono::milliseconds timeout) {
   while (true) {
     if (predicate()) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
-    struct timespec ts{0, 100'000'000};
-    nanosleep(&ts, nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 

@@ -56,3 +56,53 @@ TEST(Ids, ContainerdRule) {
   EXPECT_TRUE(IsValidId(RandomId()));
   EXPECT_NE(RandomId(), RandomId());
 }
+
+#include "sandbox_config.h"
+
+TEST(SandboxConfig, ParsesEveryKey) {
+  auto config = ParseSandboxConfig(R"(
+isolation = "process"
+[uvm]
+memory_mb = 512
+cpus = 2
+kernel = "/k"
+initrd = "/i"
+kernel_cmdline_extra = "loglevel=7"
+boot_timeout_seconds = 30
+console_log = false
+[agent]
+log_level = "debug"
+)", "test.toml");
+  EXPECT_EQ(config.isolation, Isolation::kProcess);
+  EXPECT_EQ(config.memory_mb, 512u);
+  EXPECT_EQ(config.cpus, 2u);
+  EXPECT_EQ(config.kernel, "/k");
+  EXPECT_EQ(config.initrd, "/i");
+  EXPECT_EQ(config.kernel_cmdline_extra, "loglevel=7");
+  EXPECT_EQ(config.boot_timeout, std::chrono::seconds(30));
+  EXPECT_FALSE(config.console_log);
+  EXPECT_EQ(config.agent_log_level, "debug");
+}
+
+TEST(SandboxConfig, RejectsWhatItDoesNotKnow) {
+  auto message = [](const std::string& text) {
+    try {
+      ParseSandboxConfig(text, "c.toml");
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("isolaton = \"process\""), "c.toml: unknown key \"isolaton\"");
+  EXPECT_EQ(message("isolation = \"vm\""), "isolation \"vm\": expected process or hyperv");
+  EXPECT_EQ(message("[uvm]\nmemory_mb = \"big\""), "c.toml [uvm]: \"memory_mb\" has the wrong type");
+  EXPECT_EQ(message("[uvm]\ncpus = 0"), "c.toml [uvm]: \"cpus\" = 0 is out of range");
+  EXPECT_NE(message("isolation = "), "no error");
+}
+
+TEST(SandboxConfig, AnnotationOverrides) {
+  SandboxConfig config;
+  ApplyAnnotations(config, {{"io.uvmshim.isolation", "process"}});
+  EXPECT_EQ(config.isolation, Isolation::kProcess);
+  EXPECT_THROW(ApplyAnnotations(config, {{"io.uvmshim.isolation", "bogus"}}), std::invalid_argument);
+}

@@ -1,0 +1,74 @@
+// The gRPC service of proto/agent.proto (uvmshim.agent.v1.Agent).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "agent.grpc.pb.h"
+#include "guest-agent/container.h"
+#include "guest-agent/reaper.h"
+#include "guest-agent/unique_fd.h"
+
+namespace uvmshim::agent {
+
+struct AgentOptions {
+  bool in_utility_vm = false;           // reported by Version
+  std::string cgroup_parent = "uvmshim";  // containers get <parent>/<id>
+};
+
+class AgentService final : public pb::Agent::Service {
+ public:
+  // Starts the reaper: SIGCHLD must already be blocked (PrepareAgentProcess).
+  explicit AgentService(AgentOptions options);
+  ~AgentService() override;
+
+  // Readable (eventfd) once Shutdown was called or RequestShutdown() ran.
+  int shutdown_event_fd() const { return shutdown_event_.get(); }
+  void RequestShutdown();
+  // Kills and forgets every container (at exit).
+  void DestroyAllContainers();
+  Reaper& reaper() { return reaper_; }
+  const AgentOptions& options() const { return options_; }
+
+  grpc::Status Version(grpc::ServerContext*, const pb::VersionRequest*, pb::VersionResponse*) override;
+  grpc::Status Ping(grpc::ServerContext*, const pb::PingRequest*, pb::PingResponse*) override;
+  grpc::Status CreateContainer(grpc::ServerContext*, const pb::CreateContainerRequest*,
+                               pb::CreateContainerResponse*) override;
+  grpc::Status StartContainer(grpc::ServerContext*, const pb::StartContainerRequest*,
+                              pb::StartContainerResponse*) override;
+  grpc::Status ExecProcess(grpc::ServerContext*, const pb::ExecProcessRequest*, pb::ExecProcessResponse*) override;
+  grpc::Status SignalProcess(grpc::ServerContext*, const pb::SignalProcessRequest*,
+                             pb::SignalProcessResponse*) override;
+  grpc::Status WaitProcess(grpc::ServerContext*, const pb::WaitProcessRequest*, pb::WaitProcessResponse*) override;
+  grpc::Status ReadOutput(grpc::ServerContext*, const pb::ReadOutputRequest*,
+                          grpc::ServerWriter<pb::OutputChunk>*) override;
+  grpc::Status WriteStdin(grpc::ServerContext*, grpc::ServerReader<pb::StdinChunk>*, pb::WriteStdinResponse*) override;
+  grpc::Status CloseStdin(grpc::ServerContext*, const pb::CloseStdinRequest*, pb::CloseStdinResponse*) override;
+  grpc::Status ResizePty(grpc::ServerContext*, const pb::ResizePtyRequest*, pb::ResizePtyResponse*) override;
+  grpc::Status Stats(grpc::ServerContext*, const pb::StatsRequest*, pb::StatsResponse*) override;
+  grpc::Status ListProcesses(grpc::ServerContext*, const pb::ListProcessesRequest*,
+                             pb::ListProcessesResponse*) override;
+  grpc::Status DeleteContainer(grpc::ServerContext*, const pb::DeleteContainerRequest*,
+                               pb::DeleteContainerResponse*) override;
+  grpc::Status Shutdown(grpc::ServerContext*, const pb::ShutdownRequest*, pb::ShutdownResponse*) override;
+  grpc::Status Console(grpc::ServerContext*,
+                       grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>*) override;
+
+ private:
+  grpc::Status FindContainer(const std::string& id, std::shared_ptr<Container>* container);
+  grpc::Status FindProcess(const std::string& container_id, const std::string& exec_id,
+                           std::shared_ptr<Process>* process);
+
+  const AgentOptions options_;
+  Reaper reaper_;
+  UniqueFd shutdown_event_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Container>> containers_;
+  std::set<std::string> creating_;  // ids reserved by a CreateContainer in progress
+};
+
+}  // namespace uvmshim::agent

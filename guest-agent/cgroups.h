@@ -1,0 +1,66 @@
+// Per-container cgroups, for Stats, limits and killing everything a
+// container started. cgroup v2 when /sys/fs/cgroup/cgroup.controllers exists,
+// else the v1 hierarchies of cpu, cpuacct, memory and pids wherever they are
+// mounted. Created as <parent>/<container id> under each hierarchy's root.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guest-agent/oci_spec.h"
+#include "guest-agent/unique_fd.h"
+
+namespace uvmshim::agent {
+
+struct CgroupStats {
+  uint64_t cpu_usage_ns = 0;
+  uint64_t cpu_user_ns = 0;
+  uint64_t cpu_system_ns = 0;
+  uint64_t memory_usage_bytes = 0;
+  uint64_t memory_limit_bytes = 0;
+  uint64_t memory_max_usage_bytes = 0;
+  uint64_t pids_current = 0;
+  uint64_t pids_limit = 0;
+};
+
+class Cgroup {
+ public:
+  // nullptr (and *warning set) when cgroups are unavailable; the container
+  // then runs without one.
+  static std::unique_ptr<Cgroup> Create(const std::string& parent, const std::string& name,
+                                        const OciResources& resources, std::string* warning);
+  ~Cgroup();  // removes the directories (best effort, logged)
+  Cgroup(const Cgroup&) = delete;
+  Cgroup& operator=(const Cgroup&) = delete;
+
+  // Opened cgroup.procs files (close-on-exec): a child writes "0" to each to
+  // join the cgroup before it execs.
+  std::vector<UniqueFd> OpenProcsFiles() const;
+
+  std::vector<pid_t> Pids() const;
+  // Kills every process in the cgroup with `signal`; returns how many.
+  int KillAll(int signal) const;
+  CgroupStats ReadStats() const;
+  // rmdir of every directory; false while processes remain.
+  bool Remove();
+  // rmdir of <parent> (and its ancestors below the roots) where empty; at
+  // agent exit.
+  static void RemoveParent(const std::string& parent);
+  bool is_v2() const { return v2_; }
+  const std::vector<std::string>& directories() const { return directories_; }
+
+ private:
+  Cgroup() = default;
+  std::string FileIn(const std::string& controller, const std::string& file) const;
+
+  bool v2_ = false;
+  bool removed_ = false;
+  std::vector<std::string> directories_;              // every created dir
+  std::vector<std::pair<std::string, std::string>> controller_dirs_;  // controller -> dir (v1)
+};
+
+}  // namespace uvmshim::agent

@@ -1,0 +1,71 @@
+// One container: its spec, init process, execs and cgroup.
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <grpcpp/support/status.h>
+
+#include "agent.pb.h"
+#include "guest-agent/cgroups.h"
+#include "guest-agent/oci_spec.h"
+#include "guest-agent/process.h"
+#include "guest-agent/reaper.h"
+#include "guest-agent/unique_fd.h"
+
+namespace uvmshim::agent {
+
+namespace pb = ::uvmshim::agent::v1;
+
+struct ContainerOptions {
+  std::string cgroup_parent = "uvmshim";
+};
+
+class Container {
+ public:
+  // Exited execs kept for WaitProcess before the oldest are forgotten.
+  static constexpr size_t kMaxExitedExecs = 256;
+
+  // Validates, creates the cgroup and launches the init helper (ready to
+  // start). Throws LaunchError.
+  static std::shared_ptr<Container> Create(const pb::CreateContainerRequest& request, Reaper& reaper,
+                                           const ContainerOptions& options);
+
+  const std::string& id() const { return id_; }
+  const std::shared_ptr<Process>& init() const { return init_; }
+
+  grpc::Status Start(pid_t* pid);
+  grpc::Status Exec(const pb::ExecProcessRequest& request, Reaper& reaper, pid_t* pid);
+  // "" = init. NOT_FOUND when unknown.
+  grpc::Status FindProcess(const std::string& exec_id, std::shared_ptr<Process>* process);
+  grpc::Status Signal(const pb::SignalProcessRequest& request, Reaper& reaper);
+  grpc::Status Stats(pb::StatsResponse* response);
+  grpc::Status ListProcesses(pb::ListProcessesResponse* response);
+  // Kills what is left, waits for it and removes the cgroup. FAILED_PRECONDITION
+  // while the init runs unless force.
+  grpc::Status Destroy(bool force, Reaper& reaper);
+
+ private:
+  Container(std::string id, OciSpec spec) : id_(std::move(id)), spec_(std::move(spec)) {}
+  std::vector<std::string> ExecNamespaces() const;
+  std::vector<pid_t> Pids();
+  void ForgetOldExecsLocked();
+
+  const std::string id_;
+  const OciSpec spec_;
+  std::shared_ptr<Process> init_;
+  std::unique_ptr<Cgroup> cgroup_;
+
+  std::mutex mu_;
+  UniqueFd init_sync_;  // until StartContainer
+  bool starting_ = false;
+  std::map<std::string, std::shared_ptr<Process>> execs_;
+  std::deque<std::string> exec_order_;  // oldest first
+};
+
+}  // namespace uvmshim::agent

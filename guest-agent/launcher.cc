@@ -1,0 +1,392 @@
+#include "guest-agent/launcher.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <spdlog/spdlog.h>
+
+#include "guest-agent/container_init.h"
+#include "guest-agent/spawn.h"
+
+extern char** environ;
+
+namespace uvmshim::agent {
+namespace {
+
+constexpr int kPipeBytes = 1 << 20;  // fewer wakeups for big outputs
+constexpr int kFirstFreeFd = 10;      // our fds live above what children dup2 into
+
+[[noreturn]] void ThrowErrno(const std::string& what, int error = errno) {
+  throw LaunchError(grpc::StatusCode::INTERNAL, what + ": " + std::strerror(error));
+}
+
+UniqueFd Above(UniqueFd fd) { return MoveFdAbove(std::move(fd), kFirstFreeFd); }
+
+struct Pipe {
+  UniqueFd read, write;
+};
+
+Pipe MakePipe(bool big) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) ThrowErrno("pipe2");
+  Pipe p{Above(UniqueFd(fds[0])), Above(UniqueFd(fds[1]))};
+  if (big) fcntl(p.write.get(), F_SETPIPE_SZ, kPipeBytes);  // best effort
+  return p;
+}
+
+UniqueFd OpenDevNull() {
+  UniqueFd fd(open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!fd) ThrowErrno("open /dev/null");
+  return Above(std::move(fd));
+}
+
+struct SyncPair {
+  UniqueFd agent, child;
+};
+
+SyncPair MakeSyncPair() {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) ThrowErrno("socketpair");
+  return {Above(UniqueFd(fds[0])), Above(UniqueFd(fds[1]))};
+}
+
+// The child ends and the agent ends of a process's stdio without a terminal.
+struct PipeStdio {
+  UniqueFd child_in, child_out, child_err;
+  AgentStdio agent;
+};
+
+PipeStdio MakePipeStdio(bool open_stdin) {
+  PipeStdio stdio;
+  if (open_stdin) {
+    Pipe in = MakePipe(false);
+    stdio.child_in = std::move(in.read);
+    stdio.agent.stdin_w = std::move(in.write);
+  } else {
+    stdio.child_in = OpenDevNull();
+  }
+  Pipe out = MakePipe(true);
+  Pipe err = MakePipe(true);
+  stdio.child_out = std::move(out.write);
+  stdio.agent.stdout_r = std::move(out.read);
+  stdio.child_err = std::move(err.write);
+  stdio.agent.stderr_r = std::move(err.read);
+  return stdio;
+}
+
+void JoinCgroups(const std::vector<UniqueFd>& procs) noexcept {
+  for (const auto& fd : procs) [[maybe_unused]] auto n = write(fd.get(), "0", 1);
+}
+
+grpc::StatusCode CodeForSetupError(int error) {
+  switch (error) {
+    case ENOENT: return grpc::StatusCode::NOT_FOUND;
+    case EPERM:
+    case EACCES: return grpc::StatusCode::PERMISSION_DENIED;
+    default: return grpc::StatusCode::FAILED_PRECONDITION;
+  }
+}
+
+std::string WaitStatusText(Process& process) {
+  if (process.WaitExitFor(std::chrono::seconds(2))) return "exit status " + std::to_string(process.exit()->exit_status);
+  return "no exit status";
+}
+
+}  // namespace
+
+UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& process, Reaper& reaper) {
+  const OciSpec& spec = *launch.spec;
+  InitConfig config;
+  config.spec_json = launch.spec_json;
+  config.rootfs = launch.rootfs;
+  config.terminal = launch.terminal;
+  const OciNamespace* net = spec.FindNamespace("network");
+  config.new_network_namespace = net && net->path.empty();
+
+  UniqueFd config_fd(memfd_create("uvm-agent-init-config", MFD_CLOEXEC));
+  if (!config_fd) ThrowErrno("memfd_create");
+  std::string config_json = config.ToJson();
+  if (write(config_fd.get(), config_json.data(), config_json.size()) != static_cast<ssize_t>(config_json.size()))
+    ThrowErrno("write init config");
+  lseek(config_fd.get(), 0, SEEK_SET);
+  config_fd = Above(std::move(config_fd));
+
+  PipeStdio stdio;
+  if (launch.terminal) {
+    // The helper replaces these with the pty it opens inside the container.
+    stdio.child_in = OpenDevNull();
+  } else {
+    stdio = MakePipeStdio(launch.open_stdin);
+  }
+  int child_in = stdio.child_in.get();
+  int child_out = launch.terminal ? child_in : stdio.child_out.get();
+  int child_err = launch.terminal ? child_in : stdio.child_err.get();
+  SyncPair sync = MakeSyncPair();
+  for (auto& fd : launch.cgroup_procs) fd = Above(std::move(fd));
+
+  unsigned long flags = 0;
+  for (const auto& ns : spec.namespaces) {
+    if (!ns.path.empty()) continue;  // joined by the helper
+    if (ns.type == "pid") flags |= CLONE_NEWPID;
+    else if (ns.type == "mount") flags |= CLONE_NEWNS;
+    else if (ns.type == "uts") flags |= CLONE_NEWUTS;
+    else if (ns.type == "ipc") flags |= CLONE_NEWIPC;
+    else if (ns.type == "network") flags |= CLONE_NEWNET;
+    else if (ns.type == "cgroup") flags |= CLONE_NEWCGROUP;
+  }
+  char arg0[] = "uvm-agent";
+  char arg1[] = "__init";  // kInitHelperArg
+  char* argv[] = {arg0, arg1, nullptr};
+  char* envp[] = {nullptr};
+
+  auto token = reaper.BeginSpawn();
+  pid_t pid = CloneLikeFork(flags);
+  if (pid == 0) {
+    // Child of a threaded process: system calls only until execve.
+    JoinCgroups(launch.cgroup_procs);
+    if (dup2(child_in, 0) < 0 || dup2(child_out, 1) < 0 || dup2(child_err, 2) < 0 ||
+        dup2(config_fd.get(), kInitConfigFd) < 0 || dup2(sync.child.get(), kInitSyncFd) < 0) {
+      SendSyncMessage(sync.child.get(), SyncKind::kError, 0, errno, "dup2 for the init helper");
+      _exit(125);
+    }
+    execve("/proc/self/exe", argv, envp);
+    SendSyncMessage(kInitSyncFd, SyncKind::kError, 0, errno, "exec /proc/self/exe (the init helper)");
+    _exit(125);
+  }
+  if (pid < 0) ThrowErrno("clone the container init (namespaces flags " + std::to_string(flags) + ")");
+  process->SetPid(pid);
+  reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
+  sync.child.reset();
+  stdio.child_in.reset();
+  stdio.child_out.reset();
+  stdio.child_err.reset();
+  config_fd.reset();
+  launch.cgroup_procs.clear();
+
+  UniqueFd master;
+  try {
+    for (;;) {
+      SyncMessage message;
+      UniqueFd passed;
+      if (!ReceiveSyncMessage(sync.agent.get(), message, &passed))
+        throw LaunchError(grpc::StatusCode::INTERNAL,
+                          "container init exited during setup (" + WaitStatusText(*process) + ")");
+      if (message.kind == SyncKind::kPtyMaster) {
+        master = std::move(passed);
+      } else if (message.kind == SyncKind::kError) {
+        throw LaunchError(message.error ? CodeForSetupError(message.error) : grpc::StatusCode::FAILED_PRECONDITION,
+                          DescribeSyncError(message));
+      } else if (message.kind == SyncKind::kReady) {
+        break;
+      }
+    }
+  } catch (const std::system_error& e) {
+    process->Signal(SIGKILL, reaper);
+    ThrowErrno("container init setup", e.code().value());
+  } catch (...) {
+    process->Signal(SIGKILL, reaper);
+    throw;
+  }
+  if (launch.terminal) {
+    if (!master) throw LaunchError(grpc::StatusCode::INTERNAL, "container init sent no pty");
+    stdio.agent.pty_master = std::move(master);
+  }
+  process->SetStdio(std::move(stdio.agent));
+  return std::move(sync.agent);
+}
+
+void StartContainerInit(UniqueFd sync, Process& process) {
+  if (!SendSyncMessage(sync.get(), SyncKind::kStart, 0, 0, nullptr))
+    throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION,
+                      "container init is gone (" + WaitStatusText(process) + ")");
+  SyncMessage message;
+  try {
+    // EOF: the helper exec'd the command (its sync fd is close-on-exec).
+    if (ReceiveSyncMessage(sync.get(), message) && message.kind == SyncKind::kError)
+      throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION, DescribeSyncError(message));
+  } catch (const std::system_error& e) {
+    throw LaunchError(grpc::StatusCode::INTERNAL, std::string("start container: ") + e.what());
+  }
+  process.MarkStarted();
+}
+
+std::vector<UniqueFd> OpenNamespaces(pid_t pid, const std::vector<std::string>& names) {
+  std::vector<UniqueFd> fds;
+  for (const auto& name : names) {
+    std::string path = "/proc/" + std::to_string(pid) + "/ns/" + name;
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      int error = errno;
+      throw LaunchError(error == ENOENT ? grpc::StatusCode::FAILED_PRECONDITION : grpc::StatusCode::INTERNAL,
+                        "open " + path + ": " + std::strerror(error));
+    }
+    fds.push_back(Above(std::move(fd)));
+  }
+  return fds;
+}
+
+void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shared_ptr<Process>& process,
+                Reaper& reaper) {
+  std::unique_ptr<ExecPlan> plan;
+  try {
+    plan = MakeExecPlan(*launch.process);
+  } catch (const SpecError& e) {
+    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+  }
+  PipeStdio stdio;
+  if (!launch.terminal) stdio = MakePipeStdio(launch.open_stdin);
+  SyncPair sync = MakeSyncPair();
+  for (auto& fd : launch.cgroup_procs) fd = Above(std::move(fd));
+  // Everything the children touch, prepared now.
+  std::vector<int> ns_raw;
+  for (size_t i = 0; i < ns_fds.size(); ++i) ns_raw.push_back(ns_fds[i].get());
+  winsize size{};
+  size.ws_col = static_cast<unsigned short>(launch.process->console_width);
+  size.ws_row = static_cast<unsigned short>(launch.process->console_height);
+  bool set_size = size.ws_col != 0 && size.ws_row != 0;
+  ChildStdio child_stdio{stdio.child_in.get(), stdio.child_out.get(), stdio.child_err.get(), false};
+  int report = sync.child.get();
+
+  auto token = reaper.BeginSpawn();
+  pid_t intermediate = CloneLikeFork(0);
+  if (intermediate == 0) {
+    // System calls only from here on (see spawn.h).
+    JoinCgroups(launch.cgroup_procs);
+    for (size_t i = 0; i < ns_raw.size(); ++i) {
+      if (setns(ns_raw[i], 0) != 0) {
+        SendSyncMessage(report, SyncKind::kError, 0, errno, "join the container's namespaces");
+        _exit(125);
+      }
+    }
+    if (launch.terminal) {
+      int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+      int slave = master < 0 ? -1 : OpenPtySlave(master);
+      if (slave < 0) {
+        SendSyncMessage(report, SyncKind::kError, 0, errno, "terminal: open /dev/ptmx in the container");
+        _exit(125);
+      }
+      if (set_size) ioctl(slave, TIOCSWINSZ, &size);
+      if (!SendSyncMessage(report, SyncKind::kPtyMaster, 0, 0, nullptr, master)) _exit(125);
+      close(master);
+      child_stdio = ChildStdio{slave, slave, slave, true};
+    }
+    // The pid namespace applies to children: fork once more. CLONE_PARENT
+    // makes the agent the new process's parent, so the agent reaps it.
+    pid_t child = CloneLikeFork(CLONE_PARENT);
+    if (child == 0) BecomeProcess(*plan, child_stdio, report);
+    if (child < 0) {
+      SendSyncMessage(report, SyncKind::kError, 0, errno, "fork into the container's pid namespace");
+      _exit(125);
+    }
+    SendSyncMessage(report, SyncKind::kPid, child, 0, nullptr);
+    _exit(0);
+  }
+  if (intermediate < 0) ThrowErrno("fork for exec");
+  reaper.Watch(intermediate, [](const ChildExit&) {}, token);
+  sync.child.reset();
+  stdio.child_in.reset();
+  stdio.child_out.reset();
+  stdio.child_err.reset();
+  launch.cgroup_procs.clear();
+  ns_fds.clear();
+
+  UniqueFd master;
+  pid_t pid = 0;
+  std::string error;
+  grpc::StatusCode code = grpc::StatusCode::FAILED_PRECONDITION;
+  try {
+    SyncMessage message;
+    UniqueFd passed;
+    // Until EOF: the process exec'd (or failed and reported why).
+    while (ReceiveSyncMessage(sync.agent.get(), message, &passed)) {
+      if (message.kind == SyncKind::kPtyMaster) {
+        master = std::move(passed);
+      } else if (message.kind == SyncKind::kPid && pid == 0) {
+        pid = message.value;
+        process->SetPid(pid);
+        reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
+      } else if (message.kind == SyncKind::kError && error.empty()) {
+        error = DescribeSyncError(message);
+        if (message.error) code = CodeForSetupError(message.error);
+        if (message.error == ENOENT) code = grpc::StatusCode::INVALID_ARGUMENT;  // e.g. a missing cwd
+      }
+    }
+  } catch (const std::system_error& e) {
+    error = e.what();
+    code = grpc::StatusCode::INTERNAL;
+  }
+  if (error.empty() && pid == 0) {
+    error = "exec setup ended without a process";
+    code = grpc::StatusCode::INTERNAL;
+  }
+  if (!error.empty()) {
+    if (pid > 0) process->Signal(SIGKILL, reaper);
+    throw LaunchError(code, error);
+  }
+  if (launch.terminal) {
+    if (!master) throw LaunchError(grpc::StatusCode::INTERNAL, "exec sent no pty");
+    stdio.agent.pty_master = std::move(master);
+  }
+  process->SetStdio(std::move(stdio.agent));
+  process->MarkStarted();
+}
+
+void LaunchConsole(const std::vector<std::string>& command, uint32_t width, uint32_t height,
+                       const std::shared_ptr<Process>& process, Reaper& reaper) {
+  OciProcess spec;
+  spec.args = command;
+  for (char** entry = environ; entry && *entry; ++entry) spec.env.emplace_back(*entry);
+  if (!EnvLookup(spec.env, "TERM")) spec.env.emplace_back("TERM=xterm");
+  if (!EnvLookup(spec.env, "PATH")) spec.env.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  spec.cwd = "/";
+  std::unique_ptr<ExecPlan> plan;
+  try {
+    plan = MakeExecPlan(spec);
+  } catch (const SpecError& e) {
+    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+  }
+  plan->change_user = false;
+  UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master) ThrowErrno("posix_openpt");
+  master = Above(std::move(master));
+  UniqueFd slave(OpenPtySlave(master.get()));
+  if (!slave) ThrowErrno("open pty slave");
+  slave = Above(std::move(slave));
+  if (width != 0 && height != 0) {
+    winsize size{};
+    size.ws_col = static_cast<unsigned short>(width);
+    size.ws_row = static_cast<unsigned short>(height);
+    ioctl(master.get(), TIOCSWINSZ, &size);
+  }
+  SyncPair sync = MakeSyncPair();
+  ChildStdio child_stdio{slave.get(), slave.get(), slave.get(), true};
+  int report = sync.child.get();
+  auto token = reaper.BeginSpawn();
+  pid_t pid = CloneLikeFork(0);
+  if (pid == 0) BecomeProcess(*plan, child_stdio, report);
+  if (pid < 0) ThrowErrno("fork for the console");
+  process->SetPid(pid);
+  reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
+  sync.child.reset();
+  slave.reset();
+  SyncMessage message;
+  try {
+    if (ReceiveSyncMessage(sync.agent.get(), message) && message.kind == SyncKind::kError)
+      throw LaunchError(grpc::StatusCode::INTERNAL, "console: " + DescribeSyncError(message));
+  } catch (const std::system_error& e) {
+    ThrowErrno("console", e.code().value());
+  }
+  AgentStdio stdio;
+  stdio.pty_master = std::move(master);
+  process->SetStdio(std::move(stdio));
+  process->MarkStarted();
+}
+
+}  // namespace uvmshim::agent

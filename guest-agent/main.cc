@@ -1,0 +1,70 @@
+// uvm-agent: serves proto/agent.proto. See agent_server.h for the pieces.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+#include <string_view>
+
+#include "guest-agent/agent_server.h"
+#include "guest-agent/container_init.h"
+#include "guest-agent/listen_address.h"
+#include "guest-agent/logging.h"
+
+// Defined by the CMake lines that compile guest-agent/vm/*.cc into uvm-agent.
+#ifdef UVMSHIM_AGENT_VM_CHANNELS
+#include "guest-agent/vm/channels.h"
+#endif
+
+namespace agent = uvmshim::agent;
+
+int main(int argc, char** argv) {
+  // The container init helper: the agent re-executes itself (container_init.h).
+  if (argc >= 2 && std::string_view(argv[1]) == agent::kInitHelperArg) return agent::RunContainerInitHelper();
+
+  CLI::App app{"uvm-agent: the uvmshim guest agent (gRPC, proto/agent.proto)"};
+  std::string listen;
+  std::string log_level = "info";
+  std::string cgroup_parent = "uvmshim";
+  app.add_option("--listen", listen, "unix:///path, vsock://PORT or serial:///dev/vportNpM")->required();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
+  app.add_option("--cgroup-parent", cgroup_parent, "containers get cgroups <parent>/<id>")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    agent::SetupLogging(log_level);
+    agent::ListenAddress address = agent::ParseListenAddress(listen);
+    agent::PrepareAgentProcess();
+    agent::AgentOptions options;
+    options.cgroup_parent = cgroup_parent;
+    options.in_utility_vm = getpid() == 1;
+    agent::AgentService service(options);
+    std::unique_ptr<grpc::Server> server;
+#ifdef UVMSHIM_AGENT_VM_CHANNELS
+    std::unique_ptr<agent::vm::ChannelListener> listener;
+#endif
+    switch (address.kind) {
+      case agent::ListenAddress::Kind::kUnix:
+        server = agent::ListenUnix(service, address.path);
+        break;
+      case agent::ListenAddress::Kind::kVsock:
+      case agent::ListenAddress::Kind::kSerial:
+#ifdef UVMSHIM_AGENT_VM_CHANNELS
+        server = agent::BuildServer(service);
+        listener = agent::vm::StartVmListener(address, [raw = server.get()](int fd) {
+          agent::ServeOnConnectedFd(*raw, fd);
+        });
+        break;
+#else
+        spdlog::critical("event=listen_failed address={} error=\"not supported in this build\"", listen);
+        return 2;
+#endif
+    }
+    spdlog::info("event=listening address={} pid={}", agent::ToString(address), getpid());
+    agent::ServeUntilShutdown(service, *server);
+  } catch (const std::exception& e) {
+    spdlog::critical("event=fatal error={}", agent::LogQuote(e.what()));
+    return 1;
+  }
+  return 0;
+}

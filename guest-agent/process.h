@@ -1,0 +1,120 @@
+// A process the agent started (a container's init or an exec): its pid, its
+// stdio ends on the agent's side, its exit, and the waiters for that exit.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <grpcpp/support/status.h>
+
+#include "guest-agent/output_pump.h"
+#include "guest-agent/reaper.h"
+#include "guest-agent/unique_fd.h"
+
+namespace uvmshim::agent {
+
+// The agent's ends of a process's stdio. With a terminal only pty_master is set.
+struct AgentStdio {
+  UniqueFd stdin_w;
+  UniqueFd stdout_r;
+  UniqueFd stderr_r;
+  UniqueFd pty_master;
+};
+
+// Where stdin data goes: a pipe's write end or a pty master (shared with the
+// output side). Kept alive by writers so CloseStdin never closes an fd a
+// writer still uses.
+struct StdinTarget {
+  UniqueFd pipe;          // owned pipe write end (no terminal)
+  int pty_master = -1;    // borrowed from the Process (terminal)
+  int fd() const { return pty_master >= 0 ? pty_master : pipe.get(); }
+};
+
+enum class OutputKind { kStdout = 0, kStderr = 1 };
+
+struct ProcessExit {
+  unsigned exit_status = 0;
+  int64_t exited_at_unix_nano = 0;
+};
+
+class Process {
+ public:
+  // `name` is used in messages, e.g. "c1" or "c1/exec2".
+  Process(std::string name, std::string exec_id, bool terminal);
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& exec_id() const { return exec_id_; }
+  bool terminal() const { return terminal_; }
+  pid_t pid() const { return pid_.load(); }
+
+  // Set once by the launcher. Makes the fds non-blocking.
+  void SetPid(pid_t pid) { pid_.store(pid); }
+  void SetStdio(AgentStdio stdio);
+  void MarkStarted();
+  bool started() const;
+
+  // From the reaper.
+  void OnExit(const ChildExit& exit);
+  std::optional<ProcessExit> exit() const;
+
+  // Blocks until the process exited and every attached output reader has
+  // delivered all of its output. nullopt when `cancelled` became true.
+  std::optional<ProcessExit> Wait(const std::function<bool()>& cancelled);
+  // Blocks until the process exited (not its output); false on timeout.
+  bool WaitExitFor(std::chrono::milliseconds timeout);
+
+  // kill(2) unless the process has exited (NOT_FOUND "process X has exited").
+  grpc::Status Signal(int signal, Reaper& reaper);
+
+  // Streams one output to `sink` (see output_pump.h). Only one reader per
+  // output at a time. `on_attached` runs once the reader is registered (so
+  // Wait() waits for it) -- the service sends an empty chunk then.
+  grpc::Status ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,
+                          const std::function<bool()>& cancelled,
+                          const std::function<bool()>& on_attached);
+
+  // Writes all of `data` (blocking with backpressure). FAILED_PRECONDITION
+  // when the process has no stdin or it was closed.
+  grpc::Status WriteStdin(std::string_view data, const std::function<bool()>& cancelled,
+                          uint64_t* written);
+  // Pipe: close the write end (EOF). Terminal: send the VEOF character.
+  grpc::Status CloseStdin();
+  grpc::Status ResizePty(uint32_t width, uint32_t height);
+
+ private:
+  struct Output {
+    UniqueFd owned;     // pipe read end (no terminal)
+    int fd = -1;        // what is read: owned or the pty master
+    bool attached = false;
+    bool finished = false;  // all output delivered; later readers get an empty stream
+  };
+
+  bool OutputsSettledLocked() const;
+
+  const std::string name_;
+  const std::string exec_id_;
+  const bool terminal_;
+  std::atomic<pid_t> pid_{0};
+  UniqueFd exited_event_;  // eventfd, written once on exit, never read
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;
+  std::optional<ProcessExit> exit_;
+  Output outputs_[2];
+  UniqueFd pty_master_;
+  std::shared_ptr<StdinTarget> stdin_;
+  bool stdin_last_was_newline_ = true;  // decides how many VEOFs end a pty's input
+};
+
+}  // namespace uvmshim::agent

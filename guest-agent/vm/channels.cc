@@ -1,0 +1,327 @@
+#include "guest-agent/vm/channels.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <system_error>
+#include <vector>
+
+#include "guest-agent/logging.h"
+
+namespace uvmshim::agent::vm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+[[noreturn]] void ThrowErrno(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+UniqueFd MakeEventFd() {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) ThrowErrno("eventfd");
+  return fd;
+}
+
+void Signal(const UniqueFd& event) {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto ignored = ::write(event.get(), &one, sizeof one);
+}
+
+bool IsSignalled(const UniqueFd& event) {
+  pollfd pfd{event.get(), POLLIN, 0};
+  return ::poll(&pfd, 1, 0) > 0;
+}
+
+// Sleeps up to `ms` unless `event` fires first; true when it fired.
+bool WaitEvent(const UniqueFd& event, int ms) {
+  pollfd pfd{event.get(), POLLIN, 0};
+  return ::poll(&pfd, 1, ms) > 0;
+}
+
+std::string Trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+std::optional<fs::path> FindPortByName(const std::string& name) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/sys/class/virtio-ports", ec)) {
+    std::ifstream in(entry.path() / "name");
+    std::string port_name;
+    std::getline(in, port_name);
+    if (Trim(port_name) == name) return fs::path("/dev") / entry.path().filename();
+  }
+  return std::nullopt;
+}
+
+// A byte buffer between two fds: filled from one, drained into the other.
+struct Pending {
+  std::vector<char> data = std::vector<char>(64 * 1024);
+  std::size_t begin = 0;
+  std::size_t end = 0;
+
+  bool empty() const { return begin == end; }
+  std::size_t size() const { return end - begin; }
+  // Reads once from fd into an empty buffer: >0 bytes, 0 EOF, -1 error
+  // (errno set; EAGAIN means nothing to read).
+  ssize_t FillFrom(int fd) {
+    const ssize_t n = ::read(fd, data.data(), data.size());
+    if (n > 0) {
+      begin = 0;
+      end = static_cast<std::size_t>(n);
+    }
+    return n;
+  }
+  // Writes what it can; false on a hard error.
+  bool DrainTo(int fd) {
+    const ssize_t n = ::write(fd, data.data() + begin, size());
+    if (n > 0) {
+      begin += static_cast<std::size_t>(n);
+      return true;
+    }
+    return n < 0 && (errno == EAGAIN || errno == EINTR);
+  }
+};
+
+}  // namespace
+
+fs::path ResolveVirtioPort(const fs::path& path, std::chrono::milliseconds wait) {
+  const auto deadline = Clock::now() + wait;
+  const bool by_name = path.parent_path() == "/dev/virtio-ports";
+  for (;;) {
+    std::error_code ec;
+    if (fs::exists(path, ec)) return path;  // a device, or udev's symlink
+    if (by_name) {
+      if (auto device = FindPortByName(path.filename().string()); device && fs::exists(*device, ec))
+        return *device;
+    }
+    if (Clock::now() >= deadline)
+      throw std::runtime_error("virtio-serial port " + path.string() + " did not appear within " +
+                               std::to_string(wait.count()) + " ms (is virtio_console loaded and the " +
+                               "virtserialport configured on the host?)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// ---------------------------------------------------------------- serial
+
+SerialPortListener::SerialPortListener(const fs::path& port, AdoptConnection adopt)
+    : device_(ResolveVirtioPort(port, std::chrono::seconds(10))),
+      adopt_(std::move(adopt)),
+      stop_(MakeEventFd()) {
+  port_.reset(::open(device_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!port_) ThrowErrno("open virtio-serial port " + device_.string());
+  spdlog::info("event=serial_listening port={} device={}", LogQuote(port.string()),
+               LogQuote(device_.string()));
+  thread_ = std::thread([this] { Run(); });
+}
+
+SerialPortListener::~SerialPortListener() {
+  Signal(stop_);
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string SerialPortListener::description() const { return "serial://" + device_.string(); }
+
+void SerialPortListener::Run() {
+  while (WaitForHost()) ServeConnection();
+}
+
+// virtio_console reports POLLHUP while no host is connected, so poll() cannot
+// block on "host connected": check with a growing back-off (1 ms .. 50 ms).
+// Data left in the port from an earlier host connection is discarded.
+bool SerialPortListener::WaitForHost() {
+  int backoff_ms = 1;
+  bool logged = false;
+  char scratch[4096];
+  for (;;) {
+    if (IsSignalled(stop_)) return false;
+    pollfd pfd{port_.get(), POLLIN, 0};
+    if (::poll(&pfd, 1, 0) < 0 && errno != EINTR) ThrowErrno("poll " + device_.string());
+    if ((pfd.revents & POLLHUP) == 0) return true;
+    while (::read(port_.get(), scratch, sizeof scratch) > 0) {
+    }
+    if (!logged) {
+      spdlog::debug("event=serial_waiting_for_host device={}", LogQuote(device_.string()));
+      logged = true;
+    }
+    if (WaitEvent(stop_, backoff_ms)) return false;
+    backoff_ms = std::min(backoff_ms * 2, 50);
+  }
+}
+
+void SerialPortListener::ServeConnection() {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    spdlog::error("event=serial_bridge_failed device={} error={}", LogQuote(device_.string()),
+                  LogQuote(std::strerror(errno)));
+    WaitEvent(stop_, 100);
+    return;
+  }
+  UniqueFd ours(pair[0]);
+  ::fcntl(ours.get(), F_SETFL, ::fcntl(ours.get(), F_GETFL) | O_NONBLOCK);
+  {
+    std::lock_guard lock(bridge_mu_);
+    bridge_fd_ = ours.get();
+  }
+  const auto number = ++connections_;
+  spdlog::info("event=serial_host_connected device={} connection={}", LogQuote(device_.string()), number);
+  adopt_(pair[1]);
+
+  Pending to_guest;  // host -> port -> gRPC
+  Pending to_host;   // gRPC -> port -> host
+  const int port = port_.get();
+  std::string reason;
+  while (reason.empty()) {
+    pollfd fds[3] = {
+        {port, static_cast<short>((to_guest.empty() ? POLLIN : 0) | (to_host.empty() ? 0 : POLLOUT)), 0},
+        {ours.get(), static_cast<short>((to_host.empty() ? POLLIN : 0) | (to_guest.empty() ? 0 : POLLOUT)), 0},
+        {stop_.get(), POLLIN, 0},
+    };
+    unflushed_ = to_host.size();
+    if (::poll(fds, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      reason = std::string("poll: ") + std::strerror(errno);
+      break;
+    }
+    if (fds[2].revents) {
+      reason = "stopping";
+      break;
+    }
+    // The port: POLLHUP = the host side went away (its bytes are for a
+    // connection that no longer exists on the host).
+    if (fds[0].revents & (POLLHUP | POLLERR)) {
+      reason = "host disconnected";
+      break;
+    }
+    if ((fds[0].revents & POLLIN) && to_guest.empty()) {
+      const ssize_t n = to_guest.FillFrom(port);
+      if (n == 0) reason = "host disconnected";
+      else if (n < 0 && errno != EAGAIN && errno != EINTR) reason = std::string("read port: ") + std::strerror(errno);
+    }
+    if ((fds[0].revents & POLLOUT) && !to_host.empty() && !to_host.DrainTo(port))
+      reason = std::string("write port: ") + std::strerror(errno);
+    // gRPC's end.
+    if ((fds[1].revents & POLLIN) && to_host.empty()) {
+      const ssize_t n = to_host.FillFrom(ours.get());
+      if (n == 0) reason = "agent closed the connection";
+      else if (n < 0 && errno != EAGAIN && errno != EINTR) reason = std::string("read socket: ") + std::strerror(errno);
+    } else if ((fds[1].revents & (POLLHUP | POLLERR)) && !(fds[1].revents & POLLIN)) {
+      reason = "agent closed the connection";
+    }
+    if ((fds[1].revents & POLLOUT) && !to_guest.empty() && !to_guest.DrainTo(ours.get()))
+      reason = std::string("write socket: ") + std::strerror(errno);
+  }
+  // What gRPC said last (e.g. a GOAWAY) still goes to a connected host.
+  if (reason == "agent closed the connection") {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(200);
+    while (!to_host.empty() && Clock::now() < deadline) {
+      pollfd pfd{port, POLLOUT, 0};
+      if (::poll(&pfd, 1, 10) > 0 && (pfd.revents & POLLHUP)) break;
+      if ((pfd.revents & POLLOUT) && !to_host.DrainTo(port)) break;
+    }
+  }
+  {
+    std::lock_guard lock(bridge_mu_);
+    bridge_fd_ = -1;
+  }
+  unflushed_ = 0;
+  spdlog::info("event=serial_connection_ended device={} connection={} reason={}", LogQuote(device_.string()),
+               number, LogQuote(reason));
+}
+
+void SerialPortListener::Flush(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    {
+      std::lock_guard lock(bridge_mu_);
+      if (bridge_fd_ < 0) return;
+      int queued = 0;
+      if (::ioctl(bridge_fd_, FIONREAD, &queued) != 0) return;
+      if (queued == 0 && unflushed_ == 0) return;
+    }
+    if (Clock::now() >= deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// ---------------------------------------------------------------- vsock
+
+bool IsHostPeer(const sockaddr_vm& peer) {
+  return peer.svm_family == AF_VSOCK && peer.svm_cid == VMADDR_CID_HOST;
+}
+
+VsockListener::VsockListener(std::uint32_t port, AdoptConnection adopt)
+    : port_(port), adopt_(std::move(adopt)), stop_(MakeEventFd()) {
+  listen_.reset(::socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listen_) ThrowErrno("socket AF_VSOCK");
+  sockaddr_vm address{};
+  address.svm_family = AF_VSOCK;
+  address.svm_cid = VMADDR_CID_ANY;
+  address.svm_port = port;
+  if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    ThrowErrno("bind vsock port " + std::to_string(port));
+  if (::listen(listen_.get(), 16) != 0) ThrowErrno("listen vsock port " + std::to_string(port));
+  spdlog::info("event=vsock_listening port={}", port);
+  thread_ = std::thread([this] { Run(); });
+}
+
+VsockListener::~VsockListener() {
+  Signal(stop_);
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string VsockListener::description() const { return "vsock://" + std::to_string(port_); }
+
+void VsockListener::Run() {
+  for (;;) {
+    pollfd fds[2] = {{listen_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("event=vsock_poll_failed error={}", LogQuote(std::strerror(errno)));
+      return;
+    }
+    if (fds[1].revents) return;
+    sockaddr_vm peer{};
+    socklen_t length = sizeof peer;
+    UniqueFd conn(::accept4(listen_.get(), reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC));
+    if (!conn) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        spdlog::warn("event=vsock_accept_failed port={} error={}", port_, LogQuote(std::strerror(errno)));
+      continue;
+    }
+    if (!IsHostPeer(peer)) {
+      spdlog::warn("event=vsock_peer_rejected port={} peer_cid={} peer_port={}", port_, peer.svm_cid,
+                   peer.svm_port);
+      continue;
+    }
+    spdlog::info("event=vsock_host_connected port={} peer_port={}", port_, peer.svm_port);
+    adopt_(conn.release());
+  }
+}
+
+std::unique_ptr<ChannelListener> StartVmListener(const ListenAddress& address, AdoptConnection adopt) {
+  switch (address.kind) {
+    case ListenAddress::Kind::kSerial:
+      return std::make_unique<SerialPortListener>(address.path, std::move(adopt));
+    case ListenAddress::Kind::kVsock:
+      return std::make_unique<VsockListener>(address.port, std::move(adopt));
+    case ListenAddress::Kind::kUnix:
+      break;
+  }
+  throw std::invalid_argument("listen address " + ToString(address) + " is not a VM channel");
+}
+
+}  // namespace uvmshim::agent::vm

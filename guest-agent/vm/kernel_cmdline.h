@@ -1,0 +1,30 @@
+// Settings of the agent as PID 1, read from the kernel command line so that
+// /init needs no arguments. Recognised parameters (others are ignored):
+//   uvm.listen=ADDR[,ADDR...]  listen addresses (repeatable), e.g.
+//                              serial:///dev/virtio-ports/agent or vsock://1024
+//   uvm.log=LEVEL              agent log level (trace ... off), default info
+//   uvm.rootfs=TAG             virtiofs tag mounted at kGuestRootfsPath
+//   uvm.modules=off            skip loading kernel modules (debugging)
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace uvmshim::agent::vm {
+
+struct VmSettings {
+  std::vector<std::string> listen;
+  std::string log_level = "info";
+  std::string rootfs_tag;
+  bool load_modules = true;
+};
+
+// Splits a command line as the kernel does: spaces separate, double quotes
+// group ("a b" keeps the space, the quotes are dropped).
+std::vector<std::string> SplitKernelCmdline(std::string_view cmdline);
+
+// Throws std::invalid_argument naming the parameter on a malformed value.
+VmSettings ParseVmSettings(std::string_view cmdline);
+
+}  // namespace uvmshim::agent::vm

@@ -1,0 +1,71 @@
+#include "sandbox_state.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <stdexcept>
+
+#include "paths.h"
+
+namespace uvmshim::host {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SandboxState, id, ns, bundle, isolation,
+                                                shim_address, debug_target, console_log, status,
+                                                shim_pid, host_pid, task_pid, created_unix)
+
+fs::path StateDir(const std::string& ns, const std::string& id) {
+  return RuntimeRoot() / ns / id;
+}
+
+void WriteState(const fs::path& dir, const SandboxState& state) {
+  fs::create_directories(dir);
+  const fs::path tmp = dir / "state.json.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << json(state).dump(2) << '\n';
+    if (!out) throw std::runtime_error(fmt::format("write {}: failed", tmp.string()));
+  }
+  fs::rename(tmp, dir / "state.json");
+}
+
+std::optional<SandboxState> ReadState(const fs::path& dir) {
+  std::ifstream in(dir / "state.json");
+  if (!in) return std::nullopt;
+  try {
+    return json::parse(in).get<SandboxState>();
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<SandboxState> ListStates() {
+  std::vector<SandboxState> out;
+  std::error_code ec;
+  for (const auto& ns_dir : fs::directory_iterator(RuntimeRoot(), ec)) {
+    if (!ns_dir.is_directory()) continue;
+    for (const auto& dir : fs::directory_iterator(ns_dir.path(), ec)) {
+      if (auto state = ReadState(dir.path())) out.push_back(std::move(*state));
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.created_unix < b.created_unix; });
+  return out;
+}
+
+SandboxState FindState(const std::string& id, const std::string& ns) {
+  std::vector<SandboxState> found;
+  for (auto& state : ListStates()) {
+    if (state.id == id && (ns.empty() || state.ns == ns)) found.push_back(std::move(state));
+  }
+  if (found.empty())
+    throw std::runtime_error(fmt::format("no container {} (looked in {})", id, RuntimeRoot().string()));
+  if (found.size() > 1)
+    throw std::runtime_error(fmt::format("container {} exists in several namespaces; pass --namespace", id));
+  return found.front();
+}
+
+}  // namespace uvmshim::host

@@ -1,0 +1,233 @@
+// containerd-shim-uvm-v1: the runtime shim containerd runs for
+// io.containerd.uvm.v1. `start` launches the daemon and prints its address,
+// `delete` cleans up after a task whose shim is gone, no action = the daemon.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/ansicolor_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+
+#include "containerd/task/v2/shim.pb.h"
+#include "paths.h"
+#include "sandbox_state.h"
+#include "shim/event_publisher.h"
+#include "shim/rootfs_mount.h"
+#include "shim/shim_args.h"
+#include "shim/task_service.h"
+#include "ttrpc/server.h"
+#include "ttrpc/socket.h"
+
+namespace fs = std::filesystem;
+using namespace uvmshim;
+
+extern char** environ;
+
+namespace {
+
+constexpr int kListenerFd = 3;  // the daemon inherits its listening socket here
+constexpr const char* kSocketEnv = "UVMSHIM_SHIM_SOCKET";
+
+// Short and stable: Unix socket paths are limited to 108 bytes.
+std::string SocketPathFor(const std::string& ns, const std::string& id) {
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a
+  for (char c : ns + "/" + id) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return (host::RuntimeRoot() / "s" / fmt::format("{:016x}.sock", hash)).string();
+}
+
+// The daemon's log: the bundle's `log` FIFO (containerd copies it into its
+// own log), logfmt lines like containerd's own.
+void SetUpLogging(const shim::ShimArgs& args) {
+  int fd = ::open("log", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+  }
+  auto logger = spdlog::stderr_logger_mt("shim");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern(fmt::format("time=\"%Y-%m-%dT%H:%M:%S.%fZ\" level=%l msg=\"%v\" runtime=io.containerd.uvm.v1 namespace={} id={}",
+                                  args.ns, args.id),
+                      spdlog::pattern_time_type::utc);
+  spdlog::set_level(args.debug ? spdlog::level::debug : spdlog::level::info);
+  spdlog::flush_on(spdlog::level::debug);
+}
+
+int Start(const shim::ShimArgs& args) {
+  if (!host::IsValidId(args.id)) throw std::invalid_argument(fmt::format("-id \"{}\" is not valid", args.id));
+  const fs::path bundle = args.bundle.empty() ? fs::current_path() : fs::path(args.bundle);
+  const std::string socket = SocketPathFor(args.ns, args.id);
+  fs::create_directories(fs::path(socket).parent_path());
+  ::chmod(fs::path(socket).parent_path().c_str(), 0700);
+  const std::string address = "unix://" + socket;
+
+  // A daemon that still serves this id (containerd restarted): reuse it.
+  try {
+    ttrpc::ConnectUnix(socket);
+    std::ofstream(bundle / "address") << address;
+    std::cout << address << std::flush;
+    return 0;
+  } catch (const std::exception&) {
+    fs::remove(socket);
+  }
+  host::UniqueFd listener = ttrpc::ListenUnix(socket);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // containerd reads our stdout+stderr until EOF: the daemon must not hold them.
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, listener.get(), kListenerFd);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+
+  std::vector<std::string> argv_strings = {"/proc/self/exe"};
+  auto daemon_args = shim::DaemonArgs(args);
+  if (args.bundle.empty()) daemon_args.insert(daemon_args.end(), {"-bundle", bundle.string()});
+  argv_strings.insert(argv_strings.end(), daemon_args.begin(), daemon_args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings = {std::string(kSocketEnv) + "=" + socket};
+  for (char** e = environ; *e; ++e)
+    if (!std::string_view(*e).starts_with(kSocketEnv)) env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error(fmt::format("starting the shim daemon: {}", std::strerror(rc)));
+
+  std::ofstream(bundle / "address") << address;
+  std::cout << address << std::flush;
+  return 0;
+}
+
+// Is pid still the process we recorded? Its command line names our state dir.
+bool IsOurs(std::int64_t pid, const std::string& marker) {
+  if (pid <= 0) return false;
+  std::ifstream in(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+  return !cmdline.empty() && cmdline.find(marker) != std::string::npos;
+}
+
+void KillAndReap(std::int64_t pid) {
+  ::kill(static_cast<pid_t>(pid), SIGKILL);
+  for (int i = 0; i < 100 && ::kill(static_cast<pid_t>(pid), 0) == 0; ++i) ::usleep(20000);
+}
+
+int Delete(const shim::ShimArgs& args) {
+  const fs::path bundle = args.bundle.empty() ? fs::current_path() : fs::path(args.bundle);
+  const fs::path state_dir = host::StateDir(args.ns, args.id);
+  if (auto state = host::ReadState(state_dir)) {
+    if (IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
+    if (IsOurs(state->host_pid, state_dir.string())) KillAndReap(state->host_pid);
+    // In process isolation the container's init is a host process: its pid
+    // namespace ends with it.
+    if (state->isolation == "process" && state->task_pid > 0) {
+      std::error_code ec;
+      auto root = fs::read_symlink(fmt::format("/proc/{}/root", state->task_pid), ec);
+      if (!ec && root.string().starts_with(bundle.string())) KillAndReap(state->task_pid);
+    }
+  }
+  shim::UnmountAll(bundle / "rootfs");
+  std::error_code ignored;
+  fs::remove_all(state_dir, ignored);
+  fs::remove(SocketPathFor(args.ns, args.id), ignored);
+
+  containerd::task::v2::DeleteResponse response;
+  response.set_exit_status(128 + SIGKILL);
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  response.mutable_exited_at()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(now).count());
+  std::string bytes = response.SerializeAsString();
+  std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+  return 0;
+}
+
+int Serve(const shim::ShimArgs& args) {
+  ::signal(SIGPIPE, SIG_IGN);
+  if (!args.bundle.empty()) fs::current_path(args.bundle);
+  SetUpLogging(args);
+  const char* socket_env = std::getenv(kSocketEnv);
+  const std::string socket = socket_env ? socket_env : SocketPathFor(args.ns, args.id);
+
+  std::mutex mutex;
+  std::condition_variable exit_requested;
+  bool exiting = false;
+  auto request_exit = [&] {
+    std::lock_guard lock(mutex);
+    exiting = true;
+    exit_requested.notify_all();
+  };
+
+  // SIGTERM/SIGINT end the daemon like Shutdown does (tasks are torn down).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("signal {}: shutting down", sig);
+      request_exit();
+    }
+  });
+  signal_thread.detach();
+
+  const char* ttrpc_address = std::getenv("TTRPC_ADDRESS");
+  {
+    shim::EventPublisher events(ttrpc_address ? ttrpc_address : "", args.ns);
+    ttrpc::Server server;
+    {
+      shim::TaskService tasks({args.ns, "unix://" + socket, request_exit}, events);
+      tasks.RegisterWith(server);
+      server.Serve(host::UniqueFd(kListenerFd));
+      spdlog::info("serving on {} (pid {})", socket, ::getpid());
+      std::unique_lock lock(mutex);
+      exit_requested.wait(lock, [&] { return exiting; });
+      lock.unlock();
+      server.Shutdown(std::chrono::seconds(2));
+    }  // tasks torn down
+    events.Flush();
+  }
+  std::error_code ignored;
+  fs::remove(socket, ignored);
+  spdlog::info("exiting");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  shim::ShimArgs args;
+  try {
+    args = shim::ParseShimArgs({argv + 1, argv + argc});
+    if (args.ns.empty()) throw std::invalid_argument("-namespace is required");
+    if (args.id.empty()) throw std::invalid_argument("-id is required");
+    if (args.action == "start") return Start(args);
+    if (args.action == "delete") return Delete(args);
+    return Serve(args);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "containerd-shim-uvm-v1: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,629 @@
+#include "uvm/qemu_vm.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/process/args.hpp>
+#include <boost/process/extend.hpp>
+#include <boost/process/io.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <sstream>
+
+#include "agent.grpc.pb.h"
+#include "uvm/agent_channel.h"
+#include "uvm/qmp_client.h"
+
+namespace uvmshim::uvm {
+namespace {
+
+namespace bp = boost::process;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr unsigned kMinMemoryMb = 64;
+constexpr const char* kRootfsTag = "rootfs";
+#ifndef CLOSE_RANGE_CLOEXEC
+constexpr unsigned CLOSE_RANGE_CLOEXEC = 1U << 2;
+#endif
+
+// QEMU gets its own process group (a terminal's Ctrl-C for the shim is not
+// for the VM), an empty signal mask, and none of our descriptors.
+struct VmmChildSetup : bp::extend::handler {
+  template <class Executor>
+  void on_exec_setup(Executor&) const {
+    ::setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  }
+};
+
+std::string ErrnoText(int error) { return std::strerror(error); }
+
+// "kernel /x: No such file or directory" when a boot file cannot be read.
+void CheckReadableFile(const char* what, const fs::path& path) {
+  if (path.empty()) throw VmError(fmt::format("{}: no path configured", what));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw VmError(fmt::format("{} {}: {}", what, path.string(), ErrnoText(errno)));
+  struct stat st {};
+  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  ::close(fd);
+  if (!regular) throw VmError(fmt::format("{} {}: not a regular file", what, path.string()));
+}
+
+std::optional<std::string> FindInPath(const std::string& program) {
+  if (program.find('/') != std::string::npos)
+    return ::access(program.c_str(), X_OK) == 0 ? std::optional(program) : std::nullopt;
+  const char* path_env = std::getenv("PATH");
+  std::stringstream dirs(path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) continue;
+    const std::string candidate = dir + "/" + program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t HostMemoryMb() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGE_SIZE);
+  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) / (1024 * 1024);
+}
+
+std::string ReadTail(const fs::path& file, std::size_t lines) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<std::streamoff>(in.tellg());
+  const std::streamoff window = 64 * 1024;
+  in.seekg(std::max<std::streamoff>(0, size - window));
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  std::deque<std::string> tail;
+  std::stringstream stream(text);
+  std::string line;
+  while (std::getline(stream, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    tail.push_back(line);
+    if (tail.size() > lines) tail.pop_front();
+  }
+  std::string out;
+  for (const auto& l : tail) out += l + "\n";
+  return out;
+}
+
+std::string SignalName(int signal) {
+  const char* name = ::sigabbrev_np(signal);
+  return name ? fmt::format("SIG{} ({})", name, signal) : fmt::format("signal {}", signal);
+}
+
+// gRPC deadlines are system_clock time points.
+std::chrono::system_clock::time_point GrpcDeadline(Clock::time_point deadline) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(deadline - Clock::now());
+}
+
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- channel helpers
+
+std::shared_ptr<grpc::Channel> MakeAgentChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+std::shared_ptr<grpc::Channel> AgentChannel(UtilityVm& vm) {
+  if (auto* qemu = dynamic_cast<QemuVm*>(&vm)) {
+    if (auto channel = qemu->agent_channel()) return channel;
+  }
+  return MakeAgentChannel(vm.AgentTarget());
+}
+
+// ---------------------------------------------------------------- QemuVm
+
+QemuVm::QemuVm(VmConfig config, QemuOptions options)
+    : config_(std::move(config)), options_(std::move(options)) {}
+
+QemuVm::~QemuVm() {
+  Kill(ExitReason::kTerminated, "QemuVm destroyed while the VM was running");
+  if (exit_watcher_.joinable()) exit_watcher_.join();
+  if (console_stop_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto ignored = ::write(console_stop_fd_, &one, sizeof one);
+  }
+  if (console_watcher_.joinable()) console_watcher_.join();
+  if (console_stop_fd_ >= 0) ::close(console_stop_fd_);
+  channel_.reset();
+  qmp_.reset();
+  CleanupAfterExit();
+}
+
+std::string QemuVm::Describe() const { return "utility VM " + config_.id; }
+
+std::chrono::microseconds QemuVm::SinceStart() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start_time_);
+}
+
+void QemuVm::Validate() const {
+  if (!ValidId(config_.id))
+    throw VmError(fmt::format("utility VM id \"{}\": use 1-64 characters of [A-Za-z0-9._-]", config_.id));
+  const std::string who = Describe();
+  CheckReadableFile("kernel", config_.kernel);
+  CheckReadableFile("initrd", config_.initrd);
+  if (config_.memory_mb < kMinMemoryMb)
+    throw VmError(fmt::format("{}: memory_mb {} is below the minimum of {} MiB", who, config_.memory_mb,
+                              kMinMemoryMb));
+  if (config_.memory_mb > HostMemoryMb())
+    throw VmError(fmt::format("{}: memory_mb {} exceeds the host's {} MiB", who, config_.memory_mb,
+                              HostMemoryMb()));
+  const unsigned host_cpus = std::max(1U, std::thread::hardware_concurrency());
+  if (config_.cpus == 0 || config_.cpus > host_cpus)
+    throw VmError(fmt::format("{}: cpus {} out of range (1..{} host CPUs)", who, config_.cpus, host_cpus));
+  if (config_.boot_timeout <= milliseconds(0))
+    throw VmError(fmt::format("{}: boot_timeout must be positive", who));
+  if (config_.state_dir.empty() || !config_.state_dir.is_absolute())
+    throw VmError(fmt::format("{}: state_dir \"{}\" must be an absolute path", who, config_.state_dir.string()));
+  // Unix socket paths are limited to 107 bytes.
+  const auto longest = (config_.state_dir / "virtiofs.sock").native().size();
+  if (longest > 107)
+    throw VmError(fmt::format("{}: state_dir {} is too long for Unix sockets ({} > 107 bytes)", who,
+                              config_.state_dir.string(), longest));
+  if (!config_.rootfs_dir.empty()) {
+    std::error_code ec;
+    if (!fs::is_directory(config_.rootfs_dir, ec))
+      throw VmError(fmt::format("{}: rootfs_dir {}: not a directory", who, config_.rootfs_dir.string()));
+    if (::access(options_.virtiofsd.c_str(), X_OK) != 0)
+      throw VmError(fmt::format("{}: virtiofsd {}: {} (package qemu-system-common)", who,
+                                options_.virtiofsd.string(), ErrnoText(errno)));
+    if (::geteuid() != 0)
+      throw VmError(fmt::format("{}: sharing rootfs_dir with virtiofsd needs root", who));
+  }
+  if (!FindInPath(options_.qemu_binary))
+    throw VmError(fmt::format("{}: {} not found in PATH (package qemu-system-x86)", who, options_.qemu_binary));
+}
+
+void QemuVm::Create() {
+  std::lock_guard lock(mu_);
+  if (state_ != State::kNew) throw VmError(Describe() + ": Create() called twice");
+  Validate();
+  qemu_path_ = *FindInPath(options_.qemu_binary);
+  std::error_code ec;
+  fs::create_directories(config_.state_dir, ec);
+  if (ec) throw VmError(fmt::format("{}: create state_dir {}: {}", Describe(), config_.state_dir.string(), ec.message()));
+  if (::chmod(config_.state_dir.c_str(), 0700) != 0)
+    throw VmError(fmt::format("{}: chmod 0700 {}: {}", Describe(), config_.state_dir.string(), ErrnoText(errno)));
+
+  if (options_.kvm) {
+    kvm_ = *options_.kvm;
+  } else {
+    const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    kvm_ = fd >= 0;
+    if (fd >= 0) {
+      ::close(fd);
+    } else {
+      spdlog::info("event=vm_accel id={} accel=tcg reason={}", config_.id,
+                   fmt::format("\"no /dev/kvm ({}): software emulation\"", ErrnoText(errno)));
+    }
+  }
+  if (kvm_) spdlog::info("event=vm_accel id={} accel=kvm", config_.id);
+  command_ = BuildCommandLine();
+  state_ = State::kCreated;
+}
+
+std::vector<std::string> QemuVm::BuildCommandLine() const {
+  const fs::path& dir = config_.state_dir;
+  std::vector<std::string> cmd = {qemu_path_};
+  auto add = [&cmd](std::initializer_list<std::string> items) { cmd.insert(cmd.end(), items); };
+  add({"-name", "uvmshim-" + config_.id});
+  add({"-machine", options_.machine + ",accel=" + (kvm_ ? "kvm" : "tcg")});
+  if (kvm_) add({"-cpu", "host"});
+  if (!options_.bios.empty() && fs::exists(options_.bios)) add({"-bios", options_.bios.string()});
+  add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
+  add({"-m", std::to_string(config_.memory_mb), "-smp", std::to_string(config_.cpus)});
+  add({"-kernel", config_.kernel.string(), "-initrd", config_.initrd.string()});
+
+  std::string append = config_.debug_console ? "console=ttyS0" : "console=null";
+  append += " panic=-1 quiet " + options_.boot_params;
+  append += " uvm.listen=" + options_.agent_listen + " uvm.log=" + options_.agent_log_level;
+  if (!config_.rootfs_dir.empty()) append += std::string(" uvm.rootfs=") + kRootfsTag;
+  if (!config_.kernel_cmdline_extra.empty()) append += " " + config_.kernel_cmdline_extra;
+  add({"-append", append});
+
+  if (config_.debug_console) {
+    add({"-chardev", "file,id=console,path=" + (dir / "console.log").string(), "-serial", "chardev:console"});
+  }
+  add({"-chardev", "socket,id=qmp,path=" + (dir / "qmp.sock").string() + ",server=on,wait=off",
+       "-mon", "chardev=qmp,mode=control"});
+  add({"-device", "virtio-serial-pci,id=vser0"});
+  add({"-chardev", "socket,id=agent,path=" + (dir / "agent.sock").string() + ",server=on,wait=off",
+       "-device", "virtserialport,bus=vser0.0,chardev=agent,name=agent"});
+  add({"-chardev", "socket,id=debug,path=" + (dir / "debug.sock").string() + ",server=on,wait=off",
+       "-device", "virtserialport,bus=vser0.0,chardev=debug,name=debug"});
+  if (!config_.rootfs_dir.empty()) {
+    // vhost-user-fs needs guest memory QEMU can share with virtiofsd.
+    add({"-object", fmt::format("memory-backend-memfd,id=mem,size={}M,share=on", config_.memory_mb),
+         "-numa", "node,memdev=mem"});
+    add({"-chardev", "socket,id=vfs,path=" + (dir / "virtiofs.sock").string(),
+         "-device", std::string("vhost-user-fs-pci,chardev=vfs,tag=") + kRootfsTag});
+  }
+  return cmd;
+}
+
+void QemuVm::StartVirtiofsd() {
+  const fs::path socket = config_.state_dir / "virtiofs.sock";
+  const std::string log = (config_.state_dir / "virtiofsd.log").string();
+  try {
+    virtiofsd_ = bp::child(options_.virtiofsd.string(),
+                           bp::args({"--socket-path=" + socket.string(), "-o",
+                                     "source=" + fs::absolute(config_.rootfs_dir).string(), "-o", "cache=auto"}),
+                           bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
+  } catch (const std::exception& error) {
+    throw VmError(fmt::format("{}: start virtiofsd: {}", Describe(), error.what()));
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  std::error_code ec;
+  while (!fs::exists(socket, ec)) {
+    if (!virtiofsd_.running() || Clock::now() > deadline) {
+      std::error_code ignored;
+      if (virtiofsd_.running(ignored)) virtiofsd_.terminate(ignored);
+      throw VmError(fmt::format("{}: virtiofsd did not create {}: {}", Describe(), socket.string(),
+                                ReadTail(log, 10)));
+    }
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+}
+
+void QemuVm::Start() {
+  std::unique_lock lock(mu_);
+  if (state_ != State::kCreated) throw VmError(Describe() + ": Start() needs a created, not yet started VM");
+  const fs::path& dir = config_.state_dir;
+  sockets_ = {dir / "qmp.sock", dir / "agent.sock", dir / "debug.sock"};
+  if (!config_.rootfs_dir.empty()) sockets_.push_back(dir / "virtiofs.sock");
+  for (const auto& socket : sockets_) {
+    std::error_code ignored;
+    fs::remove(socket, ignored);
+  }
+  if (config_.debug_console) std::ofstream(console_log(), std::ios::trunc);
+
+  if (!config_.rootfs_dir.empty()) StartVirtiofsd();
+  start_time_ = Clock::now();
+  const std::string log = (dir / "qemu.log").string();
+  try {
+    qemu_ = bp::child(qemu_path_, bp::args(std::vector<std::string>(command_.begin() + 1, command_.end())),
+                      bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
+  } catch (const std::exception& error) {
+    CleanupAfterExit();
+    throw VmError(fmt::format("{}: start {}: {}", Describe(), qemu_path_, error.what()));
+  }
+  qemu_pid_ = qemu_.id();
+  state_ = State::kRunning;
+  spdlog::info("event=vm_spawned id={} pid={} accel={}", config_.id, qemu_pid_, kvm_ ? "kvm" : "tcg");
+  exit_watcher_ = std::thread([this] { WatchExit(); });
+  if (config_.debug_console) {
+    console_stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    console_watcher_ = std::thread([this] { WatchConsole(); });
+  }
+  lock.unlock();
+
+  // QEMU is up once its monitor answers; the guest runs from then on.
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  std::string last_error;
+  for (;;) {
+    {
+      std::lock_guard guard(mu_);
+      if (state_ == State::kExited)
+        throw VmError(fmt::format("{}: QEMU exited during start ({}): {}", Describe(), exit_.detail,
+                                  ReadTail(log, 20)));
+    }
+    std::error_code ec;
+    if (fs::exists(dir / "qmp.sock", ec)) {
+      try {
+        auto qmp = std::make_unique<QmpClient>(dir / "qmp.sock", milliseconds(5000));
+        std::lock_guard guard(mu_);
+        qmp_ = std::move(qmp);
+        timeline_.process_started = SinceStart();
+        break;
+      } catch (const VmError& error) {
+        last_error = error.what();
+      }
+    }
+    if (Clock::now() > deadline) {
+      Kill(ExitReason::kBootFailed, "QEMU did not open its monitor: " + last_error);
+      WaitForExit(std::chrono::seconds(5));
+      throw VmError(fmt::format("{}: QEMU did not open its monitor within 20 s ({}): {}", Describe(),
+                                last_error, ReadTail(log, 20)));
+    }
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  spdlog::info("event=vm_process_started id={} ms={:.1f}", config_.id,
+               timeline_.process_started->count() / 1000.0);
+}
+
+void QemuVm::WatchConsole() {
+  const int inotify = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (inotify < 0) return;
+  if (::inotify_add_watch(inotify, console_log().c_str(), IN_MODIFY) < 0) {
+    ::close(inotify);
+    return;
+  }
+  char events[4096];
+  for (;;) {
+    std::error_code ec;
+    if (fs::file_size(console_log(), ec) > 0 && !ec) {
+      std::lock_guard lock(mu_);
+      timeline_.kernel_started = SinceStart();
+      spdlog::info("event=vm_console_first_byte id={} ms={:.1f}", config_.id,
+                   timeline_.kernel_started->count() / 1000.0);
+      break;
+    }
+    pollfd fds[2] = {{inotify, POLLIN, 0}, {console_stop_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    if (fds[1].revents) break;
+    while (::read(inotify, events, sizeof events) > 0) {
+    }
+  }
+  ::close(inotify);
+}
+
+void QemuVm::WatchExit() {
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = ::waitid(P_PID, static_cast<id_t>(qemu_pid_), &info, WEXITED | WNOWAIT);
+  } while (rc != 0 && errno == EINTR);
+  const int wait_errno = rc == 0 ? 0 : errno;
+
+  // Events QEMU sent just before exiting (SHUTDOWN's reason) arrive before
+  // the monitor connection closes.
+  QmpClient* qmp = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    qmp = qmp_.get();
+  }
+  const auto qmp_deadline = Clock::now() + milliseconds(500);
+  while (qmp && qmp->connected() && Clock::now() < qmp_deadline) std::this_thread::sleep_for(milliseconds(2));
+
+  std::unique_lock lock(mu_);
+  std::error_code ec;
+  qemu_.wait(ec);
+  const int status = qemu_.native_exit_code();
+  qemu_reaped_ = true;
+  const std::string console_tail = config_.debug_console ? ReadTail(console_log(), 20) : "";
+  const std::string qemu_tail = ReadTail(config_.state_dir / "qemu.log", 5);
+  std::optional<nlohmann::json> shutdown = qmp ? qmp->LastEvent("SHUTDOWN") : std::nullopt;
+  const std::string shutdown_reason = shutdown ? shutdown->value("reason", std::string()) : "";
+
+  ExitInfo info_out;
+  if (requested_exit_) {
+    info_out = *requested_exit_;
+  } else if (wait_errno != 0) {
+    info_out = {ExitReason::kCrashed, "QEMU exit status unavailable: waitid: " + ErrnoText(wait_errno)};
+  } else if (WIFSIGNALED(status)) {
+    info_out = {agent_ready_ ? ExitReason::kCrashed : ExitReason::kBootFailed,
+                fmt::format("QEMU (pid {}) was killed by {}", qemu_pid_, SignalName(WTERMSIG(status)))};
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    if (shutdown_reason == "guest-reset" || shutdown_reason == "guest-panic") {
+      info_out = {agent_ready_ ? ExitReason::kCrashed : ExitReason::kBootFailed,
+                  "the guest reset itself (" + shutdown_reason + "; a kernel panic, e.g. PID 1 died)"};
+    } else if (agent_ready_) {
+      info_out = {ExitReason::kShutdown, "the guest powered off" +
+                                             (shutdown_reason.empty() ? "" : " (" + shutdown_reason + ")")};
+    } else {
+      info_out = {ExitReason::kBootFailed, "the guest powered off before its agent answered"};
+    }
+  } else {
+    info_out = {agent_ready_ ? ExitReason::kCrashed : ExitReason::kBootFailed,
+                fmt::format("QEMU exited with status {}: {}", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                            qemu_tail)};
+  }
+  if (info_out.reason == ExitReason::kCrashed || info_out.reason == ExitReason::kBootFailed) {
+    if (!console_tail.empty()) info_out.detail += "\nlast console lines:\n" + console_tail;
+  }
+  exit_ = info_out;
+  state_ = State::kExited;
+  spdlog::info("event=vm_exited id={} reason={} detail=\"{}\"", config_.id, ToString(exit_.reason),
+               exit_.detail.substr(0, exit_.detail.find('\n')));
+  cv_.notify_all();
+  lock.unlock();
+  CleanupAfterExit();
+}
+
+void QemuVm::CleanupAfterExit() {
+  std::error_code ec;
+  if (virtiofsd_.valid() && virtiofsd_.running(ec)) {
+    // It ends by itself when QEMU's vhost-user connection closes.
+    if (!virtiofsd_.wait_for(milliseconds(500), ec)) virtiofsd_.terminate(ec);
+  }
+  for (const auto& socket : sockets_) fs::remove(socket, ec);
+}
+
+void QemuVm::WaitAgentReady() {
+  {
+    std::lock_guard lock(mu_);
+    if (state_ == State::kExited)
+      throw VmError(fmt::format("{} has already ended ({}): {}", Describe(), ToString(exit_.reason), exit_.detail));
+    if (state_ != State::kRunning) throw VmError(Describe() + ": WaitAgentReady() before Start()");
+    if (agent_ready_) return;
+  }
+  auto channel = MakeAgentChannel(AgentTarget());
+  auto stub = agent::v1::Agent::NewStub(channel);
+  const auto deadline = start_time_ + config_.boot_timeout;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (state_ == State::kExited)
+        throw VmError(fmt::format("{} ended before its agent answered ({}): {}", Describe(),
+                                  ToString(exit_.reason), exit_.detail));
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      const std::string tail = ConsoleTail(20);
+      const std::string why = fmt::format("the agent did not answer within {} ms (accel={})",
+                                          config_.boot_timeout.count(), kvm_ ? "kvm" : "tcg");
+      Kill(ExitReason::kBootFailed, why);
+      WaitForExit(std::chrono::seconds(10));
+      throw VmError(fmt::format("{}: {}; last console lines:\n{}", Describe(), why, tail));
+    }
+    grpc::ClientContext context;
+    context.set_deadline(GrpcDeadline(std::min(now + options_.ping_timeout, deadline)));
+    context.set_wait_for_ready(true);
+    agent::v1::PingRequest request;
+    agent::v1::PingResponse response;
+    const grpc::Status status = stub->Ping(&context, request, &response);
+    if (status.ok()) break;
+    if (status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) std::this_thread::sleep_for(milliseconds(20));
+  }
+  std::lock_guard lock(mu_);
+  agent_ready_ = true;
+  timeline_.agent_ready = SinceStart();
+  channel_ = std::move(channel);
+  spdlog::info("event=vm_agent_ready id={} ms={:.1f}", config_.id, timeline_.agent_ready->count() / 1000.0);
+}
+
+std::string QemuVm::AgentTarget() const { return "unix://" + (config_.state_dir / "agent.sock").string(); }
+
+std::string QemuVm::DebugAgentTarget() const { return "unix://" + (config_.state_dir / "debug.sock").string(); }
+
+std::shared_ptr<grpc::Channel> QemuVm::agent_channel() const {
+  std::lock_guard lock(mu_);
+  return channel_;
+}
+
+void QemuVm::Kill(ExitReason reason, const std::string& detail) {
+  std::lock_guard lock(mu_);
+  if (state_ != State::kRunning || qemu_reaped_) return;
+  if (!requested_exit_) requested_exit_ = ExitInfo{reason, detail};
+  // Not yet reaped (the watcher reaps under mu_): the pid is still QEMU's.
+  ::kill(qemu_pid_, SIGKILL);
+}
+
+void QemuVm::Terminate() {
+  Kill(ExitReason::kTerminated, "terminated on request");
+  WaitForExit(std::chrono::seconds(10));
+}
+
+void QemuVm::Stop(std::chrono::milliseconds timeout) {
+  std::shared_ptr<grpc::Channel> channel;
+  QmpClient* qmp = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (state_ != State::kRunning) return;
+    channel = channel_;
+    qmp = qmp_.get();
+  }
+  const auto deadline = Clock::now() + timeout;
+  bool asked = false;
+  if (channel) {
+    // The agent syncs and powers the guest off after answering.
+    grpc::ClientContext context;
+    context.set_deadline(GrpcDeadline(std::min(deadline, Clock::now() + std::chrono::seconds(2))));
+    agent::v1::ShutdownRequest request;
+    agent::v1::ShutdownResponse response;
+    asked = agent::v1::Agent::NewStub(channel)->Shutdown(&context, request, &response).ok();
+  }
+  if (!asked && qmp) {
+    try {
+      qmp->Execute("system_powerdown");
+    } catch (const VmError& error) {
+      spdlog::debug("event=vm_powerdown_failed id={} error=\"{}\"", config_.id, error.what());
+    }
+  }
+  const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+  if (WaitForExit(std::max(remaining, milliseconds(0)))) return;
+
+  spdlog::warn("event=vm_stop_timeout id={} timeout_ms={}", config_.id, timeout.count());
+  {
+    std::lock_guard lock(mu_);
+    if (state_ == State::kRunning && !requested_exit_)
+      requested_exit_ = ExitInfo{ExitReason::kShutdown,
+                                 fmt::format("the guest did not power off within {} ms; QEMU was told to quit",
+                                             timeout.count())};
+  }
+  if (qmp) {
+    try {
+      qmp->Execute("quit", nullptr, milliseconds(1000));
+    } catch (const VmError&) {
+      // QEMU may close the monitor before answering.
+    }
+    if (WaitForExit(std::chrono::seconds(2))) return;
+  }
+  Kill(ExitReason::kTerminated, "killed: Stop() timed out");
+  WaitForExit(std::chrono::seconds(10));
+}
+
+std::optional<ExitInfo> QemuVm::WaitForExit(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  if (state_ == State::kNew || state_ == State::kCreated) return ExitInfo{};
+  if (!cv_.wait_for(lock, timeout, [this] { return state_ == State::kExited; })) return std::nullopt;
+  return exit_;
+}
+
+ExitInfo QemuVm::exit_info() const {
+  std::lock_guard lock(mu_);
+  return exit_;
+}
+
+BootTimeline QemuVm::timeline() const {
+  std::lock_guard lock(mu_);
+  return timeline_;
+}
+
+std::filesystem::path QemuVm::console_log() const {
+  return config_.debug_console ? config_.state_dir / "console.log" : fs::path();
+}
+
+std::int64_t QemuVm::vmm_pid() const {
+  std::lock_guard lock(mu_);
+  return state_ == State::kRunning ? qemu_pid_ : 0;
+}
+
+std::string QemuVm::ConsoleTail(std::size_t lines) const {
+  return config_.debug_console ? ReadTail(console_log(), lines) : std::string();
+}
+
+bool QemuVm::WaitForConsoleText(std::string_view text, std::chrono::milliseconds timeout) {
+  if (!config_.debug_console) return false;
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    bool ended;
+    {
+      std::lock_guard lock(mu_);
+      ended = state_ == State::kExited;
+    }
+    std::ifstream in(console_log(), std::ios::binary);
+    const std::string content((std::istreambuf_iterator<char>(in)), {});
+    if (content.find(text) != std::string::npos) return true;
+    if (ended || Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+}  // namespace uvmshim::uvm
