@@ -107,9 +107,10 @@ void ServeUntilShutdown(AgentService& service, grpc::Server& server) {
     spdlog::info("event=signal_received signal={}", info.ssi_signo);
   }
   spdlog::info("event=shutting_down");
-  server.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Containers first: their ends complete the Wait/ReadOutput calls in flight.
   service.DestroyAllContainers();
-  Cgroup::RemoveParent(service.options().cgroup_parent);
+  server.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (!service.options().cgroup_parent.empty()) Cgroup::RemoveParent(service.options().cgroup_parent);
   spdlog::info("event=stopped");
 }
 

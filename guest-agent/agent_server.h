@@ -33,9 +33,9 @@ void ServeOnConnectedFd(grpc::Server& server, int fd);
 // replaces a stale socket, and leaves the socket file at mode 0600.
 std::unique_ptr<grpc::Server> ListenUnix(AgentService& service, const std::string& path);
 
-// Blocks until Shutdown was called or SIGTERM/SIGINT arrived; then stops the
-// server (in-flight calls get 2 s), destroys every container and removes the
-// cgroup parent. The caller then exits (or powers the VM off).
+// Blocks until Shutdown was called or SIGTERM/SIGINT arrived; then destroys
+// every container, stops the server (calls still in flight get 1 s) and
+// removes the cgroup parent. The caller then exits (or powers the VM off).
 void ServeUntilShutdown(AgentService& service, grpc::Server& server);
 
 }  // namespace uvmshim::agent

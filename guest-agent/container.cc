@@ -65,7 +65,8 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   bool terminal = request.terminal() || spec.process.terminal;
   std::shared_ptr<Container> container(new Container(request.container_id(), std::move(spec)));
   std::string warning;
-  container->cgroup_ = Cgroup::Create(options.cgroup_parent, container->id_, container->spec_.resources, &warning);
+  if (!options.cgroup_parent.empty())  // "" = no cgroups at all
+    container->cgroup_ = Cgroup::Create(options.cgroup_parent, container->id_, container->spec_.resources, &warning);
   if (!warning.empty()) spdlog::warn("event=cgroup_unavailable container={} reason={}", container->id_, LogQuote(warning));
 
   container->init_ = std::make_shared<Process>(container->id_, "", terminal);

@@ -14,6 +14,8 @@
 // Defined by the CMake lines that compile guest-agent/vm/*.cc into uvm-agent.
 #ifdef UVMSHIM_AGENT_VM_CHANNELS
 #include "guest-agent/vm/channels.h"
+#include "guest-agent/vm/pid1.h"
+#include "guest-agent/vm/vm_main.h"
 #endif
 
 namespace agent = uvmshim::agent;
@@ -21,14 +23,20 @@ namespace agent = uvmshim::agent;
 int main(int argc, char** argv) {
   // The container init helper: the agent re-executes itself (container_init.h).
   if (argc >= 2 && std::string_view(argv[1]) == agent::kInitHelperArg) return agent::RunContainerInitHelper();
+#ifdef UVMSHIM_AGENT_VM_CHANNELS
+  // PID 1 of a utility VM: settings come from the kernel command line (vm/vm_main.h).
+  if (agent::vm::IsPid1()) agent::vm::RunAsPid1();
+#endif
 
   CLI::App app{"uvm-agent: the uvmshim guest agent (gRPC, proto/agent.proto)"};
   std::string listen;
   std::string log_level = "info";
   std::string cgroup_parent = "uvmshim";
   app.add_option("--listen", listen, "unix:///path, vsock://PORT or serial:///dev/vportNpM")->required();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")->capture_default_str();
-  app.add_option("--cgroup-parent", cgroup_parent, "containers get cgroups <parent>/<id>")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--cgroup-parent", cgroup_parent, "containers get cgroups <parent>/<id>; \"\" for none")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {

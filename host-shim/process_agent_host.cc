@@ -1,6 +1,8 @@
 #include "process_agent_host.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <stdexcept>
 
 #include "agent_client.h"
+#include "unique_fd.h"
 
 namespace uvmshim::host {
 namespace bp = boost::process;
@@ -88,8 +91,19 @@ std::string ProcessAgentHost::RootfsForAgent(const fs::path& host_rootfs) const 
 void ProcessAgentHost::WaitEnded(std::chrono::milliseconds timeout) {
   asked_to_end_ = true;
   if (!child_.valid()) return;
-  std::error_code ec;
-  if (!child_.wait_for(timeout, ec)) Kill();
+  // A pidfd turns readable when the process exits (Boost's wait_for relies on
+  // SIGCHLD delivery, which a multi-threaded host with its own signal
+  // handling cannot promise).
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child_.id(), 0)));
+  if (pidfd) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) == 1) {
+      std::error_code ec;
+      child_.wait(ec);
+      return;
+    }
+  }
+  Kill();
 }
 
 void ProcessAgentHost::Kill() {

@@ -119,6 +119,30 @@ std::chrono::system_clock::time_point GrpcDeadline(Clock::time_point deadline) {
          std::chrono::duration_cast<std::chrono::system_clock::duration>(deadline - Clock::now());
 }
 
+// KVM needs /dev/kvm (read-write) and hardware virtualisation. A /dev/kvm
+// without vmx/svm (e.g. kvm-pvm in a nested sandbox) runs only guests made
+// for it, so it does not count.
+bool KvmUsable(std::string& why_not) {
+  const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    why_not = "no usable /dev/kvm (" + ErrnoText(errno) + ")";
+    return false;
+  }
+  ::close(fd);
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    std::stringstream flags(line);
+    std::string flag;
+    while (flags >> flag)
+      if (flag == "vmx" || flag == "svm") return true;
+    break;
+  }
+  why_not = "/dev/kvm exists but the CPU has no vmx/svm";
+  return false;
+}
+
 bool ValidId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
@@ -221,19 +245,14 @@ void QemuVm::Create() {
   if (::chmod(config_.state_dir.c_str(), 0700) != 0)
     throw VmError(fmt::format("{}: chmod 0700 {}: {}", Describe(), config_.state_dir.string(), ErrnoText(errno)));
 
-  if (options_.kvm) {
-    kvm_ = *options_.kvm;
+  std::string why_not_kvm;
+  kvm_ = options_.kvm ? *options_.kvm : KvmUsable(why_not_kvm);
+  if (kvm_) {
+    spdlog::info("event=vm_accel id={} accel=kvm", config_.id);
   } else {
-    const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    kvm_ = fd >= 0;
-    if (fd >= 0) {
-      ::close(fd);
-    } else {
-      spdlog::info("event=vm_accel id={} accel=tcg reason={}", config_.id,
-                   fmt::format("\"no /dev/kvm ({}): software emulation\"", ErrnoText(errno)));
-    }
+    spdlog::info("event=vm_accel id={} accel=tcg reason=\"{}: software emulation\"", config_.id,
+                 options_.kvm ? "disabled by option" : why_not_kvm);
   }
-  if (kvm_) spdlog::info("event=vm_accel id={} accel=kvm", config_.id);
   command_ = BuildCommandLine();
   state_ = State::kCreated;
 }

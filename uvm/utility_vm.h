@@ -35,6 +35,10 @@ struct VmConfig {
   std::chrono::milliseconds boot_timeout{std::chrono::seconds(120)};
 };
 
+// Where VmConfig::rootfs_dir appears inside the guest (the agent mounts the
+// share there at boot): the host passes it as CreateContainerRequest.rootfs_path.
+inline constexpr const char* kGuestRootfsPath = "/run/rootfs";
+
 enum class ExitReason {
   kRunning,         // has not exited
   kShutdown,        // the guest powered off (agent Shutdown) or Stop() ended it

@@ -83,7 +83,17 @@ int Start(const shim::ShimArgs& args) {
   } catch (const std::exception&) {
     fs::remove(socket);
   }
-  host::UniqueFd listener = ttrpc::ListenUnix(socket);
+  // Another shim may remove the (empty) socket directory as it exits: retry.
+  host::UniqueFd listener;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      fs::create_directories(fs::path(socket).parent_path());
+      listener = ttrpc::ListenUnix(socket);
+      break;
+    } catch (const std::system_error&) {
+      if (attempt == 3) throw;
+    }
+  }
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -150,7 +160,9 @@ int Delete(const shim::ShimArgs& args) {
   shim::UnmountAll(bundle / "rootfs");
   std::error_code ignored;
   fs::remove_all(state_dir, ignored);
+  fs::remove(state_dir.parent_path(), ignored);  // only once empty
   fs::remove(SocketPathFor(args.ns, args.id), ignored);
+  fs::remove(fs::path(SocketPathFor(args.ns, args.id)).parent_path(), ignored);
 
   containerd::task::v2::DeleteResponse response;
   response.set_exit_status(128 + SIGKILL);
@@ -211,6 +223,7 @@ int Serve(const shim::ShimArgs& args) {
   }
   std::error_code ignored;
   fs::remove(socket, ignored);
+  fs::remove(fs::path(socket).parent_path(), ignored);  // only once empty
   spdlog::info("exiting");
   return 0;
 }

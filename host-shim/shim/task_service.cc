@@ -324,6 +324,7 @@ Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResp
 // Every byte the process wrote reaches its reader before the exit is reported.
 void TaskService::WatchExit(Task* task, Process* process) {
   process->relay->WaitOutputDone();
+  spdlog::debug("task {} process \"{}\": output done", task->id, process->exec_id);
   std::uint32_t exit_status = 0;
   std::int64_t exited_at = 0;
   try {
@@ -394,10 +395,13 @@ void TaskService::TearDown(Task& task) {
       spdlog::debug("task {}: agent teardown: {}", task.id, e.what());
     }
   }
+  spdlog::info("task {}: agent asked to shut down", task.id);
   if (task.host) task.host->WaitEnded(std::chrono::seconds(10));
+  spdlog::info("task {}: sandbox ended", task.id);
   task.rootfs.Unmount();
   std::error_code ignored;
   fs::remove_all(task.state_dir, ignored);
+  fs::remove(task.state_dir.parent_path(), ignored);  // the namespace dir, once empty
 }
 
 Status TaskService::Delete(const taskpb::DeleteRequest& request, taskpb::DeleteResponse& response) {

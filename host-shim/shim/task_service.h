@@ -15,6 +15,8 @@
 
 #include "agent_client.h"
 #include "agent_host.h"
+#include <google/protobuf/empty.pb.h>
+
 #include "containerd/task/v2/shim.pb.h"
 #include "sandbox_state.h"
 #include "shim/event_publisher.h"

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -99,11 +100,24 @@ int main(int argc, char** argv) {
   int exec_runs = 41;
   int stdout_runs = 5;
   std::vector<std::string> figures;
-  app.add_option("--rootfs", rootfs, "busybox rootfs")->required();
+  app.add_option("--rootfs", rootfs, "busybox rootfs (default: the build's test fixture)");
   app.add_option("--exec-runs", exec_runs);
   app.add_option("--stdout-runs", stdout_runs);
   app.add_option("figures", figures, "exec_roundtrip_process stdout_process_agent");
   CLI11_PARSE(app, argc, argv);
+  if (const char* runs = std::getenv("BENCH_RUNS"); runs && std::atoi(runs) > 0) {
+    stdout_runs = std::max(3, std::atoi(runs));
+    exec_runs = std::max(11, 6 * std::atoi(runs));
+  }
+  if (rootfs.empty()) {
+    const char* env = std::getenv("UVMSHIM_BUSYBOX_ROOTFS");
+    rootfs = env && *env ? env : (SelfDir() / ".." / "tests" / "fixtures" / "busybox-rootfs").string();
+  }
+  if (!fs::exists(fs::path(rootfs) / "bin" / "busybox")) {
+    std::fprintf(stderr, "agent-bench: no busybox rootfs at %s (build target uvmshim_busybox_rootfs)\n",
+                 rootfs.c_str());
+    return 2;
+  }
   auto want = [&](const std::string& name) {
     return figures.empty() || std::find(figures.begin(), figures.end(), name) != figures.end();
   };

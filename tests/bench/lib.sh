@@ -25,7 +25,7 @@ BENCH_UVM_RUNTIME=io.containerd.uvm.v1
 BENCH_RUNC_RUNTIME=io.containerd.runc.v2
 BENCH_ISOLATION_ANNOTATION=io.uvmshim.isolation
 
-bench_log() { echo "[$(basename -- "$0")] $*" >&2; }
+bench_log() { echo "[${name:-$(basename -- "$0")}] $*" >&2; }
 
 # Prints "NAME skipped REASON" and exits 0.
 bench_skip() {
@@ -66,7 +66,7 @@ bench_emit() {
 
 # The uvm shim binary, or empty.
 bench_uvm_shim() {
-  local shim=$UVMSHIM_BUILD/host-shim/containerd-shim-uvm-v1
+  local shim=$UVMSHIM_BUILD/bin/containerd-shim-uvm-v1
   [[ -x $shim ]] && echo "$shim"
 }
 
@@ -78,7 +78,7 @@ bench_subject() { echo "${BENCH_SUBJECT:-$1}"; }
 bench_require_uvm() {
   local name=$1 mode=${2:-process} images=${UVMSHIM_IMAGES:-$UVMSHIM_BUILD/images}
   [[ $mode == runc ]] && return 0
-  [[ -n $(bench_uvm_shim) ]] || bench_skip "$name" "uvm shim not built ($UVMSHIM_BUILD/host-shim/containerd-shim-uvm-v1)"
+  [[ -n $(bench_uvm_shim) ]] || bench_skip "$name" "uvm shim not built ($UVMSHIM_BUILD/bin/containerd-shim-uvm-v1)"
   if [[ $mode == hyperv ]]; then
     [[ -e $images/vmlinuz && -e $images/initrd.img ]] ||
       bench_skip "$name" "UVM boot files not built ($images/vmlinuz, $images/initrd.img)"
@@ -111,7 +111,7 @@ bench_containerd_up() {
     return 0
   fi
   local args=() image=$UVMSHIM_BUILD/tests/e2e/busybox-oci.tar
-  [[ -d $UVMSHIM_BUILD/host-shim ]] && args+=(--shim-dir "$UVMSHIM_BUILD/host-shim")
+  [[ -d $UVMSHIM_BUILD/bin ]] && args+=(--shim-dir "$UVMSHIM_BUILD/bin")
   [[ -r $image ]] && args+=(--image "$image")
   cenv_start "${args[@]}" >&2 || { bench_log "could not start a private containerd"; exit 1; }
   trap 'cenv_stop "$CENV_DIR"' EXIT

@@ -25,7 +25,10 @@
 #   --no-image        do not import any image.
 #   --snapshotter S   overlayfs (default when it works here) or native. Env: CENV_SNAPSHOTTER.
 #   --cri             keep the CRI plugin enabled (disabled by default for speed).
-#   --config-extra F  append the TOML file F to config.toml (e.g. CRI runtime handlers).
+#   --config-extra F  append the TOML file F to config.toml (e.g. CRI runtime handlers;
+#                     declaring any [...cri".containerd.runtimes.X] table drops the implicit
+#                     runc one: declare runtimes.runc (runtime_type io.containerd.runc.v2)
+#                     too, or CRI fails to load).
 #   --log-level L     containerd log level (default info). Env: CENV_LOG_LEVEL.
 #   --env NAME=VALUE  extra environment for containerd and so for every shim it starts
 #                     (repeatable). UVMSHIM_ROOT=$CENV_DIR/uvmshim is always set (overridable).

@@ -313,6 +313,11 @@ std::optional<int> BackgroundCommand::Wait(std::chrono::milliseconds timeout) {
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
 }
 
+bool BackgroundCommand::Exited() {
+  if (!reaped_ && ::waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+  return reaped_;
+}
+
 void BackgroundCommand::Kill(int signal) {
   if (!reaped_) ::kill(-pid_, signal);
 }
@@ -349,7 +354,7 @@ fs::path BuildDir() {
 }
 
 std::optional<fs::path> UvmShimBinary() {
-  auto p = BuildDir() / "host-shim" / "containerd-shim-uvm-v1";
+  auto p = BuildDir() / "bin" / "containerd-shim-uvm-v1";
   if (::access(p.c_str(), X_OK) == 0 && fs::is_regular_file(p)) return p;
   return std::nullopt;
 }
@@ -440,8 +445,17 @@ void ContainerdEnv::Restart() {
 }
 
 std::string ContainerdEnv::LogTail(int lines) const {
-  auto r = RunCommand({"tail", "-n", std::to_string(lines), log_path().string()}, CommandOptions().WithTimeout(10s));
-  return "--- containerd log (" + log_path().string() + "):\n" + r.out;
+  // Start-up chatter ("loading plugin ...") says nothing about a failure: leave it out.
+  std::ifstream in(log_path());
+  std::vector<std::string> kept;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("loading plugin") == std::string::npos) kept.push_back(line);
+  }
+  std::string tail = "\n--- containerd log (" + log_path().string() + "), last lines:\n";
+  for (size_t i = kept.size() > static_cast<size_t>(lines) ? kept.size() - lines : 0; i < kept.size(); ++i) {
+    tail += kept[i] + "\n";
+  }
+  return tail;
 }
 
 // ---- /proc --------------------------------------------------------------------------

@@ -61,7 +61,7 @@ class BackgroundCommand {
   std::optional<int> Wait(std::chrono::milliseconds timeout);
   void Kill(int signal);
   std::string Output() const;   // what was written so far
-  bool running() const { return !reaped_; }
+  bool Exited();                 // non-blocking: has it exited (and been reaped)?
 
  private:
   std::vector<std::string> argv_;
@@ -87,7 +87,7 @@ class TempDir {
 // Paths of the build and source trees (compile-time defaults, env overrides).
 std::filesystem::path SourceDir();   // $UVMSHIM_SOURCE or the configured source dir
 std::filesystem::path BuildDir();    // $UVMSHIM_BUILD  or the configured binary dir
-// <build>/host-shim/containerd-shim-uvm-v1 if it is an executable file.
+// <build>/bin/containerd-shim-uvm-v1 if it is an executable file.
 std::optional<std::filesystem::path> UvmShimBinary();
 // Directory with vmlinuz + initrd.img for hyperv mode ($UVMSHIM_IMAGES or <build>/images),
 // if both files exist.

@@ -58,7 +58,7 @@ inline std::optional<std::string> MissingPrerequisite(const RuntimeCase& c) {
   if (!c.is_uvm()) return std::nullopt;
   if (!UvmShimBinary()) {
     return "containerd-shim-uvm-v1 is not built yet (looked for " +
-           (BuildDir() / "host-shim" / "containerd-shim-uvm-v1").string() + ")";
+           (BuildDir() / "bin" / "containerd-shim-uvm-v1").string() + ")";
   }
   if (c.is_hyperv() && !UvmBootFilesDir()) {
     return "UVM boot files are not built yet (need vmlinuz and initrd.img in " +

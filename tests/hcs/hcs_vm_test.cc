@@ -165,6 +165,9 @@ TEST_F(HcsVmTest, MissingBootFileDetectedBeforeAnyHcsCall) {
     EXPECT_TRUE(Contains(e.what(), "no-such-initrd.img")) << e.what();
   }
   EXPECT_TRUE(api_->Calls().empty());
+  // Nothing was started, so once the file is there the same object can create.
+  dir_.WriteFile("no-such-initrd.img", "initrd");
+  EXPECT_NO_THROW(vm.Create());
 }
 
 TEST_F(HcsVmTest, MissingRootfsDirectoryDetectedBeforeAnyHcsCall) {
@@ -206,6 +209,14 @@ TEST_F(HcsVmTest, MalformedRuntimeIdFailsCreateAndTearsDown) {
   }
   EXPECT_EQ(api_->CountCalls("Terminate"), 1);
   EXPECT_EQ(api_->open_systems(), 0);
+  // A VM object whose created system was abandoned is spent.
+  try {
+    vm.Create();
+    FAIL() << "no exception";
+  } catch (const VmError& e) {
+    EXPECT_TRUE(Contains(e.what(), "cannot create in state closed")) << e.what();
+  }
+  EXPECT_FALSE(vm.WaitForExit(0ms).has_value());
 }
 
 TEST_F(HcsVmTest, MissingRuntimeIdFailsCreate) {
@@ -227,6 +238,8 @@ struct StepFailure {
   std::function<void(FakeHcsApi&)> arrange;
   std::string expected;
 };
+
+void PrintTo(const StepFailure& failure, std::ostream* os) { *os << failure.name; }
 
 class HcsVmCreateFailureTest : public HcsVmTest,
                                public ::testing::WithParamInterface<StepFailure> {};
@@ -403,6 +416,27 @@ TEST_F(HcsVmTest, StopEscalatesToTerminateWhenShutdownTimesOut) {
   EXPECT_NE(std::find(calls.begin(), calls.end(), "Cancel:ShutDown"), calls.end());
   EXPECT_EQ(api_->CountCalls("Terminate"), 1);
   EXPECT_EQ(vm.exit_info().reason, ExitReason::kShutdown);  // Stop() ended it
+}
+
+TEST_F(HcsVmTest, StopTerminatesWhenShutdownIsRefused) {
+  HcsVm& vm = StartedVm();
+  api_->scripts["ShutDown"].issue_hr = 0x80370120;  // not configured for shutdown
+  vm.Stop(1s);
+  EXPECT_EQ(api_->CountCalls("Terminate"), 1);
+  EXPECT_EQ(vm.exit_info().reason, ExitReason::kShutdown);
+}
+
+TEST_F(HcsVmTest, TerminateFailureIsReported) {
+  HcsVm& vm = StartedVm();
+  api_->scripts["Terminate"].issue_hr = hresult::kAccessDenied;
+  try {
+    vm.Terminate();
+    FAIL() << "no exception";
+  } catch (const HcsError& e) {
+    EXPECT_TRUE(Contains(e.what(), "HcsTerminateComputeSystem failed: 0x80070005")) << e.what();
+  }
+  EXPECT_EQ(vm.exit_info().reason, ExitReason::kRunning);
+  api_->scripts["Terminate"].issue_hr = hresult::kOk;  // lets the destructor clean up
 }
 
 TEST_F(HcsVmTest, StopTerminatesWhenGuestIgnoresShutdown) {

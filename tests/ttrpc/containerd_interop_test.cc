@@ -20,8 +20,10 @@
 
 #include "containerd/events/task.pb.h"
 #include "containerd/services/events/ttrpc/v1/events.pb.h"
+#include "containerd/task/v2/shim.pb.h"
 #include "test_util.h"
 #include "ttrpc/client.h"
+#include "ttrpc/server.h"
 #include "ttrpc/typed.h"
 
 extern char** environ;
@@ -143,6 +145,40 @@ TEST(ContainerdInterop, ForwardedEventShowsUpInCtrEvents) {
   EXPECT_NE(seen.find("/tasks/exit"), std::string::npos) << seen;
   EXPECT_NE(seen.find("\"pid\":4242"), std::string::npos) << seen;
   EXPECT_NE(seen.find("\"exit_status\":7"), std::string::npos) << seen;
+}
+
+// The other direction: containerd's Go ttrpc client (`ctr shim state`) calls
+// our server. ctr 1.6 also dials the abstract socket
+// "\0/containerd-shim/<ns>/<id>/shim.sock", which needs no containerd daemon.
+TEST(ContainerdInterop, CtrShimStateCallsOurServer) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (ctr and peer uid)";
+  if (!OnPath("ctr")) GTEST_SKIP() << "ctr not installed";
+  testing::TempDir dir;
+  const std::string id = "ttrpc-interop-" + std::to_string(::getpid());
+  Server server;
+  RegisterTyped<containerd::task::v2::StateRequest, containerd::task::v2::StateResponse>(
+      server, "containerd.task.v2.Task", "State",
+      [](const RequestContext&, const containerd::task::v2::StateRequest& req,
+          containerd::task::v2::StateResponse& resp) {
+        resp.set_id(req.id());
+        resp.set_bundle("/interop/bundle");
+        resp.set_pid(31337);
+        resp.set_status(containerd::v1::types::RUNNING);
+        return Status::Ok();
+      });
+  // ctr's Go dials this abstract name with a trailing NUL in the address (strace shows
+  // sun_path=@"/containerd-shim/default/<id>/shim.sock\0"), so bind it with one.
+  server.Listen("@/containerd-shim/default/" + id + "/shim.sock" + std::string(1, '\0'));
+  const auto out = dir.path() / "ctr.out";
+  // A missing daemon socket makes ctr fall back to the abstract one.
+  const std::string cmd = "ctr -a " + (dir.path() / "none.sock").string() + " -n default shim --id " + id +
+                          " state > " + out.string() + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  const std::string text = ReadFile(out);
+  EXPECT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("31337"), std::string::npos) << text;
+  EXPECT_NE(text.find("/interop/bundle"), std::string::npos) << text;
+  // (ctr shim calls with a bare context: no containerd-namespace-ttrpc metadata to check here.)
 }
 
 }  // namespace

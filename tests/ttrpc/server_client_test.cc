@@ -18,6 +18,8 @@
 #include "test_util.h"
 #include "ttrpc/client.h"
 #include "ttrpc/server.h"
+#include "ttrpc/typed.h"
+#include "containerd/task/v2/shim.pb.h"
 
 namespace uvmshim::ttrpc {
 namespace {
@@ -309,6 +311,72 @@ TEST_F(ServerTest, StopTokenFiresWhenClientDisconnects) {
   auto f = stopped.get_future();
   ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
   EXPECT_TRUE(f.get());
+}
+
+TEST_F(ServerTest, TypedHandlersDecodeAndRejectGarbage) {
+  namespace taskpb = containerd::task::v2;
+  RegisterTyped<taskpb::StartRequest, taskpb::StartResponse>(
+      server_, "containerd.task.v2.Task", "Start",
+      [](const RequestContext&, const taskpb::StartRequest& req, taskpb::StartResponse& resp) {
+        if (req.id().empty()) return Status(Code::kInvalidArgument, "id is required");
+        resp.set_pid(static_cast<std::uint32_t>(req.id().size()));
+        return Status::Ok();
+      });
+  auto client = Client::Connect(path_);
+  taskpb::StartRequest req;
+  req.set_id("abcd");
+  taskpb::StartResponse resp;
+  ASSERT_TRUE(CallTyped(*client, "containerd.task.v2.Task", "Start", req, resp).ok());
+  EXPECT_EQ(resp.pid(), 4u);
+  req.clear_id();
+  EXPECT_EQ(CallTyped(*client, "containerd.task.v2.Task", "Start", req, resp).code, 3);
+  // Not a StartRequest at all (field 1 with wire type 7).
+  EXPECT_EQ(client->Call("containerd.task.v2.Task", "Start", std::string("\x0f", 1)).status.code, 3);
+}
+
+TEST(Server, AbstractSocket) {
+  const std::string name = "@uvmshim-ttrpc-test-" + std::to_string(::getpid());
+  Server server;
+  server.Register(kSvc, "Echo", Echo);
+  server.Listen(name);
+  auto client = Client::Connect("unix://" + name);
+  auto r = client->Call(kSvc, "Echo", "abs");
+  ASSERT_TRUE(r.ok()) << r.status.ToString();
+  EXPECT_EQ(r.payload, ":abs");
+}
+
+TEST(Server, ListenFailsWithContext) {
+  TempDir dir;
+  Server a;
+  a.Listen(dir.Socket());
+  Server b;
+  try {
+    b.Listen(dir.Socket());
+    FAIL() << "second bind succeeded";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EADDRINUSE);
+    EXPECT_NE(std::string(e.what()).find(dir.Socket()), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Client::Connect(dir.Socket() + ".missing"), std::system_error);
+}
+
+TEST(Client, CallsRacingCloseFailCleanly) {
+  TempDir dir;
+  Server server;
+  server.Register(kSvc, "Echo", Echo);
+  server.Listen(dir.Socket());
+  for (int round = 0; round < 20; ++round) {
+    auto client = Client::Connect(dir.Socket());
+    std::vector<std::future<Result>> calls;
+    for (int i = 0; i < 4; ++i) {
+      calls.push_back(std::async(std::launch::async, [&] { return client->Call(kSvc, "Echo", "x"); }));
+    }
+    client->Close();
+    for (auto& c : calls) {
+      const auto r = c.get();
+      EXPECT_TRUE(r.ok() || r.status.code == 14) << r.status.ToString();
+    }
+  }
 }
 
 TEST(PeerCredentials, Rule) {

@@ -205,14 +205,19 @@ void HcsVm::Create() {
   // last handle terminates it (ShouldTerminateOnLastHandleClosed), and we
   // also terminate explicitly.
   auto abandon = [&](const std::exception& cause) {
+    sink_->Detach();  // the VM never became ours to report on
     try {
       RunHcsCall(api, "HcsTerminateComputeSystem", options_.control_timeouts,
                  [&](HcsHandle op) { return api.TerminateComputeSystem(system->get(), op, ""); });
     } catch (const std::exception& e) {
       spdlog::warn("UVM {}: terminate after failed create: {}", id, e.what());
     }
-    sink_->Detach();
     system->Reset();
+    {
+      // The sink is detached for good: this object cannot create again.
+      std::lock_guard lock(mutex_);
+      if (state_ == State::kNew) state_ = State::kClosed;
+    }
     spdlog::error("UVM {}: create failed: {}", id, cause.what());
   };
   try {
@@ -433,7 +438,7 @@ void HcsVm::Stop(milliseconds timeout) {
 
 std::optional<ExitInfo> HcsVm::WaitForExit(milliseconds timeout) {
   std::unique_lock lock(mutex_);
-  if (state_ == State::kNew) return std::nullopt;  // nothing to wait for
+  if (state_ == State::kNew || state_ == State::kClosed) return std::nullopt;  // nothing runs
   if (!WaitExitedFor(lock, timeout)) return std::nullopt;
   return exit_;
 }

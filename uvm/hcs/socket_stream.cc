@@ -40,7 +40,19 @@ std::string ErrorText(int error) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == '.')) {
     text.pop_back();
   }
-  if (text.empty()) text = "Winsock error";
+  if (text.empty()) {
+    // Some systems (wine) have no message table for Winsock codes.
+    switch (error) {
+      case WSAEAFNOSUPPORT: text = "address family not supported"; break;
+      case WSAECONNREFUSED: text = "connection refused"; break;
+      case WSAETIMEDOUT: text = "connection timed out"; break;
+      case WSAENETUNREACH: text = "network unreachable"; break;
+      case WSAEHOSTUNREACH: text = "host unreachable"; break;
+      case WSAECONNRESET: text = "connection reset by peer"; break;
+      case WSAEADDRINUSE: text = "address already in use"; break;
+      default: text = "Winsock error"; break;
+    }
+  }
   return text + " (WSA " + std::to_string(error) + ")";
 }
 

@@ -1,3 +1,16 @@
+# Shared by tests/hcs (Linux) and tests/windows (the mingw test exe): the
+# platform-neutral HCS test sources, and the golden documents embedding.
+set(UVMSHIM_HCS_TEST_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(UVMSHIM_HCS_TEST_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/fake_hcs_api.cc
+  ${CMAKE_CURRENT_LIST_DIR}/guid_hvsocket_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/hresult_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/hcs_document_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/hcs_call_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/hcs_vm_test.cc
+  ${CMAKE_CURRENT_LIST_DIR}/stream_relay_test.cc
+)
+
 # Embeds tests/hcs/golden/*.json into a generated source (golden_data.cc)
 # for the Linux tests and the Windows test exe alike. Reconfigures when a
 # golden file changes.

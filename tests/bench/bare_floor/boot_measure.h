@@ -1,0 +1,39 @@
+// Boot measurements shared by `measure` (the bare floor) and uvm-boot-bench:
+// both boot through QemuVm, so the QEMU command line is the same.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "uvm/utility_vm.h"
+
+namespace uvmshim::bench {
+
+inline constexpr const char* kBareFloorMarker = "UVMSHIM-BARE-FLOOR-READY";
+
+std::filesystem::path DefaultBareImageDir();
+std::filesystem::path DefaultUvmImageDir();
+
+struct BootOptions {
+  std::filesystem::path image_dir;
+  unsigned memory_mb = 256;
+  unsigned cpus = 1;
+};
+
+// ms from QemuVm::Start() to the bare floor's marker on the serial console.
+// Throws uvm::VmError when the marker does not appear.
+double BootBareFloorOnce(const BootOptions& options);
+
+struct AgentBoot {
+  uvm::BootTimeline timeline;
+  std::string guest_lines;  // the agent's pid1_* log lines (guest-side times)
+};
+// Boots the real image to a ready agent, then stops the VM.
+AgentBoot BootAgentOnce(const BootOptions& options);
+
+double Median(std::vector<double> values);
+double Millis(std::chrono::microseconds value);
+
+}  // namespace uvmshim::bench

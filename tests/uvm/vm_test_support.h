@@ -1,0 +1,42 @@
+// Helpers of the QEMU tests: private temp dirs, the image under test, leak
+// checks (child processes, sockets).
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "uvm/utility_vm.h"
+
+namespace uvmshim::uvm::test {
+
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "uvm-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::filesystem::path UvmImageDir();
+std::filesystem::path BareImageDir();
+
+// A config booting the uvm-image with its state in `state_dir`.
+VmConfig ImageConfig(const std::string& id, const std::filesystem::path& state_dir);
+
+// Pids whose parent is this process (QEMU, virtiofsd...).
+std::vector<pid_t> ChildPids();
+bool ProcessExists(pid_t pid);
+// Socket files left in `dir` (recursively).
+std::vector<std::filesystem::path> SocketsIn(const std::filesystem::path& dir);
+
+// Runs a shell command; returns its exit status.
+int Shell(const std::string& command);
+
+}  // namespace uvmshim::uvm::test
