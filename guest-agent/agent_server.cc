@@ -3,7 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +25,7 @@ namespace uvmshim::agent {
 namespace {
 
 constexpr int kMaxMessageBytes = 16 << 20;
+constexpr int kSocketBufferBytes = 4 << 20;
 
 sigset_t ShutdownSignals() {
   sigset_t set;
@@ -37,6 +42,12 @@ void PrepareAgentProcess() {
     if (fcntl(fd, F_GETFD) >= 0) continue;
     int null = open("/dev/null", O_RDWR);  // lands on `fd`, the lowest free number
     if (null >= 0 && null != fd) close(null);
+  }
+  // Many processes, each with a few pipes: use all the fds we may have.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
   }
   Reaper::BlockSigchld();
   sigset_t set = ShutdownSignals();
@@ -63,36 +74,80 @@ std::unique_ptr<grpc::Server> BuildServer(AgentService& service, const std::stri
   return server;
 }
 
-void ServeOnConnectedFd(grpc::Server& server, int fd) { grpc::AddInsecureChannelFromFd(&server, fd); }
+void ServeOnConnectedFd(grpc::Server& server, int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  int bytes = kSocketBufferBytes;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);  // best effort (capped by wmem_max)
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  grpc::AddInsecureChannelFromFd(&server, fd);
+}
 
-std::unique_ptr<grpc::Server> ListenUnix(AgentService& service, const std::string& path) {
+UnixListener::UnixListener(const std::string& path, std::function<void(int fd)> adopt)
+    : path_(path), adopt_(std::move(adopt)) {
+  auto fail = [&](const std::string& what, int error) {
+    throw std::runtime_error("listen " + path + ": " + what + ": " + std::strerror(error));
+  };
+  sockaddr_un address{};
+  if (path.size() >= sizeof address.sun_path) fail("path too long", ENAMETOOLONG);
   auto slash = path.rfind('/');
   std::string dir = slash == 0 ? "/" : path.substr(0, slash);
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) throw std::runtime_error("socket directory " + dir + ": " + std::strerror(errno));
+    if (errno != ENOENT) fail("directory " + dir, errno);
     MakeDirectories(dir, 0700);
     chmod(dir.c_str(), 0700);  // mkdir's mode is masked by the umask
   }
   if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error("listen " + path + ": exists and is not a socket");
+    if (!S_ISSOCK(st.st_mode)) fail("exists and is not a socket", EEXIST);
     unlink(path.c_str());  // stale socket of a previous agent
   }
-  // No window in which the socket is reachable by others.
+  listen_fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listen_fd_) fail("socket", errno);
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size());
+  // The umask closes the window between bind and chmod.
   mode_t old_umask = umask(077);
-  std::unique_ptr<grpc::Server> server;
-  try {
-    server = BuildServer(service, "unix:" + path);
-  } catch (...) {
-    umask(old_umask);
-    throw;
-  }
+  int bound = bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address);
+  int error = errno;
   umask(old_umask);
-  if (chmod(path.c_str(), 0600) != 0) throw std::runtime_error("chmod " + path + ": " + std::strerror(errno));
-  return server;
+  if (bound != 0) fail("bind", error);
+  if (chmod(path.c_str(), 0600) != 0) fail("chmod", errno);
+  if (listen(listen_fd_.get(), 128) != 0) fail("listen", errno);
+  stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) fail("eventfd", errno);
+  thread_ = std::thread([this] { Run(); });
 }
 
-void ServeUntilShutdown(AgentService& service, grpc::Server& server) {
+UnixListener::~UnixListener() {
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = write(stop_fd_.get(), &one, sizeof one);
+  thread_.join();
+  unlink(path_.c_str());
+}
+
+void UnixListener::Run() {
+  pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("event=accept_poll_failed path={} error={}", path_, std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents) return;
+    int fd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        spdlog::warn("event=accept_failed path={} error={}", path_, std::strerror(errno));
+      if (errno == EMFILE || errno == ENFILE) poll(nullptr, 0, 100);  // let fds free up
+      continue;
+    }
+    spdlog::debug("event=connection_accepted path={} fd={}", path_, fd);
+    adopt_(fd);
+  }
+}
+
+void WaitForShutdownRequest(AgentService& service) {
   sigset_t set = ShutdownSignals();
   UniqueFd signals(signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   pollfd fds[2] = {{service.shutdown_event_fd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
@@ -106,12 +161,20 @@ void ServeUntilShutdown(AgentService& service, grpc::Server& server) {
     [[maybe_unused]] auto n = read(signals.get(), &info, sizeof info);
     spdlog::info("event=signal_received signal={}", info.ssi_signo);
   }
+}
+
+void StopAgent(AgentService& service, grpc::Server& server) {
   spdlog::info("event=shutting_down");
   // Containers first: their ends complete the Wait/ReadOutput calls in flight.
   service.DestroyAllContainers();
   server.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   if (!service.options().cgroup_parent.empty()) Cgroup::RemoveParent(service.options().cgroup_parent);
   spdlog::info("event=stopped");
+}
+
+void ServeUntilShutdown(AgentService& service, grpc::Server& server) {
+  WaitForShutdownRequest(service);
+  StopAgent(service, server);
 }
 
 }  // namespace uvmshim::agent

@@ -5,17 +5,19 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 #include "guest-agent/agent_service.h"
+#include "guest-agent/unique_fd.h"
 
 namespace uvmshim::agent {
 
 // Call first in main(), before any thread exists: blocks SIGCHLD (the reaper
 // reads it from a signalfd), SIGTERM and SIGINT (ServeUntilShutdown reads
-// them), ignores SIGPIPE, and opens /dev/null on fds 0-2 when closed (so no
-// pipe of ours lands there).
+// them), ignores SIGPIPE, opens /dev/null on fds 0-2 when closed (so no
+// pipe of ours lands there) and raises the soft RLIMIT_NOFILE to the hard one.
 void PrepareAgentProcess();
 
 // The gRPC server with the agent's options: big messages (16 MiB), big HTTP/2
@@ -25,17 +27,44 @@ void PrepareAgentProcess();
 // std::runtime_error when the server does not start.
 std::unique_ptr<grpc::Server> BuildServer(AgentService& service, const std::string& grpc_listen_uri = "");
 
-// Serves gRPC on an already connected stream socket (vsock connection,
-// socketpair bridged to a serial port). Takes ownership of fd.
+// Serves gRPC on an already connected stream socket (unix or vsock
+// connection, socketpair bridged to a serial port). Takes ownership of fd;
+// makes it non-blocking and gives it a 4 MiB send buffer (one output chunk
+// leaves in one sendmsg instead of ping-ponging with the reader).
 void ServeOnConnectedFd(grpc::Server& server, int fd);
 
-// Listens on a unix socket: creates the parent directory (0700) when missing,
-// replaces a stale socket, and leaves the socket file at mode 0600.
-std::unique_ptr<grpc::Server> ListenUnix(AgentService& service, const std::string& path);
+// Listens on a unix socket and hands every connection to `adopt` (usually
+// ServeOnConnectedFd). Creates the parent directory (0700) when missing,
+// replaces a stale socket, leaves the socket file at mode 0600, and removes
+// it at destruction. Throws std::runtime_error naming the path.
+class UnixListener {
+ public:
+  UnixListener(const std::string& path, std::function<void(int fd)> adopt);
+  ~UnixListener();  // stops accepting (joins the accept thread)
+  UnixListener(const UnixListener&) = delete;
+  UnixListener& operator=(const UnixListener&) = delete;
 
-// Blocks until Shutdown was called or SIGTERM/SIGINT arrived; then destroys
-// every container, stops the server (calls still in flight get 1 s) and
-// removes the cgroup parent. The caller then exits (or powers the VM off).
+ private:
+  void Run();
+
+  std::string path_;
+  std::function<void(int)> adopt_;
+  UniqueFd listen_fd_;
+  UniqueFd stop_fd_;
+  std::thread thread_;
+};
+
+// Blocks until Shutdown was called or SIGTERM/SIGINT arrived.
+void WaitForShutdownRequest(AgentService& service);
+
+// Destroys every container, stops the server (calls still in flight get 1 s)
+// and removes the cgroup parent. Stop the listeners before (no new
+// connections into a stopping server). The caller then exits (or powers the
+// VM off). main():
+//   WaitForShutdownRequest(service); listener.reset(); StopAgent(service, *server);
+void StopAgent(AgentService& service, grpc::Server& server);
+
+// WaitForShutdownRequest then StopAgent (listeners keep running meanwhile).
 void ServeUntilShutdown(AgentService& service, grpc::Server& server);
 
 }  // namespace uvmshim::agent

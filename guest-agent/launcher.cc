@@ -86,6 +86,80 @@ void JoinCgroups(const std::vector<UniqueFd>& procs) noexcept {
   for (const auto& fd : procs) [[maybe_unused]] auto n = write(fd.get(), "0", 1);
 }
 
+// The children below share the agent's memory until they exec (see
+// SpawnSharingMemory): system calls only.
+struct InitChild {
+  const std::vector<UniqueFd>* cgroup_procs;
+  int in, out, err, config, sync;
+};
+
+int RunInitChild(void* arg) {
+  auto& child = *static_cast<InitChild*>(arg);
+  JoinCgroups(*child.cgroup_procs);
+  if (dup2(child.in, 0) < 0 || dup2(child.out, 1) < 0 || dup2(child.err, 2) < 0 ||
+      dup2(child.config, kInitConfigFd) < 0 || dup2(child.sync, kInitSyncFd) < 0) {
+    SendSyncMessage(child.sync, SyncKind::kError, 0, errno, "dup2 for the init helper");
+    _exit(125);
+  }
+  char arg0[] = "uvm-agent";
+  char arg1[] = "__init";  // kInitHelperArg
+  char* argv[] = {arg0, arg1, nullptr};
+  char* envp[] = {nullptr};
+  execve("/proc/self/exe", argv, envp);
+  SendSyncMessage(kInitSyncFd, SyncKind::kError, 0, errno, "exec /proc/self/exe (the init helper)");
+  _exit(125);
+}
+
+struct ExecChild {
+  const std::vector<UniqueFd>* cgroup_procs;
+  const std::vector<UniqueFd>* ns_fds;
+  const ExecPlan* plan;
+  ChildStdio stdio;
+  int report;
+  bool terminal;
+  bool set_size;
+  winsize size;
+  const ChildStack* grandchild_stack;
+};
+
+int RunExecGrandchild(void* arg) {
+  auto& child = *static_cast<ExecChild*>(arg);
+  BecomeProcess(*child.plan, child.stdio, child.report);
+}
+
+// Joins the container (cgroup, namespaces), opens the pty inside it, then
+// starts the process: the pid namespace applies to children only.
+int RunExecIntermediate(void* arg) {
+  auto& child = *static_cast<ExecChild*>(arg);
+  JoinCgroups(*child.cgroup_procs);
+  for (const auto& fd : *child.ns_fds) {
+    if (setns(fd.get(), 0) != 0) {
+      SendSyncMessage(child.report, SyncKind::kError, 0, errno, "join the container's namespaces");
+      _exit(125);
+    }
+  }
+  if (child.terminal) {
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int slave = master < 0 ? -1 : OpenPtySlave(master);
+    if (slave < 0) {
+      SendSyncMessage(child.report, SyncKind::kError, 0, errno, "terminal: open /dev/ptmx in the container");
+      _exit(125);
+    }
+    if (child.set_size) ioctl(slave, TIOCSWINSZ, &child.size);
+    if (!SendSyncMessage(child.report, SyncKind::kPtyMaster, 0, 0, nullptr, master)) _exit(125);
+    close(master);
+    child.stdio = ChildStdio{slave, slave, slave, true};
+  }
+  // CLONE_PARENT: the agent becomes the process's parent and reaps it.
+  pid_t pid = SpawnSharingMemory(CLONE_PARENT, &RunExecGrandchild, &child, *child.grandchild_stack);
+  if (pid < 0) {
+    SendSyncMessage(child.report, SyncKind::kError, 0, errno, "fork into the container's pid namespace");
+    _exit(125);
+  }
+  SendSyncMessage(child.report, SyncKind::kPid, pid, 0, nullptr);
+  _exit(0);
+}
+
 grpc::StatusCode CodeForSetupError(int error) {
   switch (error) {
     case ENOENT: return grpc::StatusCode::NOT_FOUND;
@@ -142,25 +216,16 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
     else if (ns.type == "network") flags |= CLONE_NEWNET;
     else if (ns.type == "cgroup") flags |= CLONE_NEWCGROUP;
   }
-  char arg0[] = "uvm-agent";
-  char arg1[] = "__init";  // kInitHelperArg
-  char* argv[] = {arg0, arg1, nullptr};
-  char* envp[] = {nullptr};
-
+  InitChild child{};
+  child.cgroup_procs = &launch.cgroup_procs;
+  child.in = child_in;
+  child.out = child_out;
+  child.err = child_err;
+  child.config = config_fd.get();
+  child.sync = sync.child.get();
+  ChildStack stack;
   auto token = reaper.BeginSpawn();
-  pid_t pid = CloneLikeFork(flags);
-  if (pid == 0) {
-    // Child of a threaded process: system calls only until execve.
-    JoinCgroups(launch.cgroup_procs);
-    if (dup2(child_in, 0) < 0 || dup2(child_out, 1) < 0 || dup2(child_err, 2) < 0 ||
-        dup2(config_fd.get(), kInitConfigFd) < 0 || dup2(sync.child.get(), kInitSyncFd) < 0) {
-      SendSyncMessage(sync.child.get(), SyncKind::kError, 0, errno, "dup2 for the init helper");
-      _exit(125);
-    }
-    execve("/proc/self/exe", argv, envp);
-    SendSyncMessage(kInitSyncFd, SyncKind::kError, 0, errno, "exec /proc/self/exe (the init helper)");
-    _exit(125);
-  }
+  pid_t pid = SpawnSharingMemory(flags, &RunInitChild, &child, stack);
   if (pid < 0) ThrowErrno("clone the container init (namespaces flags " + std::to_string(flags) + ")");
   process->SetPid(pid);
   reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
@@ -246,49 +311,22 @@ void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shar
   SyncPair sync = MakeSyncPair();
   for (auto& fd : launch.cgroup_procs) fd = Above(std::move(fd));
   // Everything the children touch, prepared now.
-  std::vector<int> ns_raw;
-  for (size_t i = 0; i < ns_fds.size(); ++i) ns_raw.push_back(ns_fds[i].get());
-  winsize size{};
-  size.ws_col = static_cast<unsigned short>(launch.process->console_width);
-  size.ws_row = static_cast<unsigned short>(launch.process->console_height);
-  bool set_size = size.ws_col != 0 && size.ws_row != 0;
-  ChildStdio child_stdio{stdio.child_in.get(), stdio.child_out.get(), stdio.child_err.get(), false};
-  int report = sync.child.get();
+  ChildStack intermediate_stack, grandchild_stack;
+  ExecChild child{};
+  child.cgroup_procs = &launch.cgroup_procs;
+  child.ns_fds = &ns_fds;
+  child.plan = plan.get();
+  child.stdio = ChildStdio{stdio.child_in.get(), stdio.child_out.get(), stdio.child_err.get(), false};
+  child.report = sync.child.get();
+  child.terminal = launch.terminal;
+  child.size.ws_col = static_cast<unsigned short>(launch.process->console_width);
+  child.size.ws_row = static_cast<unsigned short>(launch.process->console_height);
+  child.set_size = child.size.ws_col != 0 && child.size.ws_row != 0;
+  child.grandchild_stack = &grandchild_stack;
 
   auto token = reaper.BeginSpawn();
-  pid_t intermediate = CloneLikeFork(0);
-  if (intermediate == 0) {
-    // System calls only from here on (see spawn.h).
-    JoinCgroups(launch.cgroup_procs);
-    for (size_t i = 0; i < ns_raw.size(); ++i) {
-      if (setns(ns_raw[i], 0) != 0) {
-        SendSyncMessage(report, SyncKind::kError, 0, errno, "join the container's namespaces");
-        _exit(125);
-      }
-    }
-    if (launch.terminal) {
-      int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-      int slave = master < 0 ? -1 : OpenPtySlave(master);
-      if (slave < 0) {
-        SendSyncMessage(report, SyncKind::kError, 0, errno, "terminal: open /dev/ptmx in the container");
-        _exit(125);
-      }
-      if (set_size) ioctl(slave, TIOCSWINSZ, &size);
-      if (!SendSyncMessage(report, SyncKind::kPtyMaster, 0, 0, nullptr, master)) _exit(125);
-      close(master);
-      child_stdio = ChildStdio{slave, slave, slave, true};
-    }
-    // The pid namespace applies to children: fork once more. CLONE_PARENT
-    // makes the agent the new process's parent, so the agent reaps it.
-    pid_t child = CloneLikeFork(CLONE_PARENT);
-    if (child == 0) BecomeProcess(*plan, child_stdio, report);
-    if (child < 0) {
-      SendSyncMessage(report, SyncKind::kError, 0, errno, "fork into the container's pid namespace");
-      _exit(125);
-    }
-    SendSyncMessage(report, SyncKind::kPid, child, 0, nullptr);
-    _exit(0);
-  }
+  // Returns once the intermediate exited, i.e. after the process exec'd.
+  pid_t intermediate = SpawnSharingMemory(0, &RunExecIntermediate, &child, intermediate_stack);
   if (intermediate < 0) ThrowErrno("fork for exec");
   reaper.Watch(intermediate, [](const ChildExit&) {}, token);
   sync.child.reset();
@@ -367,11 +405,13 @@ void LaunchConsole(const std::vector<std::string>& command, uint32_t width, uint
     ioctl(master.get(), TIOCSWINSZ, &size);
   }
   SyncPair sync = MakeSyncPair();
-  ChildStdio child_stdio{slave.get(), slave.get(), slave.get(), true};
-  int report = sync.child.get();
+  ExecChild child{};
+  child.plan = plan.get();
+  child.stdio = ChildStdio{slave.get(), slave.get(), slave.get(), true};
+  child.report = sync.child.get();
+  ChildStack stack;
   auto token = reaper.BeginSpawn();
-  pid_t pid = CloneLikeFork(0);
-  if (pid == 0) BecomeProcess(*plan, child_stdio, report);
+  pid_t pid = SpawnSharingMemory(0, &RunExecGrandchild, &child, stack);
   if (pid < 0) ThrowErrno("fork for the console");
   process->SetPid(pid);
   reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);

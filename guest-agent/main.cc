@@ -36,7 +36,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("--cgroup-parent", cgroup_parent, "containers get cgroups <parent>/<id>; \"\" for none")->capture_default_str();
+  app.add_option("--cgroup-parent", cgroup_parent, "containers get cgroups <parent>/<id>; \"\" for none")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -47,18 +49,19 @@ int main(int argc, char** argv) {
     options.cgroup_parent = cgroup_parent;
     options.in_utility_vm = getpid() == 1;
     agent::AgentService service(options);
-    std::unique_ptr<grpc::Server> server;
+    std::unique_ptr<grpc::Server> server = agent::BuildServer(service);
+    std::unique_ptr<agent::UnixListener> unix_listener;
 #ifdef UVMSHIM_AGENT_VM_CHANNELS
     std::unique_ptr<agent::vm::ChannelListener> listener;
 #endif
     switch (address.kind) {
       case agent::ListenAddress::Kind::kUnix:
-        server = agent::ListenUnix(service, address.path);
+        unix_listener = std::make_unique<agent::UnixListener>(
+            address.path, [raw = server.get()](int fd) { agent::ServeOnConnectedFd(*raw, fd); });
         break;
       case agent::ListenAddress::Kind::kVsock:
       case agent::ListenAddress::Kind::kSerial:
 #ifdef UVMSHIM_AGENT_VM_CHANNELS
-        server = agent::BuildServer(service);
         listener = agent::vm::StartVmListener(address, [raw = server.get()](int fd) {
           agent::ServeOnConnectedFd(*raw, fd);
         });
@@ -69,7 +72,12 @@ int main(int argc, char** argv) {
 #endif
     }
     spdlog::info("event=listening address={} pid={}", agent::ToString(address), getpid());
-    agent::ServeUntilShutdown(service, *server);
+    agent::WaitForShutdownRequest(service);
+    unix_listener.reset();
+#ifdef UVMSHIM_AGENT_VM_CHANNELS
+    listener.reset();
+#endif
+    agent::StopAgent(service, *server);
   } catch (const std::exception& e) {
     spdlog::critical("event=fatal error={}", agent::LogQuote(e.what()));
     return 1;

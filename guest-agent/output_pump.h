@@ -14,7 +14,7 @@
 
 namespace uvmshim::agent {
 
-inline constexpr size_t kOutputChunkBytes = 256 * 1024;
+inline constexpr size_t kOutputChunkBytes = 1024 * 1024;
 
 enum class PumpEnd {
   kEof,               // the writers closed the pipe (or the pty slave: EIO)

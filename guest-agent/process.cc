@@ -44,7 +44,7 @@ void Process::SetStdio(AgentStdio stdio) {
     outputs_[0].fd = pty_master_.get();
     outputs_[1].finished = true;  // no separate stderr with a terminal
     auto target = std::make_shared<StdinTarget>();
-    target->pty_master = pty_master_.get();
+    target->fd.reset(fcntl(pty_master_.get(), F_DUPFD_CLOEXEC, 3));
     stdin_ = std::move(target);
     return;
   }
@@ -57,7 +57,7 @@ void Process::SetStdio(AgentStdio stdio) {
   if (stdio.stdin_w) {
     SetNonBlocking(stdio.stdin_w.get());
     auto target = std::make_shared<StdinTarget>();
-    target->pipe = std::move(stdio.stdin_w);
+    target->fd = std::move(stdio.stdin_w);
     stdin_ = std::move(target);
   }
 }
@@ -77,6 +77,7 @@ void Process::OnExit(const ChildExit& exit) {
     std::lock_guard lock(mu_);
     if (exit_) return;
     exit_ = ProcessExit{ExitStatusFromWaitStatus(exit.wait_status), exit.exited_at_unix_nano};
+    ReleaseFdsLocked();
   }
   uint64_t one = 1;
   [[maybe_unused]] auto n = write(exited_event_.get(), &one, sizeof one);
@@ -87,6 +88,21 @@ void Process::OnExit(const ChildExit& exit) {
 std::optional<ProcessExit> Process::exit() const {
   std::lock_guard lock(mu_);
   return exit_;
+}
+
+void Process::ReleaseFdsLocked() {
+  for (auto& output : outputs_) {
+    if (output.finished && !output.attached && output.owned) {
+      output.owned.reset();
+      output.fd = -1;
+    }
+  }
+  if (!exit_) return;
+  stdin_.reset();  // a writer still holding it finishes with EPIPE/EIO
+  if (pty_master_ && outputs_[0].finished && !outputs_[0].attached) {
+    pty_master_.reset();
+    outputs_[0].fd = -1;
+  }
 }
 
 bool Process::OutputsSettledLocked() const {
@@ -145,6 +161,7 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
       std::lock_guard lock(mu_);
       output.attached = false;
       output.finished = output.finished || finished;
+      ReleaseFdsLocked();
     }
     cv_.notify_all();
   };
@@ -154,6 +171,7 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
   }
   std::string buffer;
   PumpEnd end = PumpOutput(PumpSource{fd, exited_event_.get()}, buffer, sink, cancelled);
+  int read_errno = errno;
   bool finished = end == PumpEnd::kEof || end == PumpEnd::kDrainedAfterExit;
   detach(finished || end == PumpEnd::kReadError);
   spdlog::debug("event=output_end process={} stream={} end={}", name_, OutputName(kind), ToString(end));
@@ -165,7 +183,7 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
     case PumpEnd::kCancelled:
       return grpc::Status(grpc::StatusCode::CANCELLED, "reader went away");
     case PumpEnd::kReadError:
-      return grpc::Status(grpc::StatusCode::INTERNAL, std::string("read ") + OutputName(kind) + " of " + name_ + ": " + ErrnoText(errno));
+      return grpc::Status(grpc::StatusCode::INTERNAL, std::string("read ") + OutputName(kind) + " of " + name_ + ": " + ErrnoText(read_errno));
   }
   return grpc::Status::OK;
 }
@@ -180,7 +198,7 @@ grpc::Status Process::WriteStdin(std::string_view data, const std::function<bool
   if (!target)
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no open stdin");
   while (!data.empty()) {
-    ssize_t n = write(target->fd(), data.data(), data.size());
+    ssize_t n = write(target->fd.get(), data.data(), data.size());
     if (n > 0) {
       data.remove_prefix(static_cast<size_t>(n));
       *written += static_cast<uint64_t>(n);
@@ -188,7 +206,7 @@ grpc::Status Process::WriteStdin(std::string_view data, const std::function<bool
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
-      pollfd pfd{target->fd(), POLLOUT, 0};
+      pollfd pfd{target->fd.get(), POLLOUT, 0};
       poll(&pfd, 1, 500);
       if (cancelled && cancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "writer went away");
       continue;
@@ -217,7 +235,7 @@ grpc::Status Process::CloseStdin() {
   if (!target) return grpc::Status::OK;
   termios attrs{};
   char veof = 4;  // ^D
-  if (tcgetattr(target->fd(), &attrs) == 0 && attrs.c_cc[VEOF] != 0) veof = static_cast<char>(attrs.c_cc[VEOF]);
+  if (tcgetattr(target->fd.get(), &attrs) == 0 && attrs.c_cc[VEOF] != 0) veof = static_cast<char>(attrs.c_cc[VEOF]);
   // VEOF ends input only at the start of a line; a pending partial line needs
   // one VEOF to be delivered and a second one for EOF.
   std::string eof(last_was_newline ? 1 : 2, veof);
@@ -230,8 +248,8 @@ grpc::Status Process::CloseStdin() {
 
 grpc::Status Process::ResizePty(uint32_t width, uint32_t height) {
   std::lock_guard lock(mu_);
-  if (!terminal_ || !pty_master_)
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no terminal");
+  if (!terminal_) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no terminal");
+  if (!pty_master_) return grpc::Status(grpc::StatusCode::NOT_FOUND, "process " + name_ + " has exited");
   winsize size{};
   size.ws_col = static_cast<unsigned short>(width);
   size.ws_row = static_cast<unsigned short>(height);

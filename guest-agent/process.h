@@ -33,9 +33,7 @@ struct AgentStdio {
 // output side). Kept alive by writers so CloseStdin never closes an fd a
 // writer still uses.
 struct StdinTarget {
-  UniqueFd pipe;          // owned pipe write end (no terminal)
-  int pty_master = -1;    // borrowed from the Process (terminal)
-  int fd() const { return pty_master >= 0 ? pty_master : pipe.get(); }
+  UniqueFd fd;  // the pipe's write end, or a dup of the pty master
 };
 
 enum class OutputKind { kStdout = 0, kStderr = 1 };
@@ -100,6 +98,9 @@ class Process {
   };
 
   bool OutputsSettledLocked() const;
+  // Closes what nobody can use any more: drained outputs, and after the exit
+  // the stdin pipe and the pty (so exited execs kept for Wait hold no fds).
+  void ReleaseFdsLocked();
 
   const std::string name_;
   const std::string exec_id_;

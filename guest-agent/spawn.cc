@@ -273,10 +273,8 @@ void ExecUserCommand(const ExecPlan& plan) noexcept {
   _exit(static_cast<int>(ExitStatusForExecErrno(error)));
 }
 
-pid_t CloneLikeFork(unsigned long flags) noexcept {
-  // With a null stack the child continues on a copy of the caller's stack,
-  // exactly like fork(), but namespace flags are allowed.
-  return static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+pid_t SpawnSharingMemory(unsigned long flags, int (*fn)(void*), void* arg, const ChildStack& stack) noexcept {
+  return clone(fn, stack.top(), static_cast<int>(flags | CLONE_VM | CLONE_VFORK | SIGCHLD), arg);
 }
 
 int OpenPtySlave(int master) noexcept {

@@ -56,8 +56,8 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
   fs::remove(socket);
   target_ = "unix://" + socket.string();
   const std::string log = console_log().string();
-  child_ = bp::child(config_.agent_binary.string(), bp::args({"--listen", target_,
-                                                              "--log-level", config_.log_level}),
+  child_ = bp::child(config_.agent_binary.string(), bp::args({"--listen", target_, "--log-level", config_.log_level,
+                                                              "--cgroup-parent", config_.cgroup_parent}),
                      bp::std_in < bp::null, bp::std_out > log, bp::std_err > log,
                      NewSession{});
   spdlog::debug("agent host: started {} pid={} listen={}", config_.agent_binary.string(),

@@ -17,6 +17,9 @@ struct ProcessAgentConfig {
   std::filesystem::path state_dir;  // created 0700; holds agent.sock, agent.log
   std::chrono::milliseconds ready_timeout{10000};
   std::string log_level = "info";
+  // The agent's cgroup parent: one per sandbox, so `shim delete` can find and
+  // end every process of a sandbox whose shim and agent were killed.
+  std::string cgroup_parent = "uvmshim";
 };
 
 class ProcessAgentHost final : public AgentHost {

@@ -14,6 +14,7 @@ std::unique_ptr<AgentHost> StartAgentHost(const SandboxSpec& spec) {
     config.agent_binary = FindTool("uvm-agent", "UVMSHIM_AGENT");
     config.state_dir = spec.state_dir;
     config.log_level = spec.config.agent_log_level;
+    config.cgroup_parent = spec.cgroup_parent;
     return std::make_unique<ProcessAgentHost>(config);
   }
   return StartVmAgentHost(spec);

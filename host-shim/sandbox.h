@@ -17,6 +17,7 @@ struct SandboxSpec {
   SandboxConfig config;
   std::filesystem::path state_dir;    // private, 0700: sockets, logs
   std::filesystem::path host_rootfs;  // the container's rootfs on the host
+  std::string cgroup_parent = "uvmshim";  // process isolation: host cgroups of the sandbox
 };
 
 // Starts the agent host and returns once its agent answers. Throws

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <stdexcept>
@@ -54,6 +57,54 @@ std::vector<SandboxState> ListStates() {
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a.created_unix < b.created_unix; });
   return out;
+}
+
+std::string SandboxCgroupParent(const std::string& ns, const std::string& id) {
+  return "uvmshim/" + ns + "-" + id;
+}
+
+int KillSandboxCgroups(const std::string& cgroup_parent) {
+  std::vector<fs::path> roots;
+  std::error_code ec;
+  if (fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+    roots.push_back(fs::path("/sys/fs/cgroup") / cgroup_parent);
+  } else {
+    for (const auto& hierarchy : fs::directory_iterator("/sys/fs/cgroup", ec))
+      if (fs::exists(hierarchy.path() / cgroup_parent)) roots.push_back(hierarchy.path() / cgroup_parent);
+  }
+  int killed = 0;
+  for (int round = 0; round < 50; ++round) {
+    int seen = 0;
+    for (const auto& root : roots) {
+      if (!fs::exists(root)) continue;
+      for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it) {
+        if (it->path().filename() != "cgroup.procs") continue;
+        std::ifstream procs(it->path());
+        for (long pid; procs >> pid;) {
+          ::kill(static_cast<pid_t>(pid), SIGKILL);
+          ++seen;
+        }
+      }
+      std::ifstream procs(root / "cgroup.procs");
+      for (long pid; procs >> pid;) {
+        ::kill(static_cast<pid_t>(pid), SIGKILL);
+        ++seen;
+      }
+    }
+    if (round == 0) killed = seen;
+    if (seen == 0) break;
+    ::usleep(20000);
+  }
+  // Deepest first: a cgroup is removable once empty and childless.
+  for (const auto& root : roots) {
+    std::vector<fs::path> dirs;
+    for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it)
+      if (it->is_directory()) dirs.push_back(it->path());
+    std::sort(dirs.rbegin(), dirs.rend());
+    for (const auto& dir : dirs) ::rmdir(dir.c_str());
+    ::rmdir(root.c_str());
+  }
+  return killed;
 }
 
 SandboxState FindState(const std::string& id, const std::string& ns) {

@@ -32,6 +32,12 @@ void WriteState(const std::filesystem::path& dir, const SandboxState& state);
 std::optional<SandboxState> ReadState(const std::filesystem::path& dir);
 // Every sandbox under RuntimeRoot(), all namespaces, sorted by creation.
 std::vector<SandboxState> ListStates();
+// The host cgroup parent of a process-isolation sandbox.
+std::string SandboxCgroupParent(const std::string& ns, const std::string& id);
+// SIGKILLs every process in that cgroup subtree (every v1 hierarchy or the v2
+// tree) and removes the cgroups; returns how many processes it killed.
+int KillSandboxCgroups(const std::string& cgroup_parent);
+
 // Finds the sandbox of a container id (any namespace unless ns is given);
 // throws std::runtime_error when none or several match.
 SandboxState FindState(const std::string& id, const std::string& ns = "");

@@ -1,14 +1,84 @@
 #include "vm_agent_host.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <stdexcept>
 
+#include "paths.h"
 #include "sandbox.h"
+#include "uvm/agent_channel.h"
+#include "uvm/vm_factory.h"
 
 namespace uvmshim::host {
+namespace fs = std::filesystem;
 
-// Replaced by the QEMU-backed implementation once uvm/ provides it.
+namespace {
+
+class VmAgentHost final : public AgentHost {
+ public:
+  explicit VmAgentHost(std::unique_ptr<uvm::UtilityVm> vm) : vm_(std::move(vm)) {
+    vm_->Create();
+    vm_->Start();
+    vm_->WaitAgentReady();  // throws with the console's tail
+    channel_ = uvm::AgentChannel(*vm_);
+    auto t = vm_->timeline();
+    auto ms = [](const auto& d) { return d ? fmt::format("{:.0f}ms", d->count() / 1000.0) : std::string("-"); };
+    spdlog::info("uvm ready: vmm_started={} kernel_started={} agent_ready={} vmm_pid={}",
+                 ms(t.process_started), ms(t.kernel_started), ms(t.agent_ready), vm_->vmm_pid());
+  }
+  ~VmAgentHost() override {
+    if (vm_->exit_info().reason == uvm::ExitReason::kRunning) vm_->Terminate();
+  }
+
+  std::shared_ptr<grpc::Channel> channel() override { return channel_; }
+  std::string debug_target() const override { return vm_->DebugAgentTarget(); }
+  std::string RootfsForAgent(const fs::path&) const override { return uvm::kGuestRootfsPath; }
+  void WaitEnded(std::chrono::milliseconds timeout) override {
+    asked_to_end_ = true;
+    // The agent powers the VM off after Shutdown; Stop() forces it after the timeout.
+    if (!vm_->WaitForExit(timeout)) vm_->Stop(std::chrono::seconds(2));
+  }
+  void Kill() override {
+    asked_to_end_ = true;
+    vm_->Terminate();
+  }
+  std::optional<std::string> unexpected_exit() const override {
+    auto info = vm_->exit_info();
+    if (asked_to_end_ || info.reason == uvm::ExitReason::kRunning) return std::nullopt;
+    return fmt::format("utility VM ended: {} {}", uvm::ToString(info.reason), info.detail);
+  }
+  std::int64_t pid() const override { return vm_->vmm_pid(); }
+  fs::path console_log() const override { return vm_->console_log(); }
+
+ private:
+  std::unique_ptr<uvm::UtilityVm> vm_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::atomic<bool> asked_to_end_{false};
+};
+
+}  // namespace
+
 std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
-  throw std::runtime_error("isolation hyperv: the utility VM backend is not in this build");
+  uvm::VmConfig config;
+  config.id = spec.id;
+  const fs::path images = ImagesDir();
+  config.kernel = spec.config.kernel.empty() ? images / "vmlinuz" : spec.config.kernel;
+  config.initrd = spec.config.initrd.empty() ? images / "initrd.img" : spec.config.initrd;
+  config.kernel_cmdline_extra = spec.config.kernel_cmdline_extra;
+  if (spec.config.agent_log_level != "info")
+    config.kernel_cmdline_extra += " uvm.log=" + spec.config.agent_log_level;
+  config.memory_mb = spec.config.memory_mb;
+  config.cpus = spec.config.cpus;
+  config.state_dir = spec.state_dir;
+  config.debug_console = spec.config.console_log;
+  config.rootfs_dir = spec.host_rootfs;
+  config.boot_timeout = spec.config.boot_timeout;
+  try {
+    return std::make_unique<VmAgentHost>(uvm::MakeUtilityVm(std::move(config)));
+  } catch (const uvm::VmError& e) {
+    throw std::runtime_error(fmt::format("utility VM {}: {}", spec.id, e.what()));
+  }
 }
 
 }  // namespace uvmshim::host

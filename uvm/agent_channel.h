@@ -16,7 +16,9 @@
 namespace uvmshim::uvm {
 
 // A channel tuned for a local agent link: fast reconnects (100 ms .. 1 s back
-// off instead of gRPC's 1 s .. 120 s), unlimited message sizes.
+// off instead of gRPC's 1 s .. 120 s), a 30 s connect timeout (a connection
+// to the VM's port is accepted by QEMU at once and answered by the agent only
+// after the guest booted), unlimited message sizes.
 std::shared_ptr<grpc::Channel> MakeAgentChannel(const std::string& target);
 
 // The channel of a VM whose agent is ready (after WaitAgentReady()).

@@ -157,8 +157,12 @@ bool ValidId(const std::string& id) {
 std::shared_ptr<grpc::Channel> MakeAgentChannel(const std::string& target) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // gRPC reads this as the minimum *connect timeout*: how long a connection
+  // may wait for the server's SETTINGS. QEMU accepts the socket at once but
+  // the agent answers only once the guest has booted; a short value would
+  // drop and redial the port over and over during the boot.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 30000);
   args.SetMaxReceiveMessageSize(-1);
   args.SetMaxSendMessageSize(-1);
   return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);

@@ -106,7 +106,8 @@ int Start(const shim::ShimArgs& args) {
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
 
-  std::vector<std::string> argv_strings = {"/proc/self/exe"};
+  // argv[0] names the binary (ps, and containerd's own shim lookups, show it).
+  std::vector<std::string> argv_strings = {fs::read_symlink("/proc/self/exe").string()};
   auto daemon_args = shim::DaemonArgs(args);
   if (args.bundle.empty()) daemon_args.insert(daemon_args.end(), {"-bundle", bundle.string()});
   argv_strings.insert(argv_strings.end(), daemon_args.begin(), daemon_args.end());
@@ -138,9 +139,19 @@ bool IsOurs(std::int64_t pid, const std::string& marker) {
   return !cmdline.empty() && cmdline.find(marker) != std::string::npos;
 }
 
+// Gone, or a zombie: it has released everything but its pid, and its new
+// parent (not us) reaps it.
+bool Ended(std::int64_t pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(stat)), {});
+  auto paren = text.rfind(')');
+  return text.empty() || (paren != std::string::npos && paren + 2 < text.size() &&
+                          (text[paren + 2] == 'Z' || text[paren + 2] == 'X'));
+}
+
 void KillAndReap(std::int64_t pid) {
   ::kill(static_cast<pid_t>(pid), SIGKILL);
-  for (int i = 0; i < 100 && ::kill(static_cast<pid_t>(pid), 0) == 0; ++i) ::usleep(20000);
+  for (int i = 0; i < 250 && !Ended(pid); ++i) ::usleep(4000);
 }
 
 int Delete(const shim::ShimArgs& args) {
@@ -149,14 +160,10 @@ int Delete(const shim::ShimArgs& args) {
   if (auto state = host::ReadState(state_dir)) {
     if (IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
     if (IsOurs(state->host_pid, state_dir.string())) KillAndReap(state->host_pid);
-    // In process isolation the container's init is a host process: its pid
-    // namespace ends with it.
-    if (state->isolation == "process" && state->task_pid > 0) {
-      std::error_code ec;
-      auto root = fs::read_symlink(fmt::format("/proc/{}/root", state->task_pid), ec);
-      if (!ec && root.string().starts_with(bundle.string())) KillAndReap(state->task_pid);
-    }
   }
+  // In process isolation the container's processes are host processes in the
+  // sandbox's own cgroups (absent for hyperv sandboxes).
+  host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, args.id));
   shim::UnmountAll(bundle / "rootfs");
   std::error_code ignored;
   fs::remove_all(state_dir, ignored);

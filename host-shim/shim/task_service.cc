@@ -220,7 +220,8 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
     fs::permissions(task->state_dir, fs::perms::owner_all);
     spdlog::info("create {}: isolation={} bundle={}", id, host::ToString(config.isolation),
                  bundle.string());
-    task->host = host::StartAgentHost({id, config, task->state_dir, rootfs});
+    task->host = host::StartAgentHost(
+        {id, config, task->state_dir, rootfs, host::SandboxCgroupParent(options_.ns, id)});
     auto agent = std::make_unique<host::AgentClient>(task->host->channel());
 
     agentpb::CreateContainerRequest create;

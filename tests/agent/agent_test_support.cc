@@ -46,6 +46,11 @@ std::shared_ptr<grpc::Channel> ConnectUnix(const std::string& socket_path) {
   args.SetMaxSendMessageSize(64 << 20);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
   args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 4 << 20);
+  if (!std::getenv("UVMSHIM_TEST_SMALL_READS")) {
+    args.SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
+    args.SetInt(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
+    args.SetInt(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 4 << 20);
+  }
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);

@@ -94,6 +94,29 @@ TEST_F(Basic, DevicesAndMounts) {
   EXPECT_EQ(r.out, "4\n/dev/pts/ptmx\npts/ptmx\n0\n");
 }
 
+TEST_F(Basic, NoAgentFdLeaksIntoTheContainer) {
+  // Only 0, 1, 2 and the directory ls itself opens.
+  auto r = RunContainer(agent(), "c1", {"sh", "-c", "ls /proc/self/fd | wc -l"});
+  EXPECT_EQ(r.out, "4\n") << r.err;
+  StartSleeper(agent(), "c2");
+  auto e = RunExec(agent(), "c2", "e1", {"sh", "-c", "ls /proc/self/fd | wc -l"});
+  EXPECT_EQ(e.out, "4\n") << e.err;
+  DeleteContainer(agent(), "c2");
+}
+
+TEST_F(Basic, CapabilitiesFollowTheSpec) {
+  // MakeSpec grants 14 capabilities (bounding = effective = permitted):
+  // CAP_CHOWN(0) DAC_OVERRIDE(1) FOWNER(3) FSETID(4) KILL(5) SETGID(6)
+  // SETUID(7) SETPCAP(8) NET_BIND_SERVICE(10) NET_RAW(13) SYS_CHROOT(18)
+  // MKNOD(27) AUDIT_WRITE(29) SETFCAP(31) = 0xa80425fb.
+  auto r = RunContainer(agent(), "c1", {"sh", "-c", "grep -E '^Cap(Bnd|Eff|Prm|Inh)' /proc/self/status; "
+                                                   "grep NoNewPrivs /proc/self/status"});
+  EXPECT_EQ(r.out,
+            "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\n"
+            "CapBnd:\t00000000a80425fb\nNoNewPrivs:\t1\n")
+      << r.err;
+}
+
 TEST_F(Basic, ContainerCannotSeeTheAgentSocket) {
   auto r = RunContainer(agent(), "c1",
                         {"sh", "-c", "ls " + agent().socket_path() + " || echo absent; ls " + agent().dir() +

@@ -55,11 +55,17 @@ class UvmShimCreateFailure : public CtrFixture, public ::testing::Test {
 TEST_F(UvmShimCreateFailure, InvalidSpecWithoutArgsNamesTheProblem) {
   ASSERT_NO_THROW(StartContainerd());
   // A spec whose process has no args: valid JSON, invalid OCI config for a container.
+  // ctr takes only the container id with --config; the rootfs comes from the spec.
+  const auto rootfs = env().dir() / "noargs-rootfs";
+  auto made = RunCommand({(SourceDir() / "tests/fixtures/make-busybox-rootfs.sh").string(), rootfs.string()});
+  ASSERT_TRUE(made.ok()) << made.Describe();
   auto spec = env().dir() / "no-args-spec.json";
   std::ofstream(spec) << R"({"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},)"
-                      << R"("args":[],"env":["PATH=/bin"],"cwd":"/"},"root":{"path":"rootfs"},)"
+                      << R"("args":[],"env":["PATH=/bin"],"cwd":"/"},"root":{"path":")" << rootfs.string()
+                      << R"("},"annotations":{"io.uvmshim.isolation":"process"},)"
                       << R"("hostname":"x","linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}})";
-  auto r = CtrRun(kProcessByAnnotation, {"--rm", "--config", spec.string()}, "noargs", {});
+  auto r = env().Ctr({"run", "--rm", "--config", spec.string(), "--runtime", kUvmRuntime, "noargs"},
+                     CommandOptions().WithTimeout(60s));
   ExpectFailedCreate(r, {"args"}, "noargs");
 }
 
