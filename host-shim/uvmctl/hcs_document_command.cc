@@ -35,7 +35,7 @@ int PrintHcsDocument(const HcsDocumentOptions& options) {
     doc.rootfs = {uvm::hcs::RootfsKind::kScsiDisk, options.rootfs_vhd, false};
   }
   uvm::hcs::ValidateUvmDocumentOptions(doc);
-  std::puts(uvm::hcs::BuildUvmDocument(doc).c_str());
+  std::fputs(uvm::hcs::BuildUvmDocument(doc).c_str(), stdout);
   return 0;
 }
 
