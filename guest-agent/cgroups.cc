@@ -15,8 +15,6 @@
 namespace uvmshim::agent {
 namespace {
 
-constexpr const char* kCgroupRoot = "/sys/fs/cgroup";
-
 bool WriteFile(const std::string& path, const std::string& value, std::string* error) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -118,19 +116,21 @@ bool MakeDirs(const std::string& base, const std::string& relative, std::vector<
 }  // namespace
 
 std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::string& name,
-                                       const OciResources& resources, std::string* warning) {
+                                       const OciResources& resources, std::string* warning,
+                                       const std::string& root) {
+  const char* cgroup_root = root.c_str();
   std::unique_ptr<Cgroup> cgroup(new Cgroup());
   std::string relative = parent + "/" + name;
   std::string error;
-  if (access((std::string(kCgroupRoot) + "/cgroup.controllers").c_str(), F_OK) == 0) {
+  if (access((std::string(cgroup_root) + "/cgroup.controllers").c_str(), F_OK) == 0) {
     cgroup->v2_ = true;
     // Delegate the controllers down to our parent (best effort: some may be
     // unavailable or already enabled).
-    std::string path = kCgroupRoot;
+    std::string path = cgroup_root;
     std::stringstream parts(parent);
     std::string part;
     WriteFile(path + "/cgroup.subtree_control", "+cpu +memory +pids", nullptr);
-    if (!MakeDirs(kCgroupRoot, parent, nullptr, &error)) {
+    if (!MakeDirs(cgroup_root, parent, nullptr, &error)) {
       *warning = error;
       return nullptr;
     }
@@ -140,11 +140,11 @@ std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::str
       WriteFile(path + "/cgroup.subtree_control", "+cpu +memory +pids", nullptr);
     }
     std::vector<std::string> created;
-    if (!MakeDirs(kCgroupRoot, relative, &created, &error)) {
+    if (!MakeDirs(cgroup_root, relative, &created, &error)) {
       *warning = error;
       return nullptr;
     }
-    std::string dir = std::string(kCgroupRoot) + "/" + relative;
+    std::string dir = std::string(cgroup_root) + "/" + relative;
     cgroup->directories_.push_back(dir);
     for (const char* controller : {"cpu", "memory", "pids"}) cgroup->controller_dirs_.emplace_back(controller, dir);
     if (resources.memory_limit && *resources.memory_limit > 0)
@@ -223,11 +223,9 @@ std::vector<pid_t> Cgroup::Pids() const {
   return pids;
 }
 
-int Cgroup::KillAll(int signal) const {
-  int killed = 0;
-  for (pid_t pid : Pids())
-    if (kill(pid, signal) == 0) ++killed;
-  return killed;
+void Cgroup::KillAll(int signal) const {
+  if (v2_ && signal == SIGKILL && WriteFile(directories_.front() + "/cgroup.kill", "1", nullptr)) return;
+  for (pid_t pid : Pids()) kill(pid, signal);
 }
 
 CgroupStats Cgroup::ReadStats() const {
@@ -281,10 +279,11 @@ bool Cgroup::Remove() {
   return all;
 }
 
-void Cgroup::RemoveParent(const std::string& parent) {
+void Cgroup::RemoveParent(const std::string& parent, const std::string& root) {
+  const char* cgroup_root = root.c_str();
   std::vector<std::string> roots;
-  if (access((std::string(kCgroupRoot) + "/cgroup.controllers").c_str(), F_OK) == 0) {
-    roots.push_back(kCgroupRoot);
+  if (access((std::string(cgroup_root) + "/cgroup.controllers").c_str(), F_OK) == 0) {
+    roots.push_back(cgroup_root);
   } else {
     for (const auto& [controller, mountpoint] : V1Hierarchies({"cpu", "cpuacct", "memory", "pids"}))
       roots.push_back(mountpoint);
@@ -294,10 +293,10 @@ void Cgroup::RemoveParent(const std::string& parent) {
   std::string part;
   while (std::getline(parts, part, '/'))
     if (!part.empty()) components.push_back(part);
-  for (const auto& root : roots) {
+  for (const auto& base : roots) {
     // Deepest first; a directory still in use (EBUSY/ENOTEMPTY) stays.
     for (size_t depth = components.size(); depth > 0; --depth) {
-      std::string dir = root;
+      std::string dir = base;
       for (size_t i = 0; i < depth; ++i) dir += "/" + components[i];
       if (rmdir(dir.c_str()) != 0 && errno != ENOENT) break;
     }

@@ -31,8 +31,10 @@ class Cgroup {
  public:
   // nullptr (and *warning set) when cgroups are unavailable; the container
   // then runs without one.
+  // `root` is where cgroup v2 would be mounted (tests use another v2 mount).
   static std::unique_ptr<Cgroup> Create(const std::string& parent, const std::string& name,
-                                        const OciResources& resources, std::string* warning);
+                                        const OciResources& resources, std::string* warning,
+                                        const std::string& root = "/sys/fs/cgroup");
   ~Cgroup();  // removes the directories (best effort, logged)
   Cgroup(const Cgroup&) = delete;
   Cgroup& operator=(const Cgroup&) = delete;
@@ -42,14 +44,14 @@ class Cgroup {
   std::vector<UniqueFd> OpenProcsFiles() const;
 
   std::vector<pid_t> Pids() const;
-  // Kills every process in the cgroup with `signal`; returns how many.
-  int KillAll(int signal) const;
+  // Kills every process in the cgroup with `signal` (v2 SIGKILL: cgroup.kill).
+  void KillAll(int signal) const;
   CgroupStats ReadStats() const;
   // rmdir of every directory; false while processes remain.
   bool Remove();
   // rmdir of <parent> (and its ancestors below the roots) where empty; at
   // agent exit.
-  static void RemoveParent(const std::string& parent);
+  static void RemoveParent(const std::string& parent, const std::string& root = "/sys/fs/cgroup");
   bool is_v2() const { return v2_; }
   const std::vector<std::string>& directories() const { return directories_; }
 

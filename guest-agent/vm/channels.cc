@@ -163,15 +163,16 @@ bool SerialPortListener::WaitForHost() {
 }
 
 void SerialPortListener::ServeConnection() {
+  // Both ends non-blocking: gRPC reads an adopted fd until EAGAIN, so a
+  // blocking fd would stall its reader after the first bytes.
   int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
     spdlog::error("event=serial_bridge_failed device={} error={}", LogQuote(device_.string()),
                   LogQuote(std::strerror(errno)));
     WaitEvent(stop_, 100);
     return;
   }
   UniqueFd ours(pair[0]);
-  ::fcntl(ours.get(), F_SETFL, ::fcntl(ours.get(), F_GETFL) | O_NONBLOCK);
   {
     std::lock_guard lock(bridge_mu_);
     bridge_fd_ = ours.get();
@@ -296,7 +297,9 @@ void VsockListener::Run() {
     if (fds[1].revents) return;
     sockaddr_vm peer{};
     socklen_t length = sizeof peer;
-    UniqueFd conn(::accept4(listen_.get(), reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC));
+    UniqueFd conn(::accept4(listen_.get(), reinterpret_cast<sockaddr*>(&peer), &length,
+                               SOCK_CLOEXEC | SOCK_NONBLOCK)  // gRPC needs non-blocking fds
+);
     if (!conn) {
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
         spdlog::warn("event=vsock_accept_failed port={} error={}", port_, LogQuote(std::strerror(errno)));

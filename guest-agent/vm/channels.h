@@ -1,6 +1,8 @@
 // The agent's listeners inside a utility VM. Each hands connected stream
 // sockets to the gRPC server (grpc::AddInsecureChannelFromFd) through an
-// AdoptConnection callback, which takes ownership of the fd.
+// AdoptConnection callback, which takes ownership of the fd. The fds are
+// non-blocking: gRPC's endpoint reads until EAGAIN and would stall on a
+// blocking fd (requests never processed).
 //
 //   serial:///dev/vportNpM or serial:///dev/virtio-ports/NAME
 //     A virtio-serial port is one byte stream: one host connection at a time,

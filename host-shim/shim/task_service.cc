@@ -179,6 +179,7 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
     task->rootfs.Unmount();
     std::error_code ignored;
     fs::remove_all(task->state_dir, ignored);
+    fs::remove(task->state_dir.parent_path(), ignored);  // the namespace dir, once empty
     std::lock_guard lock(mutex_);
     tasks_.erase(id);
     return Status(code, message);

@@ -201,7 +201,10 @@ int Run(const RunOptions& options) {
     bool keep = false;
     ~BundleCleanup() {
       std::error_code ignored;
-      if (!keep) fs::remove_all(dir, ignored);
+      if (keep) return;
+      fs::remove_all(dir, ignored);
+      fs::remove(dir.parent_path(), ignored);                // bundles/<ns>, once empty
+      fs::remove(dir.parent_path().parent_path(), ignored);  // bundles, once empty
     }
   } cleanup{bundle};
 
@@ -419,7 +422,11 @@ int Remove(const std::string& id, bool force) {
                bp::std_out > bp::null);
   }
   std::error_code ignored;
-  if (state.ns == "uvmctl") fs::remove_all(BundleDir(state.ns, id), ignored);
+  if (state.ns == "uvmctl") {
+    fs::remove_all(BundleDir(state.ns, id), ignored);
+    fs::remove(BundleDir(state.ns, id).parent_path(), ignored);
+    fs::remove(BundleDir(state.ns, id).parent_path().parent_path(), ignored);
+  }
   return 0;
 }
 
