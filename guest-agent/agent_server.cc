@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -49,6 +50,9 @@ void PrepareAgentProcess() {
     files.rlim_cur = files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &files);
   }
+  // Orphans of containers without a pid namespace come to us (and are
+  // reaped) instead of escaping to the host's init.
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   Reaper::BlockSigchld();
   sigset_t set = ShutdownSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
@@ -59,6 +63,10 @@ std::unique_ptr<grpc::Server> BuildServer(AgentService& service, const std::stri
   grpc::ServerBuilder builder;
   if (!grpc_listen_uri.empty()) builder.AddListeningPort(grpc_listen_uri, grpc::InsecureServerCredentials());
   builder.RegisterService(&service);
+  // Wait and ReadOutput block a thread each: keep idle threads around instead
+  // of creating and ending one per call (gRPC's default keeps 2).
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 16);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   // Output throughput: large windows and frames so a 256 KiB chunk does not

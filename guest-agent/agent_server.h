@@ -17,7 +17,8 @@ namespace uvmshim::agent {
 // Call first in main(), before any thread exists: blocks SIGCHLD (the reaper
 // reads it from a signalfd), SIGTERM and SIGINT (ServeUntilShutdown reads
 // them), ignores SIGPIPE, opens /dev/null on fds 0-2 when closed (so no
-// pipe of ours lands there) and raises the soft RLIMIT_NOFILE to the hard one.
+// pipe of ours lands there), raises the soft RLIMIT_NOFILE to the hard one and
+// makes the agent a child subreaper.
 void PrepareAgentProcess();
 
 // The gRPC server with the agent's options: big messages (16 MiB), big HTTP/2

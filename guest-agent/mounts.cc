@@ -8,7 +8,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <vector>
 #include <cstring>
 #include <stdexcept>
 
@@ -270,6 +274,32 @@ void PopulateDev(const std::string& rootfs, const std::vector<OciDevice>& device
   }
 }
 
+// For a root that pivot_root cannot leave (the initramfs of a utility VM):
+// drop every mount outside the rootfs from this private namespace, so nothing
+// of the VM (its /dev, /proc, the agent's channel) stays reachable, then move
+// the rootfs onto "/" and chroot into it, as runc does without pivot_root.
+void MoveRoot(const std::string& rootfs) {
+  std::vector<std::string> others;
+  {
+    std::ifstream mountinfo("/proc/self/mountinfo");
+    for (std::string line; std::getline(mountinfo, line);) {
+      std::istringstream fields(line);
+      std::string id, parent, devno, root, point;
+      fields >> id >> parent >> devno >> root >> point;
+      if (point == "/" || point == rootfs || point.starts_with(rootfs + "/")) continue;
+      if (rootfs.starts_with(point + "/")) continue;  // an ancestor: hidden once the rootfs moves to /
+      others.push_back(point);
+    }
+  }
+  // Deepest first.
+  std::sort(others.begin(), others.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  for (const auto& point : others) umount2(point.c_str(), MNT_DETACH);
+  if (chdir(rootfs.c_str()) != 0) Fail("chdir " + rootfs, errno);
+  if (::mount(rootfs.c_str(), "/", nullptr, MS_MOVE, nullptr) != 0) Fail("move rootfs " + rootfs + " to /", errno);
+  if (chroot(".") != 0) Fail("chroot " + rootfs, errno);
+  if (chdir("/") != 0) Fail("chdir /", errno);
+}
+
 void PivotRoot(const std::string& rootfs) {
   int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (old_root < 0) Fail("open /", errno);
@@ -283,9 +313,16 @@ void PivotRoot(const std::string& rootfs) {
     close(old_root);
     close(new_root);
   };
-  if (fchdir(new_root) != 0 || syscall(SYS_pivot_root, ".", ".") != 0) {
+  if (fchdir(new_root) != 0) {
     int error = errno;
     cleanup();
+    Fail("chdir " + rootfs, error);
+  }
+  if (syscall(SYS_pivot_root, ".", ".") != 0) {
+    int error = errno;
+    cleanup();
+    // The UVM's root is the initramfs, which pivot_root refuses (EINVAL).
+    if (error == EINVAL) return MoveRoot(rootfs);
     Fail("pivot_root " + rootfs, error);
   }
   // The old root is now mounted on top of the new one at "/"; detach it

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace uvmshim::agent {
@@ -31,8 +32,12 @@ ReadResult ReadChunk(int fd, std::string& buffer, size_t chunk_bytes) {
 
 PumpEnd PumpOutput(const PumpSource& source, std::string& buffer,
                    const std::function<bool(std::string&)>& sink,
-                   const std::function<bool()>& cancelled, size_t chunk_bytes) {
+                   const std::function<bool()>& cancelled, size_t max_chunk_bytes) {
   pollfd fds[2] = {{source.fd, POLLIN, 0}, {source.exited_fd, POLLIN, 0}};
+  // Reads start small and double while they come back full: a trickle of
+  // output costs little memory (and no big zero-filled buffers), a flood
+  // moves in max-size chunks.
+  size_t chunk_bytes = std::min(kFirstReadBytes, max_chunk_bytes);
   for (;;) {
     int ready = poll(fds, 2, 500);
     if (ready < 0 && errno != EINTR) return PumpEnd::kReadError;
@@ -46,7 +51,11 @@ PumpEnd PumpOutput(const PumpSource& source, std::string& buffer,
           case ReadResult::kData: {
             size_t got = buffer.size();
             if (!sink(buffer)) return PumpEnd::kSinkClosed;
-            if (!exited && got < chunk_bytes) goto next_poll;  // likely empty now
+            if (got < chunk_bytes) {
+              if (!exited) goto next_poll;  // likely empty now
+            } else if (chunk_bytes < max_chunk_bytes) {
+              chunk_bytes = std::min(chunk_bytes * 2, max_chunk_bytes);
+            }
             continue;
           }
           case ReadResult::kAgain:

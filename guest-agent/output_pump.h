@@ -14,7 +14,10 @@
 
 namespace uvmshim::agent {
 
-inline constexpr size_t kOutputChunkBytes = 1024 * 1024;
+// The largest chunk (one gRPC message); reads start at kFirstReadBytes and
+// double while they come back full.
+inline constexpr size_t kOutputChunkBytes = 1024 * 1024 - 64;  // + proto framing: one 1 MiB slice
+inline constexpr size_t kFirstReadBytes = 64 * 1024;
 
 enum class PumpEnd {
   kEof,               // the writers closed the pipe (or the pty slave: EIO)
@@ -29,12 +32,12 @@ struct PumpSource {
   int exited_fd = -1;  // readable once the process exited (an eventfd that is never read)
 };
 
-// Reads into `buffer` (resized to at most chunk_bytes) and calls sink(buffer)
-// for every non-empty chunk. `cancelled` is polled about twice a second while
-// no data arrives.
+// Reads into `buffer` (resized to at most max_chunk_bytes) and calls
+// sink(buffer) for every non-empty chunk. `cancelled` is polled about twice a
+// second while no data arrives.
 PumpEnd PumpOutput(const PumpSource& source, std::string& buffer,
                    const std::function<bool(std::string&)>& sink,
-                   const std::function<bool()>& cancelled, size_t chunk_bytes = kOutputChunkBytes);
+                   const std::function<bool()>& cancelled, size_t max_chunk_bytes = kOutputChunkBytes);
 
 const char* ToString(PumpEnd end);
 

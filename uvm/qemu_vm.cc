@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include "agent.grpc.pb.h"
@@ -42,10 +44,15 @@ constexpr unsigned CLOSE_RANGE_CLOEXEC = 1U << 2;
 #endif
 
 // QEMU gets its own process group (a terminal's Ctrl-C for the shim is not
-// for the VM), an empty signal mask, and none of our descriptors.
+// for the VM), an empty signal mask, and none of our descriptors. It dies
+// with the thread that spawned it (the exit watcher, which lives exactly as
+// long as the VM), so a host process that is killed leaves no VM behind.
 struct VmmChildSetup : bp::extend::handler {
+  pid_t parent = ::getpid();
   template <class Executor>
   void on_exec_setup(Executor&) const {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the parent is already gone
     ::setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
@@ -309,7 +316,7 @@ void QemuVm::StartVirtiofsd() {
                                      "source=" + fs::absolute(config_.rootfs_dir).string(), "-o", "cache=auto"}),
                            bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
   } catch (const std::exception& error) {
-    throw VmError(fmt::format("{}: start virtiofsd: {}", Describe(), error.what()));
+    throw VmError(fmt::format("virtiofsd: {}", error.what()));
   }
   const auto deadline = Clock::now() + std::chrono::seconds(5);
   std::error_code ec;
@@ -317,8 +324,7 @@ void QemuVm::StartVirtiofsd() {
     if (!virtiofsd_.running() || Clock::now() > deadline) {
       std::error_code ignored;
       if (virtiofsd_.running(ignored)) virtiofsd_.terminate(ignored);
-      throw VmError(fmt::format("{}: virtiofsd did not create {}: {}", Describe(), socket.string(),
-                                ReadTail(log, 10)));
+      throw VmError(fmt::format("virtiofsd did not create {}: {}", socket.string(), ReadTail(log, 10)));
     }
     std::this_thread::sleep_for(milliseconds(2));
   }
@@ -336,20 +342,32 @@ void QemuVm::Start() {
   }
   if (config_.debug_console) std::ofstream(console_log(), std::ios::trunc);
 
-  if (!config_.rootfs_dir.empty()) StartVirtiofsd();
-  start_time_ = Clock::now();
+  // The exit watcher thread spawns virtiofsd and QEMU (their parent-death
+  // signal is tied to it) and then waits for QEMU to end.
   const std::string log = (dir / "qemu.log").string();
-  try {
-    qemu_ = bp::child(qemu_path_, bp::args(std::vector<std::string>(command_.begin() + 1, command_.end())),
-                      bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
-  } catch (const std::exception& error) {
+  std::promise<std::string> spawned;  // "" or why spawning failed
+  auto spawn_result = spawned.get_future();
+  exit_watcher_ = std::thread([this, log, &spawned] {
+    try {
+      if (!config_.rootfs_dir.empty()) StartVirtiofsd();
+      start_time_ = Clock::now();
+      qemu_ = bp::child(qemu_path_, bp::args(std::vector<std::string>(command_.begin() + 1, command_.end())),
+                        bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
+      qemu_pid_ = qemu_.id();
+    } catch (const std::exception& error) {
+      spawned.set_value(error.what());
+      return;
+    }
+    spawned.set_value("");
+    WatchExit();
+  });
+  if (const std::string error = spawn_result.get(); !error.empty()) {
+    exit_watcher_.join();
     CleanupAfterExit();
-    throw VmError(fmt::format("{}: start {}: {}", Describe(), qemu_path_, error.what()));
+    throw VmError(fmt::format("{}: start: {}", Describe(), error));
   }
-  qemu_pid_ = qemu_.id();
   state_ = State::kRunning;
   spdlog::info("event=vm_spawned id={} pid={} accel={}", config_.id, qemu_pid_, kvm_ ? "kvm" : "tcg");
-  exit_watcher_ = std::thread([this] { WatchExit(); });
   if (config_.debug_console) {
     console_stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     console_watcher_ = std::thread([this] { WatchConsole(); });

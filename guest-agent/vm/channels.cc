@@ -297,9 +297,9 @@ void VsockListener::Run() {
     if (fds[1].revents) return;
     sockaddr_vm peer{};
     socklen_t length = sizeof peer;
+    // Non-blocking, as gRPC needs.
     UniqueFd conn(::accept4(listen_.get(), reinterpret_cast<sockaddr*>(&peer), &length,
-                               SOCK_CLOEXEC | SOCK_NONBLOCK)  // gRPC needs non-blocking fds
-);
+                            SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!conn) {
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
         spdlog::warn("event=vsock_accept_failed port={} error={}", port_, LogQuote(std::strerror(errno)));

@@ -65,6 +65,20 @@ double PlainPipeMBps(const std::string& busybox, int mib) {
   return static_cast<double>(total) / (1 << 20) / seconds;
 }
 
+// utime+stime of a process in seconds.
+double CpuSeconds(pid_t pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return 0;
+  char buffer[2048] = {};
+  size_t n = std::fread(buffer, 1, sizeof buffer - 1, f);
+  std::fclose(f);
+  std::string stat(buffer, n);
+  auto paren = stat.rfind(')');
+  unsigned long utime = 0, stime = 0;
+  std::sscanf(stat.c_str() + paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 double AgentMBps(t::AgentProcess& agent, const std::string& id, int mib) {
   t::SpecOptions options;
   options.args = {"dd", "if=/dev/zero", "bs=1M", "count=" + std::to_string(mib)};
@@ -80,6 +94,7 @@ double AgentMBps(t::AgentProcess& agent, const std::string& id, int mib) {
   auto reader = agent.stub().ReadOutput(&read_context, read_request);
   pb::OutputChunk chunk;
   reader->Read(&chunk);  // attach ack
+  double agent_cpu0 = CpuSeconds(agent.pid()), self_cpu0 = CpuSeconds(getpid());
   auto start = Clock::now();
   grpc::ClientContext start_context;
   pb::StartContainerRequest start_request;
@@ -90,6 +105,9 @@ double AgentMBps(t::AgentProcess& agent, const std::string& id, int mib) {
   while (reader->Read(&chunk)) total += chunk.data().size();
   reader->Finish();
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (std::getenv("PROBE_CPU"))
+    std::fprintf(stderr, "  wall %.3f s, agent cpu %.3f s, client cpu %.3f s\n", seconds,
+                 CpuSeconds(agent.pid()) - agent_cpu0, CpuSeconds(getpid()) - self_cpu0);
   t::DeleteContainer(agent, id);
   return static_cast<double>(total) / (1 << 20) / seconds;
 }

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -199,6 +201,37 @@ TEST_F(Basic, HundredConcurrentExecs) {
     EXPECT_EQ(results[i].exit_status, 0u) << i;
     EXPECT_EQ(results[i].out, "out-" + std::to_string(i) + "\n");
   }
+  DeleteContainer(agent(), "c1");
+}
+
+size_t CountFds(pid_t pid) {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    ++count;
+  return count;
+}
+
+long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+TEST_F(Basic, ManyExecsDoNotGrowTheAgent) {
+  StartSleeper(agent(), "c1");
+  for (int i = 0; i < 50; ++i) RunExec(agent(), "c1", "warm" + std::to_string(i), {"true"});
+  size_t fds_before = CountFds(agent().pid());
+  long rss_before = RssKiB(agent().pid());
+  for (int i = 0; i < 600; ++i) {
+    auto r = RunExec(agent(), "c1", "e" + std::to_string(i), {"echo", "x"});
+    ASSERT_EQ(r.out, "x\n");
+  }
+  size_t fds_after = CountFds(agent().pid());
+  long rss_after = RssKiB(agent().pid());
+  EXPECT_LE(fds_after, fds_before + 8) << fds_before << " -> " << fds_after;
+  EXPECT_LE(rss_after, rss_before + 16 * 1024) << rss_before << " KiB -> " << rss_after << " KiB";
   DeleteContainer(agent(), "c1");
 }
 

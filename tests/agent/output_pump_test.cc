@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -74,6 +75,36 @@ TEST(OutputPump, ChunksAreBoundedAndInOrder) {
   }
   EXPECT_EQ(all, data);
   EXPECT_GE(chunks.size(), data.size() / 4096);
+}
+
+TEST(OutputPump, ChunksGrowForFloodsAndStaySmallForTrickles) {
+  PipeFixture p;
+  fcntl(p.write_end.get(), F_SETPIPE_SZ, 1 << 20);
+  std::string data(6 << 20, 'f');
+  std::thread writer([&] {
+    ASSERT_EQ(write(p.write_end.get(), "x", 1), 1);  // a trickle first
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_EQ(write(p.write_end.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    p.write_end.reset();
+  });
+  PumpEnd end;
+  std::vector<size_t> sizes;
+  std::string buffer;
+  size_t total = 0;
+  end = PumpOutput(p.source(), buffer, [&](std::string& chunk) {
+    sizes.push_back(chunk.size());
+    total += chunk.size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a reader slower than the writer
+    return true;
+  }, nullptr);
+  writer.join();
+  EXPECT_EQ(end, PumpEnd::kEof);
+  EXPECT_EQ(total, data.size() + 1);
+  ASSERT_FALSE(sizes.empty());
+  EXPECT_EQ(sizes.front(), 1u);
+  size_t largest = *std::max_element(sizes.begin(), sizes.end());
+  EXPECT_GT(largest, kFirstReadBytes);
+  EXPECT_LE(largest, kOutputChunkBytes);
 }
 
 TEST(OutputPump, DrainsAndEndsAfterExitEvenWithTheWriterStillOpen) {

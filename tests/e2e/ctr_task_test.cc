@@ -314,12 +314,10 @@ TEST_P(CtrTaskHyperv, VmKilledStopsTaskWithNonZeroStatus) {
 
 std::string CaseName(const ::testing::TestParamInfo<RuntimeCase>& param_info) { return param_info.param.name; }
 
+// The VM-kill case once per way of selecting hyperv (annotation, config file).
 std::vector<RuntimeCase> HypervCases() {
-  std::vector<RuntimeCase> cases;
-  for (const auto& c : AllRuntimeCases()) {
-    if (c.is_hyperv()) cases.push_back(c);
-  }
-  return cases;
+  return {{"uvm_hyperv_annotation", kUvmRuntime, Isolation::kHyperv, ModeSelector::kAnnotation},
+          {"uvm_hyperv_configfile", kUvmRuntime, Isolation::kHyperv, ModeSelector::kConfigFile}};
 }
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, CtrTask, ::testing::ValuesIn(AllRuntimeCases()), CaseName);
