@@ -39,11 +39,11 @@ PumpEnd PumpOutput(const PumpSource& source, std::string& buffer,
   // moves in max-size chunks.
   size_t chunk_bytes = std::min(kFirstReadBytes, max_chunk_bytes);
   for (;;) {
-    int ready = poll(fds, 2, 500);
+    int ready = source.exited ? 1 : poll(fds, 2, 500);
     if (ready < 0 && errno != EINTR) return PumpEnd::kReadError;
     if (cancelled && cancelled()) return PumpEnd::kCancelled;
     if (ready <= 0) continue;
-    bool exited = fds[1].revents != 0;
+    bool exited = source.exited || fds[1].revents != 0;
     if (fds[0].revents != 0 || exited) {
       // Read what is there now; after the exit, keep going until EAGAIN.
       for (;;) {

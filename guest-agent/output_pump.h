@@ -28,8 +28,9 @@ enum class PumpEnd {
 };
 
 struct PumpSource {
-  int fd = -1;         // O_NONBLOCK read end
-  int exited_fd = -1;  // readable once the process exited (an eventfd that is never read)
+  int fd = -1;           // O_NONBLOCK read end
+  int exited_fd = -1;    // readable once the process exited (an eventfd that is never read)
+  bool exited = false;   // the process exited already: drain and end
 };
 
 // Reads into `buffer` (resized to at most max_chunk_bytes) and calls

@@ -77,10 +77,10 @@ void Process::OnExit(const ChildExit& exit) {
     std::lock_guard lock(mu_);
     if (exit_) return;
     exit_ = ProcessExit{ExitStatusFromWaitStatus(exit.wait_status), exit.exited_at_unix_nano};
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = write(exited_event_.get(), &one, sizeof one);
     ReleaseFdsLocked();
   }
-  uint64_t one = 1;
-  [[maybe_unused]] auto n = write(exited_event_.get(), &one, sizeof one);
   cv_.notify_all();
   spdlog::debug("event=process_exited process={} pid={} status={}", name_, pid(), exit_->exit_status);
 }
@@ -99,6 +99,8 @@ void Process::ReleaseFdsLocked() {
   }
   if (!exit_) return;
   stdin_.reset();  // a writer still holding it finishes with EPIPE/EIO
+  // Readers that attach from now on know the process exited without it.
+  if (!outputs_[0].attached && !outputs_[1].attached) exited_event_.reset();
   if (pty_master_ && outputs_[0].finished && !outputs_[0].attached) {
     pty_master_.reset();
     outputs_[0].fd = -1;
@@ -145,7 +147,7 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
                                  const std::function<bool()>& cancelled,
                                  const std::function<bool()>& on_attached) {
   Output& output = outputs_[static_cast<int>(kind)];
-  int fd;
+  PumpSource source;
   {
     std::lock_guard lock(mu_);
     if (output.finished) return grpc::Status::OK;  // nothing (more) to read
@@ -154,7 +156,9 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
                           std::string(OutputName(kind)) + " of process " + name_ + " already has a reader");
     if (output.fd < 0) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no stdio yet");
     output.attached = true;
-    fd = output.fd;
+    source.fd = output.fd;
+    source.exited = exit_.has_value();
+    source.exited_fd = exited_event_.get();
   }
   auto detach = [&](bool finished) {
     {
@@ -170,7 +174,7 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
     return grpc::Status(grpc::StatusCode::CANCELLED, "reader went away");
   }
   std::string buffer;
-  PumpEnd end = PumpOutput(PumpSource{fd, exited_event_.get()}, buffer, sink, cancelled);
+  PumpEnd end = PumpOutput(source, buffer, sink, cancelled);
   int read_errno = errno;
   bool finished = end == PumpEnd::kEof || end == PumpEnd::kDrainedAfterExit;
   detach(finished || end == PumpEnd::kReadError);

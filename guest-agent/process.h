@@ -106,7 +106,7 @@ class Process {
   const std::string exec_id_;
   const bool terminal_;
   std::atomic<pid_t> pid_{0};
-  UniqueFd exited_event_;  // eventfd, written once on exit, never read
+  UniqueFd exited_event_;  // eventfd written at the exit, never read; closed once no reader needs it (mu_)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

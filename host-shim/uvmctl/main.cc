@@ -499,6 +499,15 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (debug) spdlog::set_level(spdlog::level::debug);
+  // `exec ID -- CMD`: CLI11 hands the separator on once a positional preceded it.
+  for (auto* command : {&exec.command, &console_command})
+    if (!command->empty() && command->front() == "--") command->erase(command->begin());
+  if (*exec_cmd && exec.command.empty()) {
+    std::fprintf(stderr, "uvmctl: exec: a command is required\n");
+    return kRuntimeError;
+  }
+  // CLI11 2.1 keeps the "--" of `exec ID -- CMD` (a positional before it) in CMD.
+  if (!exec.command.empty() && exec.command.front() == "--") exec.command.erase(exec.command.begin());
 
   try {
     if (*run_cmd) return Run(run);

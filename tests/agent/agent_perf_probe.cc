@@ -114,7 +114,7 @@ double AgentMBps(t::AgentProcess& agent, const std::string& id, int mib) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Probe(int argc, char** argv) {
   int execs = 200, mib = 512;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--execs") == 0) execs = std::atoi(argv[i + 1]);
@@ -172,4 +172,13 @@ int main(int argc, char** argv) {
               *std::max_element(pipe_rates.begin(), pipe_rates.end()),
               *std::max_element(agent_rates.begin(), agent_rates.end()));
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Probe(argc, argv);  // unwinds: the agent and its temp dir are cleaned up
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "agent_perf_probe: %s\n", e.what());
+    return 1;
+  }
 }

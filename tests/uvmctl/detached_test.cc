@@ -46,6 +46,11 @@ TEST_P(DetachedTest, Lifecycle) {
     EXPECT_EQ(r.err, "e\n") << r.Describe();
   }
   {
+    SCOPED_TRACE("exec: killed by a signal is 128+N (an exec is not pid 1)");
+    auto r = Uvmctl({"exec", name, "--", "sh", "-c", "kill -9 $$"});
+    EXPECT_EQ(r.exit_code, 128 + 9) << r.Describe();
+  }
+  {
     SCOPED_TRACE("exec shares the container (its pid 1 is the sh)");
     auto r = Uvmctl({"exec", name, "--", "cat", "/proc/1/cmdline"});
     EXPECT_EQ(r.exit_code, 0) << r.Describe();

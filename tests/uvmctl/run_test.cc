@@ -1,7 +1,10 @@
 // `uvmctl run` in the foreground: stdio, exit status, process options, large
 // output, background children, and input validation. Every case runs in both
 // isolation modes.
+#include <signal.h>
 #include <sys/utsname.h>
+
+#include <fstream>
 
 #include <random>
 
@@ -33,9 +36,35 @@ TEST_P(RunTest, MissingCommandExits127NamingIt) {
   EXPECT_EQ(r.out, "") << r.Describe();
 }
 
+// A 122-byte static x86-64 ELF whose entry point is `ud2`: the kernel forces
+// SIGILL on it, which kills even the pid 1 of a PID namespace.
+void WriteUd2Binary(const fs::path& path) {
+  static const unsigned char kElf[] = {
+      0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x02, 0x00, 0x3e, 0x00, 0x01, 0x00, 0x00, 0x00, 0x78, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x38, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x01, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x7a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f, 0x0b};
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(kElf), sizeof kElf);
+  fs::permissions(path, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+}
+
 TEST_P(RunTest, KilledBySignalExits128PlusN) {
-  auto r = Uvmctl(RunArgs({}, {"sh", "-c", "kill -9 $$"}));
-  EXPECT_EQ(r.exit_code, 128 + 9) << r.Describe();
+  WriteUd2Binary(rootfs() / "bin" / "ud2");
+  auto r = Uvmctl(RunArgs({}, {"/bin/ud2"}));
+  EXPECT_EQ(r.exit_code, 128 + SIGILL) << r.Describe();
+}
+
+// `sh -c 'kill -9 $$'` cannot end the container's init: the kernel drops
+// signals a PID namespace's pid 1 has no handler for when they come from inside
+// the namespace (runc containers behave the same). A child shell dies of it.
+TEST_P(RunTest, Pid1IgnoresItsOwnSigkillButAChildDies) {
+  auto r = Uvmctl(RunArgs({}, {"sh", "-c", "kill -9 $$; sh -c 'kill -9 $$'; echo child=$?"}));
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(r.out, "child=137\n") << r.Describe();
 }
 
 TEST_P(RunTest, StdinIsRelayedUntilEof) {

@@ -59,6 +59,13 @@ TEST_P(TerminalTest, RunTtyFollowsTheWindowAndEndsOnExit) {
   EXPECT_TRUE(TypeUntilShown(tmux, "echo SIZE=$(stty size)", "SIZE=40 120", 30s))
       << "the resize did not reach the container:\n" << tmux.Capture();
 
+  // Ctrl-C goes through as a byte; the container's terminal makes it SIGINT.
+  tmux.Type("sleep 1000");
+  std::this_thread::sleep_for(1s);
+  tmux.Key("C-c");
+  tmux.Type("echo AFTER-$((1+1))");
+  EXPECT_TRUE(tmux.WaitForText("AFTER-2", 30s)) << "Ctrl-C did not interrupt sleep:\n" << tmux.Capture();
+
   tmux.Type("exit");
   ASSERT_TRUE(WaitPaneExit(tmux, 60s)) << "uvmctl still runs after `exit`:\n" << tmux.Capture();
   EXPECT_EQ(tmux.PaneExitStatus(), std::optional<int>(0)) << tmux.Capture();
@@ -78,6 +85,28 @@ TEST_P(TerminalTest, RunTtyPropagatesTheExitStatus) {
   tmux.Type("exit 5");
   ASSERT_TRUE(WaitPaneExit(tmux, 60s)) << tmux.Capture();
   EXPECT_EQ(tmux.PaneExitStatus(), std::optional<int>(5)) << tmux.Capture();
+}
+
+TEST_P(TerminalTest, ExecTtyFollowsTheWindowAndEndsOnExit) {
+  const std::string name = Name("etty");
+  ASSERT_NO_FATAL_FAILURE(RunDetached(name, {}, {"sleep", "1000"}));
+  Tmux tmux(dir(), ShellCommand({"exec", "-i", "-t", name, "--", "/bin/sh"}), 100, 30);
+  tmux.Type("test -t 0 && test -t 1 && echo TTY-$((40+2))");
+  EXPECT_TRUE(tmux.WaitForText("TTY-42", 60s)) << "stdin/stdout are not a terminal:\n" << tmux.Capture();
+  tmux.Type("echo SIZE=$(stty size)");
+  EXPECT_TRUE(tmux.WaitForText("SIZE=30 100", 30s)) << tmux.Capture();
+  tmux.Resize(110, 35);
+  ASSERT_EQ(tmux.PaneSize(), std::make_pair(110, 35));
+  EXPECT_TRUE(TypeUntilShown(tmux, "echo SIZE=$(stty size)", "SIZE=35 110", 30s))
+      << "the resize did not reach the exec'd shell:\n" << tmux.Capture();
+  tmux.Type("exit 4");
+  ASSERT_TRUE(WaitPaneExit(tmux, 60s)) << tmux.Capture();
+  EXPECT_EQ(tmux.PaneExitStatus(), std::optional<int>(4)) << tmux.Capture();
+  auto row = PsRow(name);
+  ASSERT_GE(row.size(), 4u);
+  EXPECT_EQ(row[3], "running") << "the container ended with its exec";
+  auto rm = Uvmctl({"rm", "-f", name});
+  EXPECT_EQ(rm.exit_code, 0) << rm.Describe();
 }
 
 TEST_P(TerminalTest, ConsoleIsAShellBesideTheAgent) {

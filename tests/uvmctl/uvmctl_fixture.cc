@@ -125,13 +125,7 @@ std::vector<std::string> UvmctlTest::PsRow(const std::string& id) {
 
 std::vector<std::string> UvmctlTest::Leftovers() {
   std::vector<std::string> found;
-  // $UVMSHIM_ROOT may keep only the parents of bundles (bundles, bundles/<ns>);
-  // anything in them (a bundle) is listed on its own.
-  for (const auto& entry : EntriesBelow(root_)) {
-    const bool bundle_parent = fs::is_directory(root_ / entry) &&
-                               (entry == "bundles" || fs::path(entry).parent_path() == "bundles");
-    if (!bundle_parent) found.push_back("under $UVMSHIM_ROOT: " + entry);
-  }
+  for (const auto& entry : EntriesBelow(root_)) found.push_back("under $UVMSHIM_ROOT: " + entry);
   for (pid_t pid : PidsReferringTo(dir()))
     found.push_back("process " + std::to_string(pid) + ": " + CommandLine(pid));
   for (const auto& m : MountsUnder(dir())) found.push_back("mount " + m);

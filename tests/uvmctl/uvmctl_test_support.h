@@ -121,6 +121,8 @@ class Tmux {
 
   // Types `text` literally, then Enter when `enter`.
   void Type(const std::string& text, bool enter = true);
+  // Sends one key by tmux name ("C-c", "Enter").
+  void Key(const std::string& key) { Command({"send-keys", "-t", "t", key}); }
   // The pane's visible text plus its history.
   std::string Capture();
   bool WaitForText(const std::string& needle, std::chrono::milliseconds timeout);
