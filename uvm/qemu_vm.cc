@@ -489,6 +489,12 @@ void QemuVm::WatchExit() {
     if (!console_tail.empty()) info_out.detail += "\nlast console lines:\n" + console_tail;
   }
   exit_ = info_out;
+  // Sockets go before anyone learns of the exit: a caller that saw the VM
+  // end finds nothing of it left but the logs.
+  for (const auto& socket : sockets_) {
+    std::error_code ignored;
+    fs::remove(socket, ignored);
+  }
   state_ = State::kExited;
   spdlog::info("event=vm_exited id={} reason={} detail=\"{}\"", config_.id, ToString(exit_.reason),
                exit_.detail.substr(0, exit_.detail.find('\n')));
@@ -533,14 +539,19 @@ void QemuVm::WaitAgentReady() {
       WaitForExit(std::chrono::seconds(10));
       throw VmError(fmt::format("{}: {}; last console lines:\n{}", Describe(), why, tail));
     }
+    // The channel turns READY when the agent's HTTP/2 SETTINGS arrive, i.e.
+    // when the agent serves; the Ping then proves the service answers. Short
+    // waits keep the VM's death and the deadline noticed.
+    const auto step = std::min(now + options_.ping_timeout, deadline);
+    if (!channel->WaitForConnected(GrpcDeadline(step))) continue;
     grpc::ClientContext context;
-    context.set_deadline(GrpcDeadline(std::min(now + options_.ping_timeout, deadline)));
-    context.set_wait_for_ready(true);
+    context.set_deadline(GrpcDeadline(std::min(Clock::now() + std::chrono::seconds(5), deadline)));
     agent::v1::PingRequest request;
     agent::v1::PingResponse response;
     const grpc::Status status = stub->Ping(&context, request, &response);
     if (status.ok()) break;
-    if (status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) std::this_thread::sleep_for(milliseconds(20));
+    spdlog::debug("event=vm_ping_failed id={} error=\"{}\"", config_.id, status.error_message());
+    std::this_thread::sleep_for(milliseconds(20));
   }
   std::lock_guard lock(mu_);
   agent_ready_ = true;

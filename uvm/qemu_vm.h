@@ -54,7 +54,7 @@ struct QemuOptions {
   // The agent's listen addresses as the guest sees them.
   std::string agent_listen = "serial:///dev/virtio-ports/agent,serial:///dev/virtio-ports/debug";
   std::string agent_log_level = "info";
-  // Per Ping attempt while waiting for the agent.
+  // How often WaitAgentReady looks at the VM while waiting for the agent.
   std::chrono::milliseconds ping_timeout{250};
 };
 

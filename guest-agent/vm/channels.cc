@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "guest-agent/logging.h"
+#include "guest-agent/vm/http2_frames.h"
 
 namespace uvmshim::agent::vm {
 namespace {
@@ -136,7 +137,12 @@ SerialPortListener::~SerialPortListener() {
 std::string SerialPortListener::description() const { return "serial://" + device_.string(); }
 
 void SerialPortListener::Run() {
-  while (WaitForHost()) ServeConnection();
+  std::vector<char> next_connection;
+  for (;;) {
+    if (next_connection.empty() && !WaitForHost()) return;
+    next_connection = ServeConnection(std::move(next_connection));
+    if (IsSignalled(stop_)) return;
+  }
 }
 
 // virtio_console reports POLLHUP while no host is connected, so poll() cannot
@@ -162,7 +168,7 @@ bool SerialPortListener::WaitForHost() {
   }
 }
 
-void SerialPortListener::ServeConnection() {
+std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
   // Both ends non-blocking: gRPC reads an adopted fd until EAGAIN, so a
   // blocking fd would stall its reader after the first bytes.
   int pair[2];
@@ -170,7 +176,7 @@ void SerialPortListener::ServeConnection() {
     spdlog::error("event=serial_bridge_failed device={} error={}", LogQuote(device_.string()),
                   LogQuote(std::strerror(errno)));
     WaitEvent(stop_, 100);
-    return;
+    return {};
   }
   UniqueFd ours(pair[0]);
   {
@@ -185,6 +191,33 @@ void SerialPortListener::ServeConnection() {
   Pending to_host;   // gRPC -> port -> host
   const int port = port_.get();
   std::string reason;
+  std::vector<char> next_connection;
+  // The gRPC server is fed from a client preface on; bytes before it belong
+  // to no connection it could parse (the tail of an earlier one) and are
+  // dropped. Frames are followed to spot a new client in the stream.
+  Http2ClientFrames frames;
+  bool started = false;
+  std::size_t dropped = 0;
+  auto take_chunk = [&](const char* data, std::size_t size) {
+    const bool preface = StartsWithHttp2Preface(data, size);
+    if (!started) {
+      if (!preface) {
+        dropped += size;
+        return;
+      }
+      started = true;
+    } else if (preface && frames.AtFrameBoundary()) {
+      next_connection.assign(data, data + size);
+      reason = "host reconnected";
+      return;
+    }
+    frames.Consume(data, size);
+    std::memcpy(to_guest.data.data(), data, size);
+    to_guest.begin = 0;
+    to_guest.end = size;
+  };
+  if (!first.empty()) take_chunk(first.data(), first.size());
+  std::vector<char> chunk(to_guest.data.size());
   while (reason.empty()) {
     pollfd fds[3] = {
         {port, static_cast<short>((to_guest.empty() ? POLLIN : 0) | (to_host.empty() ? 0 : POLLOUT)), 0},
@@ -208,9 +241,13 @@ void SerialPortListener::ServeConnection() {
       break;
     }
     if ((fds[0].revents & POLLIN) && to_guest.empty()) {
-      const ssize_t n = to_guest.FillFrom(port);
-      if (n == 0) reason = "host disconnected";
-      else if (n < 0 && errno != EAGAIN && errno != EINTR) reason = std::string("read port: ") + std::strerror(errno);
+      // One read returns at most one virtqueue buffer: a new host
+      // connection's first bytes start a read (see http2_frames.h).
+      const ssize_t n = ::read(port, chunk.data(), chunk.size());
+      if (n > 0) take_chunk(chunk.data(), static_cast<std::size_t>(n));
+      else if (n == 0) reason = "host disconnected";
+      else if (errno != EAGAIN && errno != EINTR) reason = std::string("read port: ") + std::strerror(errno);
+      if (!reason.empty()) break;
     }
     if ((fds[0].revents & POLLOUT) && !to_host.empty() && !to_host.DrainTo(port))
       reason = std::string("write port: ") + std::strerror(errno);
@@ -239,8 +276,14 @@ void SerialPortListener::ServeConnection() {
     bridge_fd_ = -1;
   }
   unflushed_ = 0;
-  spdlog::info("event=serial_connection_ended device={} connection={} reason={}", LogQuote(device_.string()),
-               number, LogQuote(reason));
+  spdlog::info("event=serial_connection_ended device={} connection={} reason={} dropped_bytes={}",
+               LogQuote(device_.string()), number, LogQuote(reason), dropped);
+  if (reason == "agent closed the connection" && !started) {
+    // Nothing this connection could parse arrived; do not spin on a host
+    // that keeps sending the tail of an old stream.
+    WaitEvent(stop_, 10);
+  }
+  return next_connection;
 }
 
 void SerialPortListener::Flush(std::chrono::milliseconds timeout) {

@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "guest-agent/listen_address.h"
 #include "guest-agent/unique_fd.h"
@@ -73,7 +74,9 @@ class SerialPortListener final : public ChannelListener {
  private:
   void Run();
   // Serves one host connection; returns when it ended or stop was asked.
-  void ServeConnection();
+  // `first` is data already read that starts this connection (the preface);
+  // returns such data when a new host connection was found in the stream.
+  std::vector<char> ServeConnection(std::vector<char> first);
   bool WaitForHost();  // false when stopping
 
   std::filesystem::path device_;

@@ -1,9 +1,12 @@
 #include "guest-agent/vm/vm_main.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "guest-agent/agent_server.h"
@@ -20,30 +23,57 @@ constexpr const char* kDefaultListen = "serial:///dev/virtio-ports/agent";
 }
 
 void RunAsPid1() {
-  std::vector<std::unique_ptr<ChannelListener>> listeners;
   try {
     VmSettings settings = ReadVmSettings();
     SetupLogging(settings.log_level);
     PrepareGuest(settings);  // single-threaded: before PrepareAgentProcess
     PrepareAgentProcess();
 
+    using Clock = std::chrono::steady_clock;
+    auto ms_since = [](Clock::time_point start) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    };
+    const auto service_start = Clock::now();
     AgentOptions options;
     options.in_utility_vm = true;
     AgentService service(options);
+    const auto service_ms = ms_since(service_start);
+    const auto server_start = Clock::now();
     auto server = BuildServer(service);
+    const auto server_ms = ms_since(server_start);
+    const auto listeners_start = Clock::now();
+    // Connections are adopted only while the server serves: once shutdown
+    // begins, a host reconnecting is turned away instead of being added to a
+    // server that is going away.
+    std::mutex adopt_mu;
+    grpc::Server* serving = server.get();
+    auto adopt = [&adopt_mu, &serving](int fd) {
+      std::lock_guard lock(adopt_mu);
+      if (serving) {
+        ServeOnConnectedFd(*serving, fd);
+      } else {
+        ::close(fd);
+      }
+    };
     if (settings.listen.empty()) settings.listen.push_back(kDefaultListen);
-    for (const auto& text : settings.listen) {
-      const ListenAddress address = ParseListenAddress(text);
-      listeners.push_back(StartVmListener(address, [raw = server.get()](int fd) { ServeOnConnectedFd(*raw, fd); }));
+    // Declared after the server: destroyed (threads stopped) before it.
+    std::vector<std::unique_ptr<ChannelListener>> listeners;
+    for (const auto& text : settings.listen) listeners.push_back(StartVmListener(ParseListenAddress(text), adopt));
+    spdlog::info("event=agent_serving listeners={} service_ms={} grpc_server_ms={} listeners_ms={} uptime_ms={}",
+                 listeners.size(), service_ms, server_ms, ms_since(listeners_start), GuestUptime().count());
+
+    WaitForShutdownRequest(service);
+    {
+      std::lock_guard lock(adopt_mu);
+      serving = nullptr;
     }
-    spdlog::info("event=agent_serving listeners={} uptime_ms={}", listeners.size(), GuestUptime().count());
-    ServeUntilShutdown(service, *server);
+    StopAgent(service, *server);
     // The Shutdown answer must reach the host before the VM is gone.
     for (auto& listener : listeners) listener->Flush(std::chrono::milliseconds(500));
+    listeners.clear();
   } catch (const std::exception& error) {
     spdlog::critical("event=fatal error={}", LogQuote(error.what()));
   }
-  listeners.clear();
   PowerOff();
 }
 

@@ -21,6 +21,12 @@ namespace uvmshim::uvmctl {
 int Console(const host::SandboxState& sandbox, const std::vector<std::string>& command) {
   if (sandbox.debug_target.empty())
     throw std::runtime_error(fmt::format("{}: its sandbox has no debug connection", sandbox.id));
+  // gRPC's threads inherit this mask: with SIGWINCH blocked in all of them, it
+  // reaches the forwarder's signalfd instead of being dropped by one of them.
+  sigset_t winch;
+  sigemptyset(&winch);
+  sigaddset(&winch, SIGWINCH);
+  pthread_sigmask(SIG_BLOCK, &winch, nullptr);
   auto channel = host::ConnectAgent(sandbox.debug_target);
   host::AgentClient agent(channel);
   if (!agent.Ping(std::chrono::seconds(10)))

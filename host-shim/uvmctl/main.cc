@@ -314,6 +314,12 @@ int Run(const RunOptions& options) {
 }
 
 int Exec(const ExecOptions& options) {
+  // The SignalForwarder's signalfd sees a signal only if every thread blocks
+  // it; threads inherit their creator's mask: block before the client's thread.
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) sigaddset(&forwarded, s);
+  pthread_sigmask(SIG_BLOCK, &forwarded, nullptr);
   SandboxState state = FindState(options.id);
   shim::TaskClient task(state.shim_address, state.ns);
   const std::string exec_id = "exec-" + RandomId();

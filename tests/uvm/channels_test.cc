@@ -70,3 +70,40 @@ TEST(VsockListener, ListensAndStopsPromptly) {
 
 }  // namespace
 }  // namespace uvmshim::agent::vm
+
+#include "guest-agent/vm/http2_frames.h"
+
+namespace uvmshim::agent::vm {
+namespace {
+
+std::string Frame(std::uint32_t length, char type) {
+  std::string frame = {static_cast<char>(length >> 16), static_cast<char>(length >> 8), static_cast<char>(length),
+                       type, 0, 0, 0, 0, 1};
+  return frame + std::string(length, 'x');
+}
+
+TEST(Http2ClientFrames, FollowsThePrefaceAndFramesAcrossChunks) {
+  Http2ClientFrames frames;
+  const std::string stream = std::string(kHttp2ClientPreface) + Frame(6, 4) + Frame(300, 0);
+  EXPECT_FALSE(frames.AtFrameBoundary());  // the preface is still due
+  // Feed in awkward pieces: boundaries fall inside the preface, a header and a payload.
+  for (std::size_t i = 0; i < stream.size(); i += 7) {
+    frames.Consume(stream.data() + i, std::min<std::size_t>(7, stream.size() - i));
+    const std::size_t consumed = std::min(i + 7, stream.size());
+    const bool boundary = consumed == 24 || consumed == 24 + 15 || consumed == stream.size();
+    EXPECT_EQ(frames.AtFrameBoundary(), boundary) << "after " << consumed << " bytes";
+  }
+  EXPECT_TRUE(frames.AtFrameBoundary());
+  frames.StartConnection();
+  EXPECT_FALSE(frames.AtFrameBoundary());
+}
+
+TEST(Http2ClientFrames, RecognisesThePreface) {
+  const std::string preface(kHttp2ClientPreface);
+  EXPECT_TRUE(StartsWithHttp2Preface((preface + "more").data(), preface.size() + 4));
+  EXPECT_FALSE(StartsWithHttp2Preface(preface.data(), preface.size() - 1));
+  EXPECT_FALSE(StartsWithHttp2Preface(("x" + preface).data(), preface.size() + 1));
+}
+
+}  // namespace
+}  // namespace uvmshim::agent::vm

@@ -103,7 +103,8 @@ TEST_F(QemuVmTest, BootsToAReadyAgentServesBothPortsRunsAContainerAndStops) {
       context.set_wait_for_ready(true);
       pb::PingResponse pong;
       const grpc::Status status = pb::Agent::NewStub(debug)->Ping(&context, pb::PingRequest(), &pong);
-      EXPECT_TRUE(status.ok()) << "debug port, connection " << round << ": " << status.error_message();
+      EXPECT_TRUE(status.ok()) << "debug port, connection " << round << ": " << status.error_message()
+                               << "\nconsole:\n" << vm.ConsoleTail(40);
     }
 
     if (share_rootfs) {

@@ -1,5 +1,7 @@
 #include "uvmctl_test_support.h"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -427,9 +429,26 @@ bool Tmux::PaneDead() { return Command({"display-message", "-p", "-t", "t", "#{p
 
 std::optional<int> Tmux::PaneExitStatus() {
   if (!PaneDead()) return std::nullopt;
-  const std::string status = Command({"display-message", "-p", "-t", "t", "#{pane_dead_status}"});
-  if (status.empty()) return std::nullopt;  // killed by a signal
-  return std::stoi(status);
+  // tmux marks the pane dead at EOF on the pty, and knows the status only once
+  // it reaped the process: wait for one of status or signal.
+  std::string status, signal;
+  WaitFor(
+      [&] {
+        const std::string both =
+            Command({"display-message", "-p", "-t", "t", "#{pane_dead_status}|#{pane_dead_signal}"});
+        status = both.substr(0, both.find('|'));
+        signal = both.substr(both.find('|') + 1);
+        return !status.empty() || !signal.empty();
+      },
+      10s, 100ms);
+  if (!status.empty() && std::all_of(status.begin(), status.end(), ::isdigit)) return std::stoi(status);
+  ADD_FAILURE() << "pane process " << pane_pid_ << ": no exit status (status \"" << status << "\", signal \""
+                << signal << "\"); alive: " << PidAlive(pane_pid_) << " cmdline: " << CommandLine(pane_pid_)
+                << " stat: " << ReadFileText("/proc/" + std::to_string(pane_pid_) + "/stat")
+                << " server " << server_pid_ << ": " << CommandLine(server_pid_) << " status: " << ReadFileText("/proc/" + std::to_string(server_pid_) + "/status")
+                << " wchan " << ReadFileText("/proc/" + std::to_string(server_pid_) + "/wchan") << " stack " << ReadFileText("/proc/" + std::to_string(server_pid_) + "/stack")
+                << " fds " << EntriesBelow("/proc/" + std::to_string(server_pid_) + "/fd").size();
+  return std::nullopt;
 }
 
 }  // namespace uvmshim::uvmctl_test

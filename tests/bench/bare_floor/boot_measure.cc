@@ -75,7 +75,8 @@ AgentBoot BootAgentOnce(const BootOptions& options) {
   std::ifstream console(vm.console_log());
   std::string line;
   while (std::getline(console, line))
-    if (line.find("event=pid1_") != std::string::npos || line.find("event=modules_loaded") != std::string::npos)
+    if (line.find("event=pid1_") != std::string::npos || line.find("event=modules_loaded") != std::string::npos ||
+        line.find("event=agent_serving") != std::string::npos)
       result.guest_lines += line + "\n";
   vm.Stop(std::chrono::seconds(5));
   return result;
