@@ -139,25 +139,30 @@ std::string SerialPortListener::description() const { return "serial://" + devic
 void SerialPortListener::Run() {
   std::vector<char> next_connection;
   for (;;) {
-    if (next_connection.empty() && !WaitForHost()) return;
+    if (next_connection.empty() && !WaitForHost(next_connection)) return;
     next_connection = ServeConnection(std::move(next_connection));
     if (IsSignalled(stop_)) return;
   }
 }
 
-// virtio_console reports POLLHUP while no host is connected, so poll() cannot
-// block on "host connected": check with a growing back-off (1 ms .. 50 ms).
-// Data left in the port from an earlier host connection is discarded.
-bool SerialPortListener::WaitForHost() {
+// virtio_console reports POLLHUP (and POLLIN) while no host is connected, so
+// poll() cannot block on "host connected": check with a growing back-off
+// (1 ms .. 50 ms). A new host's first bytes can arrive before the guest
+// learns that the host connected (data and control messages travel on
+// different virtqueues): read() tells, returning data rather than 0.
+bool SerialPortListener::WaitForHost(std::vector<char>& first) {
   int backoff_ms = 1;
   bool logged = false;
-  char scratch[4096];
+  std::vector<char> chunk(4096);
   for (;;) {
     if (IsSignalled(stop_)) return false;
     pollfd pfd{port_.get(), POLLIN, 0};
     if (::poll(&pfd, 1, 0) < 0 && errno != EINTR) ThrowErrno("poll " + device_.string());
     if ((pfd.revents & POLLHUP) == 0) return true;
-    while (::read(port_.get(), scratch, sizeof scratch) > 0) {
+    const ssize_t n = ::read(port_.get(), chunk.data(), chunk.size());
+    if (n > 0) {
+      first.assign(chunk.data(), chunk.data() + n);
+      return true;
     }
     if (!logged) {
       spdlog::debug("event=serial_waiting_for_host device={}", LogQuote(device_.string()));
@@ -218,9 +223,17 @@ std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
   };
   if (!first.empty()) take_chunk(first.data(), first.size());
   std::vector<char> chunk(to_guest.data.size());
+  // POLLHUP on the port means "no host connected right now"; it is reported
+  // with POLLIN, and read() still returns what the host sent before (or what
+  // a new host sent before its connect notice arrived), then 0 once nothing
+  // is left: only that 0 ends the connection. While POLLHUP holds and bytes
+  // wait for gRPC, the port stays out of poll() (it would report at once).
+  bool host_hup = false;
   while (reason.empty()) {
+    const bool watch_port = to_guest.empty() || (!host_hup && !to_host.empty());
     pollfd fds[3] = {
-        {port, static_cast<short>((to_guest.empty() ? POLLIN : 0) | (to_host.empty() ? 0 : POLLOUT)), 0},
+        {watch_port ? port : -1,
+         static_cast<short>((to_guest.empty() ? POLLIN : 0) | (to_host.empty() ? 0 : POLLOUT)), 0},
         {ours.get(), static_cast<short>((to_host.empty() ? POLLIN : 0) | (to_guest.empty() ? 0 : POLLOUT)), 0},
         {stop_.get(), POLLIN, 0},
     };
@@ -234,13 +247,16 @@ std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
       reason = "stopping";
       break;
     }
-    // The port: POLLHUP = the host side went away (its bytes are for a
-    // connection that no longer exists on the host).
-    if (fds[0].revents & (POLLHUP | POLLERR)) {
-      reason = "host disconnected";
+    host_hup = (fds[0].revents & POLLHUP) != 0;
+    if (fds[0].revents & POLLERR) {
+      reason = "port error";
       break;
     }
-    if ((fds[0].revents & POLLIN) && to_guest.empty()) {
+    if (host_hup) {
+      // Replies for a host that is gone.
+      to_host.begin = to_host.end = 0;
+    }
+    if ((fds[0].revents & (POLLIN | POLLHUP)) && to_guest.empty()) {
       // One read returns at most one virtqueue buffer: a new host
       // connection's first bytes start a read (see http2_frames.h).
       const ssize_t n = ::read(port, chunk.data(), chunk.size());

@@ -77,7 +77,9 @@ class SerialPortListener final : public ChannelListener {
   // `first` is data already read that starts this connection (the preface);
   // returns such data when a new host connection was found in the stream.
   std::vector<char> ServeConnection(std::vector<char> first);
-  bool WaitForHost();  // false when stopping
+  // Waits for a host connection (or data, which means one); false when
+  // stopping. Data read meanwhile is appended to `first`.
+  bool WaitForHost(std::vector<char>& first);
 
   std::filesystem::path device_;
   AdoptConnection adopt_;

@@ -95,7 +95,7 @@ std::vector<std::string> UvmctlTest::RunArgs(const std::vector<std::string>& fla
 }
 
 std::string UvmctlTest::ShellCommand(const std::vector<std::string>& args) const {
-  std::string line = "exec env UVMSHIM_ROOT=" + ShellQuote(root_.string()) + " " + ShellQuote(UvmctlBinary());
+  std::string line = "env UVMSHIM_ROOT=" + ShellQuote(root_.string()) + " " + ShellQuote(UvmctlBinary());
   for (const auto& a : args) line += " " + ShellQuote(a);
   return line;
 }

@@ -44,7 +44,7 @@ class UvmctlTest : public ::testing::TestWithParam<std::string> {
   std::vector<std::string> RunArgs(const std::vector<std::string>& flags,
                                    const std::vector<std::string>& command) const;
   // The shell command line that runs uvmctl ARGS in this test's environment
-  // (for tmux panes).
+  // (for tmux panes): `env UVMSHIM_ROOT=... uvmctl ARGS`.
   std::string ShellCommand(const std::vector<std::string>& args) const;
 
   // `run -d --name NAME flags... -- command...`; asserts it printed NAME.

@@ -297,7 +297,8 @@ std::vector<pid_t> PidsReferringTo(const fs::path& dir) {
   for (pid_t pid : AllPids()) {
     if (pid == ::getpid() || !PidAlive(pid)) continue;
     const fs::path proc = "/proc/" + std::to_string(pid);
-    bool refers = CommandLine(pid).find(needle) != std::string::npos;
+    bool refers = CommandLine(pid).find(needle) != std::string::npos ||
+                  ReadFileText(proc / "environ").find(needle) != std::string::npos;  // $UVMSHIM_ROOT
     for (const char* link : {"exe", "cwd", "root"}) {
       std::error_code ec;
       auto target = fs::read_symlink(proc / link, ec);
@@ -364,7 +365,7 @@ std::string ShellQuote(const std::string& word) {
 // ---- Tmux -------------------------------------------------------------------
 
 Tmux::Tmux(const fs::path& dir, const std::string& command, int width, int height)
-    : socket_(dir / "tmux.sock"), config_(dir / "tmux.conf") {
+    : socket_(dir / "tmux.sock"), config_(dir / "tmux.conf"), status_file_(dir / "tmux-pane-status") {
   {
     std::ofstream conf(config_);
     conf << "set-option -g status off\n"
@@ -372,8 +373,11 @@ Tmux::Tmux(const fs::path& dir, const std::string& command, int width, int heigh
             "set-option -wg remain-on-exit on\n"
             "set-option -g default-terminal screen\n";
   }
+  // The pane's shell records the command's status: tmux's own
+  // #{pane_dead_status} was seen missing (pane process left a zombie).
+  const std::string pane = command + "; echo $? > " + ShellQuote(status_file_.string());
   Command({"-f", config_.string(), "new-session", "-d", "-s", "t", "-x", std::to_string(width), "-y",
-           std::to_string(height), command});
+           std::to_string(height), pane});
   server_pid_ = static_cast<pid_t>(std::stol(Command({"display-message", "-p", "-t", "t", "#{pid}"})));
   pane_pid_ = static_cast<pid_t>(std::stol(Command({"display-message", "-p", "-t", "t", "#{pane_pid}"})));
 }
@@ -382,13 +386,13 @@ Tmux::~Tmux() {
   ProcessOptions options;
   options.timeout = 10s;
   RunProcess({"/usr/bin/tmux", "-S", socket_.string(), "kill-server"}, options);
-  for (pid_t pid : {pane_pid_, server_pid_}) {
-    if (pid <= 0) continue;
-    if (!WaitFor([pid] { return !PidAlive(pid); }, 3s)) ::kill(pid, SIGKILL);
-  }
+  // The pane is a session (and process group) of its own: its shell and command.
+  if (pane_pid_ > 0 && !WaitFor([&] { return !PidAlive(pane_pid_); }, 3s)) ::kill(-pane_pid_, SIGKILL);
+  if (server_pid_ > 0 && !WaitFor([&] { return !PidAlive(server_pid_); }, 3s)) ::kill(server_pid_, SIGKILL);
   std::error_code ignored;
   fs::remove(socket_, ignored);
   fs::remove(config_, ignored);
+  fs::remove(status_file_, ignored);
 }
 
 std::string Tmux::Command(const std::vector<std::string>& args) {
@@ -428,27 +432,15 @@ std::pair<int, int> Tmux::PaneSize() {
 bool Tmux::PaneDead() { return Command({"display-message", "-p", "-t", "t", "#{pane_dead}"}) == "1"; }
 
 std::optional<int> Tmux::PaneExitStatus() {
-  if (!PaneDead()) return std::nullopt;
-  // tmux marks the pane dead at EOF on the pty, and knows the status only once
-  // it reaped the process: wait for one of status or signal.
-  std::string status, signal;
+  std::string status;
   WaitFor(
       [&] {
-        const std::string both =
-            Command({"display-message", "-p", "-t", "t", "#{pane_dead_status}|#{pane_dead_signal}"});
-        status = both.substr(0, both.find('|'));
-        signal = both.substr(both.find('|') + 1);
-        return !status.empty() || !signal.empty();
+        status = ReadFileText(status_file_);
+        return status.ends_with("\n");
       },
       10s, 100ms);
-  if (!status.empty() && std::all_of(status.begin(), status.end(), ::isdigit)) return std::stoi(status);
-  ADD_FAILURE() << "pane process " << pane_pid_ << ": no exit status (status \"" << status << "\", signal \""
-                << signal << "\"); alive: " << PidAlive(pane_pid_) << " cmdline: " << CommandLine(pane_pid_)
-                << " stat: " << ReadFileText("/proc/" + std::to_string(pane_pid_) + "/stat")
-                << " server " << server_pid_ << ": " << CommandLine(server_pid_) << " status: " << ReadFileText("/proc/" + std::to_string(server_pid_) + "/status")
-                << " wchan " << ReadFileText("/proc/" + std::to_string(server_pid_) + "/wchan") << " stack " << ReadFileText("/proc/" + std::to_string(server_pid_) + "/stack")
-                << " fds " << EntriesBelow("/proc/" + std::to_string(server_pid_) + "/fd").size();
-  return std::nullopt;
+  if (status.empty()) return std::nullopt;
+  return std::stoi(status);
 }
 
 }  // namespace uvmshim::uvmctl_test

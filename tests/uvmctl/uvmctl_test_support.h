@@ -80,8 +80,8 @@ std::optional<fs::path> BootFilesDir();
 std::vector<pid_t> AllPids();
 bool PidAlive(pid_t pid);  // exists and is not a zombie
 std::string CommandLine(pid_t pid);  // NULs as spaces; empty if gone
-// Live processes (not us) whose command line, executable, cwd or root names
-// `dir` or a path below it.
+// Live processes (not us) whose command line, environment, executable, cwd or
+// root names `dir` or a path below it.
 std::vector<pid_t> PidsReferringTo(const fs::path& dir);
 // Mount points at or below `dir` (/proc/self/mountinfo).
 std::vector<std::string> MountsUnder(const fs::path& dir);
@@ -108,10 +108,10 @@ bool WaitFor(Predicate predicate, std::chrono::milliseconds timeout,
 // ---- a private tmux server --------------------------------------------------
 
 // `tmux -S <dir>/tmux.sock -f <dir>/tmux.conf`: one session whose only pane
-// runs `command` (a shell command line) in a width x height window, status line
-// off, panes kept after their process exits (to read its exit status). The
-// destructor kills the server and, by pid, the server and pane process if they
-// survive.
+// runs `command` (a shell command line, not exec'd: the pane's shell records
+// its status) in a width x height window, status line off, the pane kept after
+// it ends. The destructor kills the server and, by pid, the server and the
+// pane's process group if they survive.
 class Tmux {
  public:
   Tmux(const fs::path& dir, const std::string& command, int width, int height);
@@ -129,7 +129,9 @@ class Tmux {
   void Resize(int width, int height);
   std::pair<int, int> PaneSize();  // {width, height}
   bool PaneDead();
-  std::optional<int> PaneExitStatus();  // once dead
+  // The command's exit status once it ended (128+N if a signal killed it);
+  // nullopt if it has not ended within 10 s.
+  std::optional<int> PaneExitStatus();
   pid_t pane_pid() const { return pane_pid_; }
   pid_t server_pid() const { return server_pid_; }
 
@@ -139,6 +141,7 @@ class Tmux {
  private:
   fs::path socket_;
   fs::path config_;
+  fs::path status_file_;
   pid_t server_pid_ = -1;
   pid_t pane_pid_ = -1;
 };
