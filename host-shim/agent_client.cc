@@ -33,7 +33,9 @@ grpc::ChannelArguments AgentChannelArguments() {
   // One connection per agent: the virtio-serial channel carries exactly one.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  // gRPC takes this as the minimum connect timeout too: a short one makes it
+  // drop and redial a QEMU chardev socket that is slow to answer.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
   return args;
 }

@@ -208,6 +208,20 @@ TEST_F(QemuVmTest, TerminateEndsTheVmAtOnce) {
   EXPECT_THROW(vm.WaitAgentReady(), VmError);
 }
 
+TEST_F(QemuVmTest, StopWithoutAnAnsweringAgentQuitsQemuAfterTheTimeout) {
+  QemuVm vm(test::ImageConfig("stop-early", state_dir_));
+  vm.Create();
+  vm.Start();
+  const auto pid = static_cast<pid_t>(vm.vmm_pid());
+  const auto start = std::chrono::steady_clock::now();
+  vm.Stop(500ms);  // the guest is still booting: nothing powers it off
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  const ExitInfo info = vm.exit_info();
+  EXPECT_EQ(info.reason, ExitReason::kShutdown) << info.detail;
+  EXPECT_NE(info.detail.find("QEMU was told to quit"), std::string::npos) << info.detail;
+  EXPECT_FALSE(test::ProcessExists(pid));
+}
+
 TEST_F(QemuVmTest, AWrongInitrdFailsTheBootWithTheConsoleTail) {
   // The bare-floor initrd boots and powers off without ever starting an agent.
   VmConfig config = test::ImageConfig("wrong-initrd", state_dir_);
