@@ -192,7 +192,14 @@ TEST_F(QemuVmTest, KillingQemuIsReportedAsACrashWithinTwoSeconds) {
   EXPECT_EQ(info->reason, ExitReason::kCrashed) << info->detail;
   EXPECT_NE(info->detail.find("SIGKILL"), std::string::npos) << info->detail;
   EXPECT_FALSE(test::ProcessExists(pid));
-  EXPECT_TRUE(test::SocketsIn(state_dir_).empty());
+  // The monitor removes the sockets as it records the exit; allow the
+  // filesystem a moment under a loaded machine, and name what is left.
+  auto left = test::SocketsIn(state_dir_);
+  for (int i = 0; i < 50 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(20ms);
+    left = test::SocketsIn(state_dir_);
+  }
+  EXPECT_TRUE(left.empty()) << "left: " << (left.empty() ? "" : left.front().string());
 }
 
 TEST_F(QemuVmTest, TerminateEndsTheVmAtOnce) {
