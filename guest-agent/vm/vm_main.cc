@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <thread>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -67,10 +68,16 @@ void RunAsPid1() {
       std::lock_guard lock(adopt_mu);
       serving = nullptr;
     }
-    StopAgent(service, *server);
-    // The Shutdown answer must reach the host before the VM is gone.
+    // No graceful gRPC server shutdown here: gRPC 1.51 crashes in
+    // ActiveConnection::SendGoAway for connections adopted from fds, and the
+    // VM is about to power off anyway. Containers go first (their ends
+    // complete the calls in flight), then the Shutdown answer is flushed.
+    spdlog::info("event=shutting_down");
+    service.DestroyAllContainers();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the answer be queued
     for (auto& listener : listeners) listener->Flush(std::chrono::milliseconds(500));
-    listeners.clear();
+    PowerOff();  // before ~Server, which would run the crashing shutdown
+
   } catch (const std::exception& error) {
     spdlog::critical("event=fatal error={}", LogQuote(error.what()));
   }

@@ -278,6 +278,7 @@ void TaskService::StartRelay(Task& task, Process& process) {
   process.relay = std::make_unique<host::StdioRelay>(*task.agent, task.id, process.exec_id, fds,
                                                      process.stdio.terminal);
   process.relay->Start();
+  if (process.stdin_closed) process.relay->FinishStdin();
 }
 
 Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResponse& response) {
@@ -550,6 +551,7 @@ Status TaskService::CloseIO(const taskpb::CloseIORequest& request) {
   Process* process = FindProcess(*task, request.exec_id(), status);
   if (!process) return status;
   if (request.stdin() && process->relay) process->relay->FinishStdin();
+  if (request.stdin() && !process->relay) process->stdin_closed = true;  // applied by StartRelay
   return Status::Ok();
 }
 

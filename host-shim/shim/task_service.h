@@ -69,6 +69,7 @@ class TaskService {
     std::int64_t exited_at_ns = 0;
     std::unique_ptr<StdioFiles> files;
     std::unique_ptr<host::StdioRelay> relay;
+    bool stdin_closed = false;  // CloseIO came before Start made the relay (exec)
     std::thread waiter;
   };
   struct Task {

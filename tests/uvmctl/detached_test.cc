@@ -90,6 +90,23 @@ TEST_P(DetachedTest, Lifecycle) {
   }
 }
 
+// uvmctl sends CloseIO as soon as its stdin ends, which for an exec can be
+// before Start: the shim must not lose it (cat would wait forever).
+TEST_P(DetachedTest, ExecStdinEofIsNeverLost) {
+  const std::string name = Name("eof");
+  ASSERT_NO_FATAL_FAILURE(RunDetached(name, {}, {"sleep", "1000"}));
+  for (int i = 0; i < 10; ++i) {
+    ProcessOptions options;
+    options.stdin_data = "line " + std::to_string(i) + "\n";
+    options.timeout = 60s;
+    auto r = Uvmctl({"exec", "-i", name, "--", "cat"}, options);
+    ASSERT_EQ(r.exit_code, 0) << "round " << i << ": " << r.Describe();
+    ASSERT_EQ(r.out, *options.stdin_data) << r.Describe();
+  }
+  auto rm = Uvmctl({"rm", "-f", name});
+  EXPECT_EQ(rm.exit_code, 0) << rm.Describe();
+}
+
 TEST_P(DetachedTest, ConsoleLogShowsTheSandbox) {
   const std::string name = Name("clog");
   ASSERT_NO_FATAL_FAILURE(RunDetached(name, {}, {"sleep", "1000"}));
