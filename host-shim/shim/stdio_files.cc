@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,15 +29,21 @@ void ClearNonBlock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONB
 // The write end of an output FIFO. The client opened its read end before
 // Create; if it has not (ENXIO), hold a read end ourselves so the process
 // never gets EPIPE, as a reader may still come.
-UniqueFd OpenOutputFifo(const std::string& path) {
+UniqueFd OpenOutputFifo(const std::string& path, bool& holds_read_end) {
   int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0 && errno == ENXIO) fd = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  holds_read_end = false;
+  if (fd < 0 && errno == ENXIO) {
+    fd = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    holds_read_end = fd >= 0;
+    spdlog::debug("stdio {}: no reader yet, holding the FIFO open", path);
+  }
   if (fd < 0) Fail("open stdio", path);
   ClearNonBlock(fd);
   return UniqueFd(fd);
 }
 
-UniqueFd OpenOutput(const std::string& uri) {
+UniqueFd OpenOutput(const std::string& uri, bool& holds_read_end) {
+  holds_read_end = false;
   if (uri.starts_with("file://")) {
     std::string path = uri.substr(7);
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -50,7 +57,18 @@ UniqueFd OpenOutput(const std::string& uri) {
     if (fd < 0) Fail("open stdio", path);
     return UniqueFd(fd);
   }
-  return OpenOutputFifo(path);
+  return OpenOutputFifo(path, holds_read_end);
+}
+
+// A FIFO we also hold a read end of loses its unread bytes when we close it
+// before the client opened its own: wait (bounded) until the client took them.
+void DrainBeforeClose(int fd) {
+  for (int i = 0; i < 250; ++i) {
+    int unread = 0;
+    if (::ioctl(fd, FIONREAD, &unread) != 0 || unread == 0) return;
+    ::usleep(20000);
+  }
+  spdlog::warn("stdio: no reader took the last output within 5 s");
 }
 
 }  // namespace
@@ -69,12 +87,12 @@ StdioFiles::StdioFiles(const StdioPaths& paths, const std::string& container_id,
     StartLoggingBinary(paths.stdout_path, container_id, ns);
     return;
   }
-  if (!paths.stdout_path.empty()) stdout_ = OpenOutput(paths.stdout_path);
+  if (!paths.stdout_path.empty()) stdout_ = OpenOutput(paths.stdout_path, stdout_holds_read_end_);
   if (!paths.stderr_path.empty() && !paths.terminal) {
     if (paths.stderr_path == paths.stdout_path) {
       stderr_.reset(::fcntl(stdout_.get(), F_DUPFD_CLOEXEC, 3));
     } else {
-      stderr_ = OpenOutput(paths.stderr_path);
+      stderr_ = OpenOutput(paths.stderr_path, stderr_holds_read_end_);
     }
   }
 }
@@ -136,6 +154,8 @@ void StdioFiles::StartLoggingBinary(const std::string& uri, const std::string& c
 }
 
 void StdioFiles::CloseOutputs() {
+  if (stdout_ && stdout_holds_read_end_) DrainBeforeClose(stdout_.get());
+  if (stderr_ && stderr_holds_read_end_) DrainBeforeClose(stderr_.get());
   stdout_.reset();
   stderr_.reset();
 }

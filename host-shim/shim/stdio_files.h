@@ -38,6 +38,8 @@ class StdioFiles {
   host::UniqueFd stdout_;
   host::UniqueFd stderr_;
   pid_t logger_pid_ = -1;
+  bool stdout_holds_read_end_ = false;  // opened O_RDWR: no client reader yet
+  bool stderr_holds_read_end_ = false;
 };
 
 }  // namespace uvmshim::shim

@@ -85,6 +85,14 @@ ProcessResult UvmctlTest::UvmctlWithStdin(const std::vector<std::string>& args, 
   return Uvmctl(args, options);
 }
 
+std::unique_ptr<BackgroundProcess> UvmctlTest::UvmctlInBackground(const std::vector<std::string>& args,
+                                                                 const std::string& tag) {
+  std::vector<std::string> argv = {UvmctlBinary().string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return std::make_unique<BackgroundProcess>(argv, std::vector<std::string>{"UVMSHIM_ROOT=" + root_.string()},
+                                             dir() / tag);
+}
+
 std::vector<std::string> UvmctlTest::RunArgs(const std::vector<std::string>& flags,
                                              const std::vector<std::string>& command) const {
   std::vector<std::string> args = {"run", "--isolation", isolation(), "--rootfs", rootfs_.string()};

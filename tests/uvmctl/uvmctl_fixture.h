@@ -40,6 +40,10 @@ class UvmctlTest : public ::testing::TestWithParam<std::string> {
   // uvmctl ARGS with UVMSHIM_ROOT=root(). Default timeout: StartTimeout().
   ProcessResult Uvmctl(const std::vector<std::string>& args, ProcessOptions options = {});
   ProcessResult UvmctlWithStdin(const std::vector<std::string>& args, std::string input);
+  // uvmctl ARGS running in the background (UVMSHIM_ROOT=root()), output in
+  // <dir>/<tag>.out and .err.
+  std::unique_ptr<BackgroundProcess> UvmctlInBackground(const std::vector<std::string>& args,
+                                                        const std::string& tag);
   // {"run", "--isolation", I, "--rootfs", R, flags..., "--", command...}
   std::vector<std::string> RunArgs(const std::vector<std::string>& flags,
                                    const std::vector<std::string>& command) const;

@@ -233,6 +233,57 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
   return result;
 }
 
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env, const fs::path& output_prefix)
+    : out_(output_prefix.string() + ".out"), err_(output_prefix.string() + ".err") {
+  Fd in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  Fd out(::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  Fd err(::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!in || !out || !err) throw std::runtime_error(ErrnoText("open output of " + argv[0]));
+  std::vector<std::string> merged = MergedEnvironment(env);
+  std::vector<char*> argv_c, env_c;
+  for (const auto& a : argv) argv_c.push_back(const_cast<char*>(a.c_str()));
+  argv_c.push_back(nullptr);
+  for (const auto& e : merged) env_c.push_back(const_cast<char*>(e.c_str()));
+  env_c.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error(ErrnoText("fork"));
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::dup2(in.get(), STDIN_FILENO);
+    ::dup2(out.get(), STDOUT_FILENO);
+    ::dup2(err.get(), STDERR_FILENO);
+    ::execve(argv_c[0], argv_c.data(), env_c.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid_, pid_);
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ <= 0 || reaped_) return;
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+std::optional<int> BackgroundProcess::Wait(std::chrono::milliseconds timeout) {
+  if (!reaped_) {
+    Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+    pollfd p{pidfd.get(), POLLIN, 0};
+    if (!pidfd || ::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+    if (::waitpid(pid_, &status_, 0) != pid_) return std::nullopt;
+    reaped_ = true;
+  }
+  if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
+  return WEXITSTATUS(status_);
+}
+
+std::string BackgroundProcess::Stdout() const { return ReadFileText(out_); }
+std::string BackgroundProcess::Stderr() const { return ReadFileText(err_); }
+
 TempDir::TempDir(const std::string& prefix) {
   std::string pattern = "/tmp/" + prefix + "-XXXXXX";
   if (!::mkdtemp(pattern.data())) throw std::runtime_error(ErrnoText("mkdtemp " + pattern));

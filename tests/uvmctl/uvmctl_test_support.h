@@ -53,6 +53,30 @@ struct ProcessResult {
 // Throws std::runtime_error only when it cannot be started.
 ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOptions& options = {});
 
+// A process started in its own process group with stdin from /dev/null and
+// stdout/stderr into files, for cases that signal it while it runs. The
+// destructor SIGKILLs its group and the process (by pid) if it still runs.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    const fs::path& output_prefix);  // <prefix>.out, <prefix>.err
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Exit code (128+N when killed by signal N), or nullopt on timeout.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  std::string Stdout() const;
+  std::string Stderr() const;
+
+ private:
+  fs::path out_, err_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
 // mkdtemp directory (short, under /tmp: socket paths stay below 108 bytes).
 // The destructor detaches any mount left below it, then removes it.
 class TempDir {
