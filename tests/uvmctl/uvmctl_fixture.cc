@@ -52,8 +52,8 @@ void UvmctlTest::SetUp() {
   ASSERT_TRUE(fs::exists(BusyboxRootfs() / "bin" / "busybox"))
       << BusyboxRootfs() << " is missing: make uvmshim_busybox_rootfs";
   if (NeedsSandbox() && hyperv() && !BootFilesDir())
-    GTEST_SKIP() << "hyperv isolation: no UVM boot image (vmlinuz + initrd.img) in "
-                 << (BinDir().parent_path() / "images") << " or $UVMSHIM_IMAGES; build target uvm-image";
+    GTEST_SKIP() << "hyperv isolation: no UVM boot image (vmlinuz + initrd.img) in " << BootFilesCandidateDir()
+                 << " (build target uvm-image, or set $UVMSHIM_IMAGES)";
   tmp_ = std::make_unique<TempDir>("uvt");
   root_ = dir() / "root";
   rootfs_ = dir() / "rootfs";
@@ -75,7 +75,7 @@ ProcessResult UvmctlTest::Uvmctl(const std::vector<std::string>& args, ProcessOp
   std::vector<std::string> argv = {UvmctlBinary().string()};
   argv.insert(argv.end(), args.begin(), args.end());
   options.env.push_back("UVMSHIM_ROOT=" + root_.string());
-  if (options.timeout == ProcessOptions{}.timeout) options.timeout = StartTimeout();
+  if (options.timeout.count() == 0) options.timeout = StartTimeout();
   return RunProcess(argv, options);
 }
 

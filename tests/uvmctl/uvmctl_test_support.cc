@@ -1,7 +1,5 @@
 #include "uvmctl_test_support.h"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -161,10 +159,12 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
   for (int fd : {out_read.get(), err_read.get(), in_write.get()})
     if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
 
-  const std::string& input = options.stdin_data ? *options.stdin_data : std::string();
+  // A child that stops reading its stdin must give us EPIPE, not kill the test.
+  ::signal(SIGPIPE, SIG_IGN);
+  const std::string_view input = options.stdin_data ? std::string_view(*options.stdin_data) : std::string_view();
   std::size_t input_done = 0;
   if (in_write && input.empty()) in_write.reset();
-  const auto deadline = started + options.timeout;
+  const auto deadline = started + (options.timeout.count() > 0 ? options.timeout : 120s);
   std::optional<std::chrono::steady_clock::time_point> exited_at;
   bool reaped = false;
   int status = 0;
@@ -253,6 +253,7 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
     ::dup2(in.get(), STDIN_FILENO);
     ::dup2(out.get(), STDOUT_FILENO);
     ::dup2(err.get(), STDERR_FILENO);
@@ -309,10 +310,13 @@ fs::path UvmctlBinary() { return BinDir() / "uvmctl"; }
 
 fs::path BusyboxRootfs() { return UVMSHIM_BUSYBOX_ROOTFS; }
 
+fs::path BootFilesCandidateDir() {
+  if (const char* images = std::getenv("UVMSHIM_IMAGES"); images && *images) return images;
+  return BinDir().parent_path() / "images";
+}
+
 std::optional<fs::path> BootFilesDir() {
-  fs::path dir;
-  if (const char* images = std::getenv("UVMSHIM_IMAGES"); images && *images) dir = images;
-  else dir = BinDir().parent_path() / "images";
+  const fs::path dir = BootFilesCandidateDir();
   if (fs::is_regular_file(dir / "vmlinuz") && fs::is_regular_file(dir / "initrd.img")) return dir;
   return std::nullopt;
 }

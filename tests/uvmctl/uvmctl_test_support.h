@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 struct ProcessOptions {
   std::optional<std::string> stdin_data;  // written then closed (EOF); nullopt: /dev/null
-  std::chrono::milliseconds timeout = 120s;
+  std::chrono::milliseconds timeout{0};    // 0: the default (120 s; the fixture's start timeout)
   std::vector<std::string> env;           // NAME=VALUE, added to (or replacing in) ours
 };
 
@@ -98,6 +98,7 @@ fs::path BusyboxRootfs();
 // Directory with vmlinuz and initrd.img the shim will boot ($UVMSHIM_IMAGES or
 // <build>/images), if both exist.
 std::optional<fs::path> BootFilesDir();
+fs::path BootFilesCandidateDir();  // where BootFilesDir looks
 
 // ---- leak checks ------------------------------------------------------------
 
