@@ -492,55 +492,52 @@ Status TaskService::State(const taskpb::StateRequest& request, taskpb::StateResp
   return ttrpc::Status::Ok();
 }
 
-Status TaskService::Kill(const taskpb::KillRequest& request) {
+// Runs `call` against the task's agent outside the service lock (agent calls
+// may take a while); missing tasks and agent errors become statuses.
+template <class Call>
+Status TaskService::WithAgent(const std::string& id, Call&& call) {
   std::unique_lock lock(mutex_);
   Status status;
-  Task* task = FindTask(request.id(), status);
+  Task* task = FindTask(id, status);
   if (!task) return status;
-  Process* process = FindProcess(*task, request.exec_id(), status);
-  if (!process) return status;
-  if (process->status == ProcessStatus::kStopped)
-    return Status(Code::kNotFound, fmt::format("process {} of task {}: already finished",
-                                               request.exec_id(), task->id));
   host::AgentClient* agent = task->agent.get();
   lock.unlock();
   try {
-    agent->SignalProcess(request.id(), request.exec_id(), request.signal(), request.all());
+    call(*agent);
   } catch (const host::AgentError& e) {
     return FromAgentError(e);
   }
   return Status::Ok();
+}
+
+Status TaskService::Kill(const taskpb::KillRequest& request) {
+  {
+    std::lock_guard lock(mutex_);
+    Status status;
+    Task* task = FindTask(request.id(), status);
+    if (!task) return status;
+    Process* process = FindProcess(*task, request.exec_id(), status);
+    if (!process) return status;
+    if (process->status == ProcessStatus::kStopped)
+      return Status(Code::kNotFound, fmt::format("process {} of task {}: already finished",
+                                                 request.exec_id(), task->id));
+  }
+  return WithAgent(request.id(), [&](host::AgentClient& agent) {
+    agent.SignalProcess(request.id(), request.exec_id(), request.signal(), request.all());
+  });
 }
 
 Status TaskService::Pids(const taskpb::PidsRequest& request, taskpb::PidsResponse& response) {
-  std::unique_lock lock(mutex_);
-  Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  host::AgentClient* agent = task->agent.get();
-  lock.unlock();
-  try {
-    const auto listed = agent->ListProcesses(request.id());
+  return WithAgent(request.id(), [&](host::AgentClient& agent) {
+    const auto listed = agent.ListProcesses(request.id());
     for (const auto& p : listed.processes()) response.add_processes()->set_pid(p.pid());
-  } catch (const host::AgentError& e) {
-    return FromAgentError(e);
-  }
-  return Status::Ok();
+  });
 }
 
 Status TaskService::ResizePty(const taskpb::ResizePtyRequest& request) {
-  std::unique_lock lock(mutex_);
-  Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  host::AgentClient* agent = task->agent.get();
-  lock.unlock();
-  try {
-    agent->ResizePty(request.id(), request.exec_id(), request.width(), request.height());
-  } catch (const host::AgentError& e) {
-    return FromAgentError(e);
-  }
-  return Status::Ok();
+  return WithAgent(request.id(), [&](host::AgentClient& agent) {
+    agent.ResizePty(request.id(), request.exec_id(), request.width(), request.height());
+  });
 }
 
 Status TaskService::CloseIO(const taskpb::CloseIORequest& request) {
@@ -556,14 +553,8 @@ Status TaskService::CloseIO(const taskpb::CloseIORequest& request) {
 }
 
 Status TaskService::Stats(const taskpb::StatsRequest& request, taskpb::StatsResponse& response) {
-  std::unique_lock lock(mutex_);
-  Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  host::AgentClient* agent = task->agent.get();
-  lock.unlock();
-  try {
-    auto stats = agent->Stats(request.id());
+  return WithAgent(request.id(), [&](host::AgentClient& agent) {
+    auto stats = agent.Stats(request.id());
     io::containerd::cgroups::v1::Metrics metrics;
     metrics.mutable_pids()->set_current(stats.pids_current());
     metrics.mutable_pids()->set_limit(stats.pids_limit());
@@ -577,10 +568,7 @@ Status TaskService::Stats(const taskpb::StatsRequest& request, taskpb::StatsResp
     memory->set_max(stats.memory_max_usage_bytes());
     response.mutable_stats()->set_type_url("io.containerd.cgroups.v1.Metrics");
     response.mutable_stats()->set_value(metrics.SerializeAsString());
-  } catch (const host::AgentError& e) {
-    return FromAgentError(e);
-  }
-  return Status::Ok();
+  });
 }
 
 Status TaskService::Connect(const taskpb::ConnectRequest& request, taskpb::ConnectResponse& response) {

@@ -90,6 +90,8 @@ class TaskService {
   void WatchExit(Task* task, Process* process);
   void TearDown(Task& task);
   void SaveState(Task& task);
+  template <class Call>
+  Status WithAgent(const std::string& id, Call&& call);
 
   const Options options_;
   EventPublisher& events_;

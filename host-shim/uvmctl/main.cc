@@ -113,6 +113,18 @@ std::string ContainerIdOrThrow(const std::string& id) {
   return id;
 }
 
+// Sends the host terminal's current size to the process's pty.
+void SendWindowSize(shim::TaskClient& task, const std::string& id, const std::string& exec_id) {
+  if (auto size = WindowSize(STDIN_FILENO)) {
+    taskpb::ResizePtyRequest resize;
+    resize.set_id(id);
+    resize.set_exec_id(exec_id);
+    resize.set_width(size->first);
+    resize.set_height(size->second);
+    task.Call("ResizePty", resize);
+  }
+}
+
 // Relays signals to a process and window changes to its terminal.
 std::unique_ptr<SignalForwarder> ForwardSignals(shim::TaskClient& task, const std::string& id,
                                                 const std::string& exec_id,
@@ -121,14 +133,7 @@ std::unique_ptr<SignalForwarder> ForwardSignals(shim::TaskClient& task, const st
     if (!live) return;
     try {
       if (signal == SIGWINCH) {
-        if (auto size = WindowSize(STDIN_FILENO)) {
-          taskpb::ResizePtyRequest resize;
-          resize.set_id(id);
-          resize.set_exec_id(exec_id);
-          resize.set_width(size->first);
-          resize.set_height(size->second);
-          task.Call("ResizePty", resize);
-        }
+        SendWindowSize(task, id, exec_id);
         return;
       }
       taskpb::KillRequest kill;
@@ -142,16 +147,6 @@ std::unique_ptr<SignalForwarder> ForwardSignals(shim::TaskClient& task, const st
   });
 }
 
-void SendInitialSize(shim::TaskClient& task, const std::string& id, const std::string& exec_id) {
-  if (auto size = WindowSize(STDIN_FILENO)) {
-    taskpb::ResizePtyRequest resize;
-    resize.set_id(id);
-    resize.set_exec_id(exec_id);
-    resize.set_width(size->first);
-    resize.set_height(size->second);
-    task.Call("ResizePty", resize);
-  }
-}
 
 void CloseStdin(shim::TaskClient& task, const std::string& id, const std::string& exec_id) {
   taskpb::CloseIORequest close;
@@ -239,7 +234,7 @@ int Run(const RunOptions& options) {
       kill.set_signal(static_cast<std::uint32_t>(signal));
       if (signal == SIGWINCH) {
         try {
-          SendInitialSize(*task_ptr, id, "");
+          SendWindowSize(*task_ptr, id, "");
         } catch (...) {
         }
         return;
@@ -289,7 +284,7 @@ int Run(const RunOptions& options) {
   if (stdio) {
     if (options.tty && ::isatty(STDIN_FILENO)) {
       raw.emplace(STDIN_FILENO);
-      SendInitialSize(task, id, "");
+      SendWindowSize(task, id, "");
     }
     stdio->Attach([&] { CloseStdin(task, id, ""); });
   }
@@ -362,7 +357,7 @@ int Exec(const ExecOptions& options) {
   start.set_exec_id(exec_id);
   task.Call<taskpb::StartResponse>("Start", start);
   live = true;
-  if (options.tty) SendInitialSize(task, state.id, exec_id);
+  if (options.tty) SendWindowSize(task, state.id, exec_id);
   taskpb::WaitRequest wait;
   wait.set_id(state.id);
   wait.set_exec_id(exec_id);
