@@ -160,7 +160,7 @@ std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::str
                 std::to_string(*resources.cpu_quota) + " " + std::to_string(resources.cpu_period.value_or(100000)),
                 &error);
   } else {
-    auto hierarchies = V1Hierarchies({"cpu", "cpuacct", "memory", "pids"});
+    auto hierarchies = V1Hierarchies({"cpu", "cpuacct", "memory", "pids", "devices"});
     if (hierarchies.empty()) {
       *warning = "no cgroup hierarchies are mounted";
       return nullptr;
@@ -192,6 +192,16 @@ std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::str
   }
   if (!error.empty()) *warning = "cgroup limits: " + error;
   return cgroup;
+}
+
+std::string Cgroup::ApplyDeviceRules(const std::vector<DeviceRule>& rules) {
+  if (v2_) return AttachDeviceBpfProgram(directories_.front(), DeviceBpfProgram(rules));
+  std::string dir = FileIn("devices", "");
+  if (dir.empty()) return "no cgroup v1 devices hierarchy is mounted";
+  std::string error;
+  for (const auto& [file, line] : DeviceCgroupV1Writes(rules))
+    if (!WriteFile(dir + "/" + file, line, &error)) return error;
+  return "";
 }
 
 Cgroup::~Cgroup() {
@@ -285,7 +295,7 @@ void Cgroup::RemoveParent(const std::string& parent, const std::string& root) {
   if (access((std::string(cgroup_root) + "/cgroup.controllers").c_str(), F_OK) == 0) {
     roots.push_back(cgroup_root);
   } else {
-    for (const auto& [controller, mountpoint] : V1Hierarchies({"cpu", "cpuacct", "memory", "pids"}))
+    for (const auto& [controller, mountpoint] : V1Hierarchies({"cpu", "cpuacct", "memory", "pids", "devices"}))
       roots.push_back(mountpoint);
   }
   std::vector<std::string> components;

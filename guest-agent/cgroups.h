@@ -1,7 +1,7 @@
 // Per-container cgroups, for Stats, limits and killing everything a
 // container started. cgroup v2 when /sys/fs/cgroup/cgroup.controllers exists,
-// else the v1 hierarchies of cpu, cpuacct, memory and pids wherever they are
-// mounted. Created as <parent>/<container id> under each hierarchy's root.
+// else the v1 hierarchies of cpu, cpuacct, memory, pids and devices wherever
+// they are mounted. Created as <parent>/<container id> under each hierarchy's root.
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "guest-agent/device_rules.h"
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/unique_fd.h"
 
@@ -42,6 +43,10 @@ class Cgroup {
   // Opened cgroup.procs files (close-on-exec): a child writes "0" to each to
   // join the cgroup before it execs.
   std::vector<UniqueFd> OpenProcsFiles() const;
+
+  // Enforces the device allowlist: v1 devices.deny/devices.allow, v2 a
+  // BPF_CGROUP_DEVICE program. Returns "" or why it could not.
+  std::string ApplyDeviceRules(const std::vector<DeviceRule>& rules);
 
   std::vector<pid_t> Pids() const;
   // Kills every process in the cgroup with `signal` (v2 SIGKILL: cgroup.kill).

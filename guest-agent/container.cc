@@ -62,12 +62,34 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   }
   if (!S_ISDIR(st.st_mode)) throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, "rootfs " + rootfs + ": Not a directory");
 
+  std::shared_ptr<const SeccompProgram> seccomp;
+  if (spec.seccomp) {
+    try {
+      seccomp = CompileSeccompProfile(*spec.seccomp);
+    } catch (const SpecError& e) {
+      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    }
+  }
+
   bool terminal = request.terminal() || spec.process.terminal;
   std::shared_ptr<Container> container(new Container(request.container_id(), std::move(spec)));
+  container->seccomp_ = std::move(seccomp);
   std::string warning;
   if (!options.cgroup_parent.empty())  // "" = no cgroups at all
     container->cgroup_ = Cgroup::Create(options.cgroup_parent, container->id_, container->spec_.resources, &warning);
   if (!warning.empty()) spdlog::warn("event=cgroup_unavailable container={} reason={}", container->id_, LogQuote(warning));
+  // The device allowlist: a spec that lists rules is refused when they
+  // cannot be enforced; without rules the default list applies where it can.
+  bool explicit_device_rules = !container->spec_.resources.devices.empty();
+  std::string device_error = container->cgroup_ ? container->cgroup_->ApplyDeviceRules(EffectiveDeviceRules(container->spec_))
+                                                : "the container has no cgroup (" + (warning.empty() ? std::string("agent started without --cgroup-parent") : warning) + ")";
+  if (!device_error.empty()) {
+    if (explicit_device_rules)
+      throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION,
+                        "spec: linux.resources.devices cannot be enforced: " + device_error);
+    if (container->cgroup_)
+      spdlog::warn("event=device_rules_unavailable container={} reason={}", container->id_, LogQuote(device_error));
+  }
 
   container->init_ = std::make_shared<Process>(container->id_, "", terminal);
   InitLaunch launch;
@@ -77,6 +99,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   launch.terminal = terminal;
   launch.open_stdin = request.stdin();
   if (container->cgroup_) launch.cgroup_procs = container->cgroup_->OpenProcsFiles();
+  launch.seccomp = container->seccomp_;
   try {
     container->init_sync_ = LaunchContainerInit(std::move(launch), container->init_, reaper);
   } catch (...) {
@@ -182,6 +205,7 @@ grpc::Status Container::Exec(const pb::ExecProcessRequest& request, Reaper& reap
       ns_fds = OpenNamespaces(launch.init_pid, launch.namespaces);
     }
     if (cgroup_) launch.cgroup_procs = cgroup_->OpenProcsFiles();
+    launch.seccomp = seccomp_;
     LaunchExec(std::move(launch), std::move(ns_fds), process, reaper);
   } catch (const LaunchError& e) {
     unreserve();

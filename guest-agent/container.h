@@ -60,6 +60,7 @@ class Container {
   const OciSpec spec_;
   std::shared_ptr<Process> init_;
   std::unique_ptr<Cgroup> cgroup_;
+  std::shared_ptr<const SeccompProgram> seccomp_;  // compiled linux.seccomp, shared with execs
 
   std::mutex mu_;
   UniqueFd init_sync_;  // until StartContainer

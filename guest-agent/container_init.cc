@@ -153,7 +153,9 @@ std::string InitConfig::ToJson() const {
   nlohmann::json doc = {{"spec_json", spec_json},
                         {"rootfs", rootfs},
                         {"terminal", terminal},
-                        {"new_network_namespace", new_network_namespace}};
+                        {"new_network_namespace", new_network_namespace},
+                        {"seccomp_hex", seccomp_hex},
+                        {"seccomp_flags", seccomp_flags}};
   return doc.dump();
 }
 
@@ -164,6 +166,8 @@ InitConfig InitConfig::FromJson(const std::string& text) {
   config.rootfs = doc.at("rootfs").get<std::string>();
   config.terminal = doc.at("terminal").get<bool>();
   config.new_network_namespace = doc.at("new_network_namespace").get<bool>();
+  config.seccomp_hex = doc.value("seccomp_hex", std::string());
+  config.seccomp_flags = doc.value("seccomp_flags", 0u);
   return config;
 }
 
@@ -179,6 +183,7 @@ int RunContainerInitHelper() {
     close(kInitConfigFd);
     OciSpec spec = ParseOciSpec(config.spec_json);
     plan = MakeExecPlan(spec.process);
+    if (!config.seccomp_hex.empty()) plan->seccomp = SeccompProgramFromHex(config.seccomp_hex, config.seccomp_flags);
     int master = SetUpContainer(config, spec, *plan);
     if (master >= 0) {
       if (!SendSyncMessage(kInitSyncFd, SyncKind::kPtyMaster, 0, 0, nullptr, master)) return 1;
@@ -194,6 +199,10 @@ int RunContainerInitHelper() {
     // EOF: the agent deleted the container before starting it (or died).
     if (!ReceiveSyncMessage(kInitSyncFd, message) || message.kind != SyncKind::kStart) return 0;
   } catch (const std::exception&) {
+    return 1;
+  }
+  if (int error = LoadLateSeccomp(*plan); error != 0) {
+    SendSyncMessage(kInitSyncFd, SyncKind::kError, 0, error, "load the seccomp filter");
     return 1;
   }
   ExecUserCommand(*plan);

@@ -25,6 +25,8 @@ struct InitConfig {
   std::string rootfs;      // absolute path as the agent sees it
   bool terminal = false;
   bool new_network_namespace = false;  // bring up lo
+  std::string seccomp_hex;  // the compiled linux.seccomp filter, "" = none
+  unsigned int seccomp_flags = 0;
 
   std::string ToJson() const;
   static InitConfig FromJson(const std::string& text);  // throws

@@ -184,6 +184,10 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   config.terminal = launch.terminal;
   const OciNamespace* net = spec.FindNamespace("network");
   config.new_network_namespace = net && net->path.empty();
+  if (launch.seccomp) {
+    config.seccomp_hex = SeccompProgramToHex(*launch.seccomp);
+    config.seccomp_flags = launch.seccomp->flags;
+  }
 
   UniqueFd config_fd(memfd_create("uvm-agent-init-config", MFD_CLOEXEC));
   if (!config_fd) ThrowErrno("memfd_create");
@@ -306,6 +310,7 @@ void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shar
   } catch (const SpecError& e) {
     throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
   }
+  plan->seccomp = launch.seccomp;
   PipeStdio stdio;
   if (!launch.terminal) stdio = MakePipeStdio(launch.open_stdin);
   SyncPair sync = MakeSyncPair();

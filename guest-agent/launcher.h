@@ -15,6 +15,7 @@
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
+#include "guest-agent/seccomp.h"
 #include "guest-agent/unique_fd.h"
 
 namespace uvmshim::agent {
@@ -36,6 +37,7 @@ struct InitLaunch {
   bool terminal = false;
   bool open_stdin = false;
   std::vector<UniqueFd> cgroup_procs;  // joined by the child before it execs
+  std::shared_ptr<const SeccompProgram> seccomp;  // the compiled linux.seccomp, or null
 };
 
 // Clones the init helper into the spec's new namespaces and waits until it is
@@ -53,6 +55,7 @@ struct ExecLaunch {
   bool terminal = false;
   bool open_stdin = false;
   std::vector<UniqueFd> cgroup_procs;
+  std::shared_ptr<const SeccompProgram> seccomp;  // the container's filter, or null
 };
 
 // Starts a process in the namespaces of a running container's init.

@@ -283,6 +283,10 @@ void ParseLinux(const json& linux_obj, const Where& where, OciSpec& spec) {
       if (const json* v = Member(*cpu, "period")) spec.resources.cpu_period = AsInteger<uint64_t>(*v, wc.Field("period"));
     }
   }
+  if (const json* resources = Member(linux_obj, "resources"); resources && Member(*resources, "devices"))
+    spec.resources.devices = ParseDeviceRules(*Member(*resources, "devices"), "spec: linux.resources.devices");
+  if (const json* seccomp = Member(linux_obj, "seccomp"))
+    spec.seccomp = ParseSeccompProfile(*seccomp, "spec: linux.seccomp");
   if (const json* masked = Member(linux_obj, "maskedPaths"))
     spec.masked_paths = AsStringArray(*masked, where.Field("maskedPaths"), false);
   if (const json* readonly = Member(linux_obj, "readonlyPaths"))

@@ -11,6 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "guest-agent/device_rules.h"
+#include "guest-agent/seccomp.h"
+
 namespace uvmshim::agent {
 
 // Spec JSON larger than this is refused (RESOURCE_EXHAUSTED).
@@ -81,6 +84,7 @@ struct OciResources {
   std::optional<uint64_t> cpu_shares;
   std::optional<int64_t> cpu_quota;
   std::optional<uint64_t> cpu_period;
+  std::vector<DeviceRule> devices;  // linux.resources.devices, in order
 };
 
 struct OciSpec {
@@ -98,6 +102,7 @@ struct OciSpec {
   std::vector<std::string> readonly_paths;
   std::map<std::string, std::string> sysctl;
   std::string rootfs_propagation;
+  std::optional<SeccompProfile> seccomp;  // linux.seccomp
 
   bool HasNamespace(std::string_view type) const;
   const OciNamespace* FindNamespace(std::string_view type) const;

@@ -217,6 +217,12 @@ int ApplyProcessIdentity(const ExecPlan& plan, const char** failed_step) noexcep
       return fail(plan.rlimit_steps[i].c_str());
   }
   if (plan.umask >= 0) umask(static_cast<mode_t>(plan.umask));
+  if (plan.seccomp && !plan.no_new_privileges) {
+    if (int error = LoadSeccompProgram(*plan.seccomp); error != 0) {
+      errno = error;
+      return fail("load the seccomp filter");
+    }
+  }
   if (plan.set_capabilities) {
     for (int cap = 0; cap <= plan.last_cap; ++cap) {
       if (plan.bounding & (uint64_t{1} << cap)) continue;
@@ -248,6 +254,11 @@ int ApplyProcessIdentity(const ExecPlan& plan, const char** failed_step) noexcep
   if (chdir(plan.cwd.c_str()) != 0) return fail(plan.cwd_step.c_str());
   if (plan.no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return fail("prctl no_new_privs");
   return 0;
+}
+
+int LoadLateSeccomp(const ExecPlan& plan) noexcept {
+  if (!plan.seccomp || !plan.no_new_privileges) return 0;
+  return LoadSeccompProgram(*plan.seccomp);
 }
 
 void ExecUserCommand(const ExecPlan& plan) noexcept {
@@ -307,6 +318,7 @@ void BecomeProcess(const ExecPlan& plan, const ChildStdio& stdio, int report_fd)
     // close-on-exec already; this catches any that are not).
     syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
     error = ApplyProcessIdentity(plan, &step);
+    if (error == 0 && (error = LoadLateSeccomp(plan)) != 0) step = "load the seccomp filter";
   }
   if (error != 0) {
     SendSyncMessage(report_fd, SyncKind::kError, 0, error, step);

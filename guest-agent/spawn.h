@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "guest-agent/oci_spec.h"
+#include "guest-agent/seccomp.h"
 #include "guest-agent/unique_fd.h"
 
 namespace uvmshim::agent {
@@ -75,6 +76,10 @@ struct ExecPlan {
   std::string oom_score_adj;  // text to write to /proc/self/oom_score_adj, "" = leave
   std::string cwd;
   std::string cwd_step;
+  // The container's filter (execs get it too, as with runc); null = none.
+  // Without no_new_privileges it is loaded before the capabilities are
+  // dropped (it needs CAP_SYS_ADMIN then), else last, right before execve.
+  std::shared_ptr<const SeccompProgram> seccomp;
 };
 
 // Throws SpecError when the process cannot be planned.
@@ -83,10 +88,15 @@ std::unique_ptr<ExecPlan> MakeExecPlan(const OciProcess& process);
 // async-signal-safe: default dispositions and an empty signal mask.
 void ResetSignalsForExec() noexcept;
 
-// async-signal-safe: oom_score_adj, rlimits, umask, capability bounding set,
-// groups/gid/uid, capabilities, cwd, no_new_privs. Returns 0, or an errno with
+// async-signal-safe: oom_score_adj, rlimits, umask, seccomp (without
+// no_new_privs), capability bounding set, groups/gid/uid, capabilities, cwd,
+// no_new_privs. Returns 0, or an errno with
 // *failed_step naming the step.
 int ApplyProcessIdentity(const ExecPlan& plan, const char** failed_step) noexcept;
+
+// async-signal-safe: loads plan.seccomp when it is loaded last (with
+// no_new_privileges); call right before ExecUserCommand. 0 or an errno.
+int LoadLateSeccomp(const ExecPlan& plan) noexcept;
 
 // async-signal-safe: execs the command (PATH search like execvp). When that
 // fails writes `uvm-agent: exec "cmd": <reason>` to fd 2 and exits 127

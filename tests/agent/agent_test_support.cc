@@ -202,7 +202,7 @@ std::string MakeSpec(const SpecOptions& options) {
         {"capabilities",
          {{"bounding", caps}, {"effective", caps}, {"permitted", caps}, {"inheritable", json::array()}}},
         {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", 1024}, {"soft", 1024}}})},
-        {"noNewPrivileges", true}}},
+        {"noNewPrivileges", options.no_new_privileges}}},
       {"root", {{"path", BusyboxRootfs()}, {"readonly", options.readonly_root}}},
       {"mounts",
        json::array({
@@ -227,6 +227,7 @@ std::string MakeSpec(const SpecOptions& options) {
   };
   if (!options.hostname.empty()) spec["hostname"] = options.hostname;
   if (options.network_namespace) spec["linux"]["namespaces"].push_back({{"type", "network"}});
+  if (options.customize) options.customize(spec);
   return spec.dump();
 }
 
@@ -377,8 +378,9 @@ RunResult RunExec(AgentProcess& agent, const std::string& container_id, const st
   return result;
 }
 
-void StartSleeper(AgentProcess& agent, const std::string& id) {
-  SpecOptions options;
+void StartSleeper(AgentProcess& agent, const std::string& id) { StartSleeper(agent, id, SpecOptions{}); }
+
+void StartSleeper(AgentProcess& agent, const std::string& id, SpecOptions options) {
   options.args = {"sleep", "100000"};
   grpc::ClientContext create_context;
   pb::CreateContainerRequest create;

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
 
 #include "agent.grpc.pb.h"
 
@@ -93,6 +95,8 @@ struct SpecOptions {
   bool terminal = false;
   bool readonly_root = true;  // the fixture is shared: containers must not write to it
   bool network_namespace = false;
+  bool no_new_privileges = true;
+  std::function<void(nlohmann::json&)> customize;  // edits the spec last (seccomp, devices, mounts)
 };
 
 // An OCI config.json like `runc spec` writes, with a tmpfs on /tmp.
@@ -147,6 +151,7 @@ RunResult RunExec(AgentProcess& agent, const std::string& container_id, const st
 
 // Creates and starts a long-running container (`sleep 100000` as init).
 void StartSleeper(AgentProcess& agent, const std::string& id);
+void StartSleeper(AgentProcess& agent, const std::string& id, SpecOptions options);
 void DeleteContainer(AgentProcess& agent, const std::string& id, bool force = true);
 
 grpc::Status Wait(AgentProcess& agent, const std::string& container_id, const std::string& exec_id,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds an offline, reproducible OCI image archive from Debian's busybox-static.
 #
-#   make-oci-image.sh OUT.tar [BUSYBOX_BINARY]
+#   make-oci-image.sh OUT.tar [BUSYBOX_BINARY [EXTRA_BINARY...]]
 #
+# Each EXTRA_BINARY (static, e.g. the syscall probe) is installed as bin/<name>.
 # The archive is an OCI image layout (oci-layout, index.json, blobs/sha256/...)
 # with one uncompressed layer: bin/busybox, one bin/<applet> symlink per applet
 # of `busybox --list`, etc/passwd, etc/group, and empty tmp/ root/ proc/ sys/ dev/.
@@ -12,9 +13,10 @@ set -euo pipefail
 
 die() { echo "make-oci-image.sh: $*" >&2; exit 1; }
 
-[[ $# -ge 1 && $# -le 2 ]] || die "usage: make-oci-image.sh OUT.tar [BUSYBOX_BINARY]"
+[[ $# -ge 1 ]] || die "usage: make-oci-image.sh OUT.tar [BUSYBOX_BINARY [EXTRA_BINARY...]]"
 out=$1
 busybox=${2:-/bin/busybox}
+extras=("${@:3}")
 [[ -x $busybox ]] || die "busybox binary not found or not executable: $busybox (apt-get install busybox-static)"
 if ! file_info=$(LC_ALL=C "$busybox" 2>&1 | head -1); then :; fi
 [[ $file_info == BusyBox* ]] || die "$busybox does not look like busybox (first line: $file_info)"
@@ -31,6 +33,10 @@ while IFS= read -r applet; do
   [[ $applet == */* ]] && die "unexpected applet name with a slash: $applet"
   ln -s busybox "$root/bin/$applet"
 done < <("$busybox" --list | LC_ALL=C sort -u)
+for extra in "${extras[@]}"; do
+  [[ -x $extra ]] || die "extra binary not found or not executable: $extra"
+  install -m 0755 "$extra" "$root/bin/$(basename -- "$extra")"
+done
 printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' \
   > "$root/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$root/etc/group"
