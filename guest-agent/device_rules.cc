@@ -160,6 +160,9 @@ std::vector<bpf_insn> DeviceBpfProgram(const std::vector<DeviceRule>& rules) {
     block.push_back(Exit());
     for (size_t at : exits) block[at].off = static_cast<int16_t>(block.size() - at - 1);
     program.insert(program.end(), block.begin(), block.end());
+    // A rule that matches every request decides alone: what would follow is
+    // unreachable, which the verifier refuses.
+    if (exits.empty()) return program;
   }
   program.push_back(Return(0));  // nothing matched: denied
   program.push_back(Exit());

@@ -26,7 +26,7 @@ std::string ParseError(const json& rules) {
 }
 
 // The subset of eBPF DeviceBpfProgram emits.
-int Run(const std::vector<bpf_insn>& program, uint32_t type, uint32_t access, uint32_t major, uint32_t minor) {
+int Evaluate(const std::vector<bpf_insn>& program, uint32_t type, uint32_t access, uint32_t major, uint32_t minor) {
   uint32_t ctx[3] = {access << 16 | type, major, minor};
   uint64_t reg[11] = {};
   for (size_t pc = 0; pc < program.size(); ++pc) {
@@ -104,19 +104,19 @@ TEST(DeviceRules, BpfProgramEnforcesContainerdDefaults) {
   OciSpec spec = ContainerdDefault();
   spec.devices.push_back(OciDevice{"/dev/fuse", 'c', 10, 229});
   auto program = DeviceBpfProgram(EffectiveDeviceRules(spec));
-  EXPECT_EQ(Run(program, C, R | W, 1, 3), 1);     // /dev/null
-  EXPECT_EQ(Run(program, C, R | W, 1, 5), 1);     // /dev/zero
-  EXPECT_EQ(Run(program, C, R | W, 10, 200), 1);  // /dev/net/tun
-  EXPECT_EQ(Run(program, C, R | W, 136, 7), 1);   // a pty
-  EXPECT_EQ(Run(program, C, R | W, 5, 2), 1);     // /dev/ptmx
-  EXPECT_EQ(Run(program, C, R | W, 10, 229), 1);  // linux.devices entry
-  EXPECT_EQ(Run(program, C, R | W, 10, 232), 0);  // /dev/kvm
-  EXPECT_EQ(Run(program, C, R, 1, 1), 0);         // /dev/mem
-  EXPECT_EQ(Run(program, B, R, 7, 0), 0);         // loop0
-  EXPECT_EQ(Run(program, C, R | W, 245, 0), 0);   // a virtio port
-  EXPECT_EQ(Run(program, C, M, 10, 232), 1);      // mknod of anything: allowed
-  EXPECT_EQ(Run(program, B, M, 7, 0), 1);
-  EXPECT_EQ(Run(program, C, M | R, 10, 232), 0);
+  EXPECT_EQ(Evaluate(program, C, R | W, 1, 3), 1);     // /dev/null
+  EXPECT_EQ(Evaluate(program, C, R | W, 1, 5), 1);     // /dev/zero
+  EXPECT_EQ(Evaluate(program, C, R | W, 10, 200), 1);  // /dev/net/tun
+  EXPECT_EQ(Evaluate(program, C, R | W, 136, 7), 1);   // a pty
+  EXPECT_EQ(Evaluate(program, C, R | W, 5, 2), 1);     // /dev/ptmx
+  EXPECT_EQ(Evaluate(program, C, R | W, 10, 229), 1);  // linux.devices entry
+  EXPECT_EQ(Evaluate(program, C, R | W, 10, 232), 0);  // /dev/kvm
+  EXPECT_EQ(Evaluate(program, C, R, 1, 1), 0);         // /dev/mem
+  EXPECT_EQ(Evaluate(program, B, R, 7, 0), 0);         // loop0
+  EXPECT_EQ(Evaluate(program, C, R | W, 245, 0), 0);   // a virtio port
+  EXPECT_EQ(Evaluate(program, C, M, 10, 232), 1);      // mknod of anything: allowed
+  EXPECT_EQ(Evaluate(program, B, M, 7, 0), 1);
+  EXPECT_EQ(Evaluate(program, C, M | R, 10, 232), 0);
 }
 
 TEST(DeviceRules, BpfProgramOrderAndPartialAccess) {
@@ -127,15 +127,15 @@ TEST(DeviceRules, BpfProgramOrderAndPartialAccess) {
                    {{"allow", true}, {"type", "c"}, {"major", 1}, {"minor", 3}, {"access", "w"}}}),  // except null
       "x");
   auto program = DeviceBpfProgram(EffectiveDeviceRules(spec));
-  EXPECT_EQ(Run(program, C, R, 1, 1), 1);
-  EXPECT_EQ(Run(program, C, W, 1, 1), 0);
-  EXPECT_EQ(Run(program, C, R | W, 1, 1), 0);
-  EXPECT_EQ(Run(program, C, W, 1, 3), 1);
-  EXPECT_EQ(Run(program, B, R | W, 8, 0), 1);
+  EXPECT_EQ(Evaluate(program, C, R, 1, 1), 1);
+  EXPECT_EQ(Evaluate(program, C, W, 1, 1), 0);
+  EXPECT_EQ(Evaluate(program, C, R | W, 1, 1), 0);
+  EXPECT_EQ(Evaluate(program, C, W, 1, 3), 1);
+  EXPECT_EQ(Evaluate(program, B, R | W, 8, 0), 1);
   // No rules at all: only the defaults.
   auto defaults = DeviceBpfProgram(EffectiveDeviceRules(OciSpec{}));
-  EXPECT_EQ(Run(defaults, C, R | W, 1, 3), 1);
-  EXPECT_EQ(Run(defaults, B, R, 8, 0), 0);
+  EXPECT_EQ(Evaluate(defaults, C, R | W, 1, 3), 1);
+  EXPECT_EQ(Evaluate(defaults, B, R, 8, 0), 0);
 }
 
 }  // namespace
