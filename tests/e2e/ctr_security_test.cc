@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iostream>
 #include <regex>
 
 #include "ctr_fixture.h"
@@ -39,6 +40,7 @@ class CtrSecurity : public CtrFixture, public ::testing::TestWithParam<RuntimeCa
                                                      const std::vector<std::string>& cmd) {
     auto reference = CtrRun(kRunc, flags, id + "-runc", cmd);
     auto ours = CtrRun(rc(), flags, id, cmd);
+    std::cout << "[ runc     ] " << reference.out << "[ " << rc().name << " ] " << ours.out;
     return {reference, ours};
   }
 };
