@@ -81,8 +81,11 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   // The device allowlist: a spec that lists rules is refused when they
   // cannot be enforced; without rules the default list applies where it can.
   bool explicit_device_rules = !container->spec_.resources.devices.empty();
-  std::string device_error = container->cgroup_ ? container->cgroup_->ApplyDeviceRules(EffectiveDeviceRules(container->spec_))
-                                                : "the container has no cgroup (" + (warning.empty() ? std::string("agent started without --cgroup-parent") : warning) + ")";
+  std::string device_error;
+  if (container->cgroup_)
+    device_error = container->cgroup_->ApplyDeviceRules(EffectiveDeviceRules(container->spec_));
+  else
+    device_error = "the container has no cgroup (" + (warning.empty() ? "the agent runs without --cgroup-parent" : warning) + ")";
   if (!device_error.empty()) {
     if (explicit_device_rules)
       throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION,
