@@ -244,6 +244,15 @@ TEST(DevicesCgroupV2, BpfProgramIsEnforcedByTheKernel) {
   ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
   if (mount("cgroup2", root.c_str(), "cgroup2", 0, nullptr) != 0) GTEST_SKIP() << "cannot mount cgroup2";
   std::string parent = "uvmshim-devtest-" + std::to_string(getpid());
+  // Runs at scope end, after the cgroup below is gone, also when an
+  // assertion returned early.
+  struct Cleanup {
+    std::string parent, root;
+    ~Cleanup() {
+      Cgroup::RemoveParent(parent, root);
+      EXPECT_EQ(umount2(root.c_str(), MNT_DETACH), 0);
+    }
+  } cleanup{parent, root};
   {
     std::string warning;
     auto cgroup = Cgroup::Create(parent, "c1", OciResources{}, &warning, root);
@@ -271,8 +280,6 @@ TEST(DevicesCgroupV2, BpfProgramIsEnforcedByTheKernel) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
     for (int i = 0; i < 100 && !cgroup->Remove(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  Cgroup::RemoveParent(parent, root);
-  EXPECT_EQ(umount2(root.c_str(), MNT_DETACH), 0);
 }
 
 }  // namespace
