@@ -22,6 +22,7 @@ using nlohmann::json;
 
 constexpr int kUnshareErrno = 77;  // distinct from the EPERM a missing capability gives
 constexpr int kKeyctlErrno = 38;
+constexpr int kPtraceErrno = 78;
 
 void AddProbe(json& spec) {
   spec["mounts"].push_back({{"destination", "/tmp/probe"}, {"type", "bind"}, {"source", UVMSHIM_SYSCALL_PROBE},
@@ -35,6 +36,7 @@ json TestProfile() {
            {{{"names", {"unshare"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", kUnshareErrno}},
             {{"names", {"keyctl", "add_key", "not_a_syscall_at_all"}}, {"action", "SCMP_ACT_ERRNO"},
              {"errnoRet", kKeyctlErrno}},
+            {{"names", {"ptrace"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", kPtraceErrno}},
             // Calls no shell makes: vhangup (153) and uselib (134) on x86_64.
             {{"names", {"vhangup"}}, {"action", "SCMP_ACT_KILL_PROCESS"}},
             {{"names", {"uselib"}}, {"action", "SCMP_ACT_KILL"}}}}};
@@ -50,12 +52,12 @@ SpecOptions WithProfile(std::vector<std::string> args, json profile = TestProfil
   return options;
 }
 
-const char* kShowAndProbe = "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; id -u; /tmp/probe unshare-user keyctl getpid";
+const char* kShowAndProbe = "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; id -u; /tmp/probe unshare-user keyctl ptrace-1 getpid";
 
 std::string Expected(bool nnp, uint32_t uid) {
   return std::string("NoNewPrivs:\t") + (nnp ? "1" : "0") + "\nSeccomp:\t2\n" + std::to_string(uid) +
          "\nunshare-user " + std::to_string(kUnshareErrno) + "\nkeyctl " + std::to_string(kKeyctlErrno) +
-         "\ngetpid 0\n";
+         "\nptrace-1 " + std::to_string(kPtraceErrno) + "\ngetpid 0\n";
 }
 
 class Seccomp : public AgentIntegrationTest {};
