@@ -46,7 +46,7 @@ Pod StartPod(CriEnv& env, const std::string& handler, const std::string& name) {
   Pod pod;
   pod.pod_id = env.client().RunPodSandbox(config, handler);
   ContainerOptions container{"idle", {"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"}, {}};
-  pod.container_id = env.client().CreateContainer(pod.pod_id, MakeContainerConfig(container), config);
+  pod.container_id = env.client().CreateContainer(pod.pod_id, MakeContainerConfig(container, config), config);
   env.client().StartContainer(pod.container_id);
   return pod;
 }

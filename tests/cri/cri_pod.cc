@@ -12,7 +12,7 @@ v1::PodSandboxConfig MakePodConfig(CriEnv& env, const PodOptions& options) {
   v1::PodSandboxConfig config;
   auto* metadata = config.mutable_metadata();
   metadata->set_name(options.name);
-  metadata->set_namespace("uvmshim-cri");
+  metadata->set_namespace_("uvmshim-cri");  // protoc appends _ to C++ keywords
   metadata->set_uid("uid-" + options.name);
   metadata->set_attempt(0);
   if (!options.hostname.empty()) config.set_hostname(options.hostname);
@@ -34,8 +34,11 @@ v1::PodSandboxConfig MakePodConfig(CriEnv& env, const PodOptions& options) {
   return config;
 }
 
-v1::ContainerConfig MakeContainerConfig(const ContainerOptions& options) {
+v1::ContainerConfig MakeContainerConfig(const ContainerOptions& options, const v1::PodSandboxConfig& pod) {
   v1::ContainerConfig config;
+  // Unset means POD for every namespace (pid too): say what the pod asked, as kubelet does.
+  *config.mutable_linux()->mutable_security_context()->mutable_namespace_options() =
+      pod.linux().security_context().namespace_options();
   config.mutable_metadata()->set_name(options.name);
   config.mutable_image()->set_image(kBusyboxImage);
   for (const auto& arg : options.command) config.add_command(arg);

@@ -36,9 +36,9 @@ struct ContainerOptions {
   std::map<std::string, std::string> annotations;
 };
 
-// ContainerConfig with image kBusyboxImage and log_path "<name>.log" (relative to the pod's
-// log_directory, as kubelet does).
-v1::ContainerConfig MakeContainerConfig(const ContainerOptions& options);
+// ContainerConfig with image kBusyboxImage, log_path "<name>.log" (relative to the pod's
+// log_directory) and the pod's namespace options, as kubelet derives them from the pod.
+v1::ContainerConfig MakeContainerConfig(const ContainerOptions& options, const v1::PodSandboxConfig& pod);
 
 v1::Mount BindMount(const std::filesystem::path& host, const std::string& container, bool readonly);
 
