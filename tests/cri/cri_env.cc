@@ -18,10 +18,10 @@ void WriteFile(const fs::path& path, const std::string& content) {
   if (!out.flush()) throw std::runtime_error("cannot write " + path.string());
 }
 
-// Built by tests/cri/CMakeLists.txt next to the test binary's build dir.
-fs::path BuiltFile(const std::string& name) {
-  return e2e::BuildDir() / "tests" / "cri" / name;
-}
+// Image archives built by CMake in this build tree (compiled in, so UVMSHIM_BUILD can point the
+// shim and boot files at another build without losing them).
+const fs::path kPauseArchive = UVMSHIM_CRI_PAUSE_ARCHIVE;
+const fs::path kBusyboxArchive = UVMSHIM_CRI_BUSYBOX_ARCHIVE;
 
 }  // namespace
 
@@ -53,8 +53,8 @@ CriEnv::CriEnv() {
   options.config_extra = files_.path() / "cri.toml";
   options.cri = true;
   containerd_ = std::make_unique<e2e::ContainerdEnv>(options);
-  ImportImage(BuiltFile("pause-oci.tar"), kPauseImage);
-  ImportImage(e2e::BuildDir() / "tests" / "e2e" / "busybox-oci.tar", kBusyboxImage);
+  ImportImage(kPauseArchive, kPauseImage);
+  ImportImage(kBusyboxArchive, kBusyboxImage);
   client_ = std::make_unique<CriClient>(containerd_->address(), 60s);
   // CRI learns about imported images from containerd's events: wait until it sees both.
   bool seen = e2e::WaitFor([&] {
