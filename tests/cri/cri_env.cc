@@ -82,7 +82,11 @@ void CriEnv::WriteFiles() {
 
   // CNI: containerd 1.6 takes one bin_dir, so it gets Debian's loopback plugin (its built-in
   // lo network) plus ours.
-  fs::create_symlink("/usr/lib/cni/loopback", dir / "cni-bin" / "loopback");
+  const fs::path loopback = "/usr/lib/cni/loopback";
+  if (!fs::exists(loopback)) {
+    throw std::runtime_error(loopback.string() + " missing: apt-get install containernetworking-plugins");
+  }
+  fs::create_symlink(loopback, dir / "cni-bin" / "loopback");
   fs::create_symlink(e2e::SourceDir() / "tests" / "cri" / "cni-loopback-only", dir / "cni-bin" / "cni-loopback-only");
   WriteFile(dir / "cni-conf" / "10-loopback-only.conflist",
             R"({"cniVersion": "1.0.0", "name": "uvmshim-loopback-only",)"
