@@ -45,7 +45,9 @@ Pod StartPod(CriEnv& env, const std::string& handler, const std::string& name) {
   auto config = MakePodConfig(env, options);
   Pod pod;
   pod.pod_id = env.client().RunPodSandbox(config, handler);
-  ContainerOptions container{"idle", {"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"}, {}};
+  ContainerOptions container;
+  container.name = "idle";
+  container.command = {"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"};
   pod.container_id = env.client().CreateContainer(pod.pod_id, MakeContainerConfig(container, config), config);
   env.client().StartContainer(pod.container_id);
   return pod;

@@ -24,7 +24,7 @@ TEST_P(CriHypervPodTest, UvmSizedFromPodAnnotations) {
   auto pod_config = MakePodConfig(env(), pod_options);
   const std::string pod = RunPod(pod_config);
   auto netns = PodNetnsPath(cri().PodSandboxStatus(pod, true));
-  const std::string c1 = StartContainer(pod, pod_config, {"c1", IdleCommand("c1")});
+  const std::string c1 = StartContainer(pod, pod_config, IdleContainer("c1"));
 
   auto qemus = QemuPidsUnder(env().containerd().dir());
   ASSERT_EQ(qemus.size(), 1u) << "one UVM per pod";

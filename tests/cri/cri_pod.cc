@@ -86,11 +86,11 @@ std::optional<std::string> PodNetnsPath(const v1::PodSandboxStatusResponse& verb
   return std::nullopt;
 }
 
-std::vector<pid_t> QemuPidsUnder(const fs::path& dir) {
+std::vector<pid_t> PidsNamedUnder(const fs::path& dir, const std::string& exe_prefix) {
   std::vector<pid_t> out;
   for (pid_t pid : e2e::PidsReferringTo(dir)) {
     auto exe = e2e::ProcessExeName(pid);
-    if (exe && exe->rfind("qemu-system", 0) == 0) out.push_back(pid);
+    if (exe && exe->rfind(exe_prefix, 0) == 0) out.push_back(pid);
   }
   return out;
 }

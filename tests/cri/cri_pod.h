@@ -48,8 +48,10 @@ std::optional<long> InfoPid(const google::protobuf::Map<std::string, std::string
 // The netns path containerd created for the pod (from the sandbox's runtime spec), if any.
 std::optional<std::string> PodNetnsPath(const v1::PodSandboxStatusResponse& verbose_status);
 
-// Processes (pids) of QEMU whose command line or cwd refers to `dir` (the env dir).
-std::vector<pid_t> QemuPidsUnder(const std::filesystem::path& dir);
+// Processes whose executable's name starts with `exe_prefix` and whose command line or cwd
+// refers to `dir` (the env dir).
+std::vector<pid_t> PidsNamedUnder(const std::filesystem::path& dir, const std::string& exe_prefix);
+inline std::vector<pid_t> QemuPidsUnder(const std::filesystem::path& dir) { return PidsNamedUnder(dir, "qemu-system"); }
 
 // Lines of a CRI log file: "<RFC3339Nano time> <stream> <P|F> <text>".
 struct CriLogLine {

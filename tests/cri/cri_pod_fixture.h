@@ -40,6 +40,14 @@ inline std::vector<std::string> IdleCommand(const std::string& name) {
           "marker-" + name};
 }
 
+inline ContainerOptions IdleContainer(const std::string& name, std::vector<v1::Mount> mounts = {}) {
+  ContainerOptions options;
+  options.name = name;
+  options.command = IdleCommand(name);
+  options.mounts = std::move(mounts);
+  return options;
+}
+
 class CriPodTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {

@@ -33,9 +33,8 @@ TEST_P(CriPodTest, PodWithTwoContainers) {
   auto netns = PodNetnsPath(status);
   ASSERT_TRUE(netns.has_value()) << status.info().at("info");
 
-  ContainerOptions c1_options{"c1", IdleCommand("c1"), {BindMount(volume, "/data", false)}};
-  ContainerOptions c2_options{"c2", IdleCommand("c2"),
-                              {BindMount(volume, "/data-ro", true), BindMount(config_file, "/etc/app.conf", true)}};
+  auto c1_options = IdleContainer("c1", {BindMount(volume, "/data", false)});
+  auto c2_options = IdleContainer("c2", {BindMount(volume, "/data-ro", true), BindMount(config_file, "/etc/app.conf", true)});
   const std::string c1 = StartContainer(pod, pod_config, c1_options);
   const std::string c2 = StartContainer(pod, pod_config, c2_options);
 
@@ -47,6 +46,7 @@ TEST_P(CriPodTest, PodWithTwoContainers) {
 
   if (IsHypervHandler(handler())) {
     EXPECT_EQ(QemuPidsUnder(env().containerd().dir()).size(), 1u) << "one UVM per pod";
+    EXPECT_EQ(PidsNamedUnder(env().containerd().dir(), "virtiofsd").size(), 1u) << "one share per UVM";
   }
 
   // Output in the CRI log files, one "<time> <stream> F <text>" line per line written.
@@ -148,8 +148,8 @@ TEST_P(CriPodTest, SharedPidNamespace) {
   auto pod_config = MakePodConfig(env(), pod_options);
   const std::string pod = RunPod(pod_config);
   auto netns = PodNetnsPath(cri().PodSandboxStatus(pod, true));
-  const std::string c1 = StartContainer(pod, pod_config, {"c1", IdleCommand("c1")});
-  const std::string c2 = StartContainer(pod, pod_config, {"c2", IdleCommand("c2")});
+  const std::string c1 = StartContainer(pod, pod_config, IdleContainer("c1"));
+  const std::string c2 = StartContainer(pod, pod_config, IdleContainer("c2"));
 
   for (const auto& id : {c1, c2}) {
     EXPECT_EQ(ShOut(id, "tr '\\0' ' ' < /proc/1/cmdline"), "/pause") << id;
@@ -175,10 +175,10 @@ TEST_P(CriPodTest, OomKill) {
   auto pod_config = MakePodConfig(env(), pod_options);
   const std::string pod = RunPod(pod_config);
   auto netns = PodNetnsPath(cri().PodSandboxStatus(pod, true));
-  ContainerOptions options{"hog",
-                           // The allocator is the container's main process (exec), as in a real OOM-killed pod.
-                           {"sh", "-c", "echo start; exec dd if=/dev/zero of=/dev/null bs=64M count=1"},
-                           {}};
+  ContainerOptions options;
+  options.name = "hog";
+  // The allocator is the container's main process (exec), as in a real OOM-killed pod.
+  options.command = {"sh", "-c", "echo start; exec dd if=/dev/zero of=/dev/null bs=64M count=1"};
   options.memory_limit_bytes = 32 << 20;
   const std::string hog = StartContainer(pod, pod_config, options);
 
@@ -198,8 +198,8 @@ TEST_P(CriPodTest, OomKill) {
 
 INSTANTIATE_TEST_SUITE_P(Handlers, CriPodTest,
                          ::testing::Values(kRuncHandler, kUvmProcessHandler, kUvmHypervHandler),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string name = info.param;
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           std::string name = param.param;
                            for (auto& ch : name) if (ch == '-') ch = '_';
                            return name;
                          });
