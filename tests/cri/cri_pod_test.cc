@@ -196,6 +196,41 @@ TEST_P(CriPodTest, OomKill) {
   ExpectNothingLeft(netns_paths);
 }
 
+// Containers come and go in a running pod (kubectl debug, restarts): removing one leaves the
+// others and the pod untouched, and a container created later joins the same pod.
+TEST_P(CriPodTest, ContainersComeAndGoInRunningPod) {
+  PodOptions pod_options;
+  pod_options.name = "pod-churn";
+  auto pod_config = MakePodConfig(env(), pod_options);
+  const std::string pod = RunPod(pod_config);
+  auto netns = PodNetnsPath(cri().PodSandboxStatus(pod, true));
+  const std::string c1 = StartContainer(pod, pod_config, IdleContainer("c1"));
+  const std::string c2 = StartContainer(pod, pod_config, IdleContainer("c2"));
+  const std::string net = ShOut(c2, "readlink /proc/self/ns/net");
+
+  cri().StopContainer(c1, 10);
+  EXPECT_EQ(cri().ContainerStatus(c1).status().state(), v1::CONTAINER_EXITED);
+  cri().RemoveContainer(c1);
+  containers_.erase(containers_.begin());
+  EXPECT_EQ(cri().ListContainers(pod).size(), 1u);
+  EXPECT_EQ(cri().PodSandboxStatus(pod).status().state(), v1::SANDBOX_READY);
+  EXPECT_EQ(cri().ContainerStatus(c2).status().state(), v1::CONTAINER_RUNNING);
+  EXPECT_EQ(ShOut(c2, "echo still here"), "still here");
+  EXPECT_FALSE(fs::exists(env().TaskBundleDir(c1)));
+
+  const std::string c3 = StartContainer(pod, pod_config, IdleContainer("c3"));
+  EXPECT_EQ(ShOut(c3, "readlink /proc/self/ns/net"), net);
+  EXPECT_EQ(ShOut(c3, "hostname"), ShOut(c2, "hostname"));
+  if (IsHypervHandler(handler())) {
+    EXPECT_EQ(QemuPidsUnder(env().containerd().dir()).size(), 1u) << "one UVM per pod";
+  }
+
+  StopAndRemoveAll();
+  std::vector<std::string> netns_paths;
+  if (netns) netns_paths.push_back(*netns);
+  ExpectNothingLeft(netns_paths);
+}
+
 INSTANTIATE_TEST_SUITE_P(Handlers, CriPodTest,
                          ::testing::Values(kRuncHandler, kUvmProcessHandler, kUvmHypervHandler),
                          [](const ::testing::TestParamInfo<std::string>& param) {
