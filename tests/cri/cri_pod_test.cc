@@ -231,6 +231,35 @@ TEST_P(CriPodTest, ContainersComeAndGoInRunningPod) {
   ExpectNothingLeft(netns_paths);
 }
 
+// containerd crashes and comes back (SIGKILL + start on the same state): the pod and its
+// container are recovered through the running shim and stay usable; teardown still cleans up.
+TEST_P(CriPodTest, PodSurvivesContainerdRestart) {
+  PodOptions pod_options;
+  pod_options.name = "pod-restart";
+  auto pod_config = MakePodConfig(env(), pod_options);
+  const std::string pod = RunPod(pod_config);
+  auto netns = PodNetnsPath(cri().PodSandboxStatus(pod, true));
+  const std::string c1 = StartContainer(pod, pod_config, IdleContainer("c1"));
+  ASSERT_EQ(ShOut(c1, "echo before"), "before");
+
+  env().containerd().Restart();
+  // The client reconnects by itself (wait_for_ready); CRI reloads its state from containerd.
+  EXPECT_TRUE(e2e::WaitFor([&] {
+    try {
+      return cri().PodSandboxStatus(pod).status().state() == v1::SANDBOX_READY;
+    } catch (const CriError&) {
+      return false;
+    }
+  }, 60s)) << LogTail();
+  EXPECT_EQ(cri().ContainerStatus(c1).status().state(), v1::CONTAINER_RUNNING);
+  EXPECT_EQ(ShOut(c1, "echo after"), "after");
+
+  StopAndRemoveAll();
+  std::vector<std::string> netns_paths;
+  if (netns) netns_paths.push_back(*netns);
+  ExpectNothingLeft(netns_paths);
+}
+
 INSTANTIATE_TEST_SUITE_P(Handlers, CriPodTest,
                          ::testing::Values(kRuncHandler, kUvmProcessHandler, kUvmHypervHandler),
                          [](const ::testing::TestParamInfo<std::string>& param) {
