@@ -14,6 +14,7 @@
 #include "containerd/cgroups/v1/metrics.pb.h"
 #include "containerd/events/task.pb.h"
 #include "containerd/runtimeoptions/v1/options.pb.h"
+#include "container_mounts.h"
 #include "paths.h"
 #include "sandbox.h"
 #include "sandbox_share.h"
@@ -207,6 +208,8 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
       for (auto& [k, v] : spec["annotations"].items())
         if (v.is_string()) annotations[k] = v.get<std::string>();
     host::ApplyAnnotations(config, annotations);
+    // Bad bind mounts fail here, before a sandbox (maybe a VM) is started for nothing.
+    host::BindMountsOf(spec, config.isolation == host::Isolation::kHyperv);
 
     fs::path rootfs = bundle / "rootfs";
     if (request.rootfs_size() > 0) {
