@@ -139,6 +139,19 @@ TEST_P(VolumeTest, DevShmBindIsTheSandboxsMemoryInAUtilityVm) {
   }
 }
 
+TEST_P(VolumeTest, TheContainerSeesItsDestinationsOnlyNeverTheShare) {
+  const fs::path vol = dir() / "vol";
+  fs::create_directories(vol);
+  auto r = Uvmctl(RunArgs({"-v", vol.string() + ":/data"},
+                          {"sh", "-c", "ls /run/share 2>&1; grep -c ' /data ' /proc/self/mountinfo; "
+                                       "grep -c -e virtiofs -e ' /run' /proc/self/mountinfo; true"}));
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  // hyperv: the rootfs and /data are the only mounts of the share (virtiofs) left in
+  // the container's namespace; process: nothing of virtiofs or /run at all.
+  EXPECT_EQ(r.out, std::string("ls: /run/share: No such file or directory\n1\n") + (hyperv() ? "2\n" : "0\n"))
+      << r.Describe();
+}
+
 TEST_P(VolumeValidationTest, MissingSourceIsRefused) {
   auto r = Uvmctl(RunArgs({"-v", (dir() / "no-such-dir").string() + ":/data"}, {"true"}));
   EXPECT_EQ(r.exit_code, 125) << r.Describe();
