@@ -4,7 +4,11 @@
 // host edits and a second container's writes are seen, bad sources fail with
 // nothing left, and removing a container never touches the host's files.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -105,6 +109,41 @@ TEST_P(CtrVolume, MissingSourceFailsAndLeavesNothing) {
   env().Ctr({"container", "delete", "miss1"});  // ctr keeps the container record when the task failed
   ExpectNothingLeftOf("miss1");
   EXPECT_FALSE(fs::exists(missing));
+}
+
+TEST_P(CtrVolume, DotDotDestinationLandsInsideTheRoot) {
+  // As runc (securejoin): the destination is resolved inside the rootfs.
+  const std::string name = host_->path().filename().string() + "-dotdot";
+  auto r = CtrRun(rc(), {"--rm", "--mount", Mount(vol(), "/../../../" + name, "ro")}, "dotdot1",
+                  {"cat", "/" + name + "/in.txt"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe() << env().LogTail();
+  EXPECT_EQ(r.out, "from-host\n") << r.Describe();
+  EXPECT_FALSE(fs::exists("/" + name)) << "`..` left the rootfs";
+  ExpectNothingLeftOf("dotdot1");
+}
+
+TEST_P(CtrVolume, SocketSourceBindsAsRuncOrIsRefusedForAUtilityVm) {
+  const fs::path socket_path = host_->path() / "host.sock";
+  // The socket file stays after the descriptor is closed: enough for a bind source.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ::close(fd);
+  auto r = CtrRun(rc(), {"--rm", "--mount", Mount(socket_path, "/host.sock", "rw")}, "sock1",
+                  {"sh", "-c", "test -S /host.sock && echo socket"});
+  if (rc().is_hyperv()) {
+    EXPECT_NE(r.exit_code, 0) << r.Describe();
+    EXPECT_NE(r.err.find(socket_path.string() + " is a socket: hyperv isolation shares only files and directories"),
+              std::string::npos) << r.Describe();
+    env().Ctr({"container", "delete", "sock1"});
+  } else {
+    EXPECT_EQ(r.exit_code, 0) << r.Describe() << env().LogTail();
+    EXPECT_EQ(r.out, "socket\n") << r.Describe();
+  }
+  ExpectNothingLeftOf("sock1");
 }
 
 std::string CaseName(const ::testing::TestParamInfo<RuntimeCase>& param_info) { return param_info.param.name; }
