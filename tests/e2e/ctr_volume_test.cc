@@ -111,6 +111,17 @@ TEST_P(CtrVolume, MissingSourceFailsAndLeavesNothing) {
   EXPECT_FALSE(fs::exists(missing));
 }
 
+TEST_P(CtrVolume, AMountFailingInTheContainerLeavesNothing) {
+  // A directory over the image's /bin/busybox file: refused while the container
+  // is set up (in hyperv after the UVM booted and the share was filled).
+  auto r = CtrRun(rc(), {"--rm", "--mount", Mount(vol(), "/bin/busybox", "rw")}, "fail1", {"true"});
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  if (rc().is_uvm()) EXPECT_NE(r.err.find("/bin/busybox"), std::string::npos) << r.Describe();
+  env().Ctr({"container", "delete", "fail1"});
+  ExpectNothingLeftOf("fail1");
+  EXPECT_EQ(Read(vol() / "in.txt"), "from-host\n");
+}
+
 TEST_P(CtrVolume, DotDotDestinationLandsInsideTheRoot) {
   // As runc (securejoin): the destination is resolved inside the rootfs.
   const std::string name = host_->path().filename().string() + "-dotdot";
