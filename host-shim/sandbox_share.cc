@@ -61,7 +61,8 @@ std::string Unescape(const std::string& text) {
 }
 
 std::vector<std::string> MountPointsUnder(const fs::path& dir) {
-  const std::string base = fs::absolute(dir).lexically_normal().string();
+  std::string base = fs::absolute(dir).lexically_normal().string();
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
   std::vector<std::string> points;
   std::ifstream mountinfo("/proc/self/mountinfo");
   for (std::string line; std::getline(mountinfo, line);) {
