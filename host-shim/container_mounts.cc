@@ -32,6 +32,14 @@ std::vector<std::string> OptionsOf(const nlohmann::json& mount, const std::strin
   return options;
 }
 
+// File systems the guest kernel makes up itself: nothing of the VM leaks
+// through them (devtmpfs would: it is not here).
+bool IsKernelFileSystem(const std::string& type) {
+  for (const char* known : {"proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2"})
+    if (type == known) return true;
+  return false;
+}
+
 std::string StringField(const nlohmann::json& mount, const char* key) {
   if (!mount.contains(key) || !mount[key].is_string()) return "";
   return mount[key].get<std::string>();
@@ -43,7 +51,7 @@ std::string BindMount::Describe() const {
   return fmt::format("mounts[{}] (destination {})", index, destination);
 }
 
-std::vector<BindMount> BindMountsOf(const nlohmann::json& spec, bool files_and_directories_only) {
+std::vector<BindMount> BindMountsOf(const nlohmann::json& spec, bool for_utility_vm) {
   std::vector<BindMount> binds;
   if (!spec.contains("mounts")) return binds;
   if (!spec["mounts"].is_array()) throw std::invalid_argument("spec mounts: not an array");
@@ -61,7 +69,14 @@ std::vector<BindMount> BindMountsOf(const nlohmann::json& spec, bool files_and_d
       if (option == "ro") bind.readonly = true;
       if (option == "rw") bind.readonly = false;
     }
-    if (!is_bind) continue;
+    if (!is_bind) {
+      const std::string type = StringField(mounts[i], "type");
+      if (for_utility_vm && !IsKernelFileSystem(type))
+        throw std::invalid_argument(fmt::format(
+            "mounts[{}] (destination {}): type \"{}\" is not supported in hyperv isolation (only binds of host "
+            "files and directories and proc, sysfs, tmpfs, devpts, mqueue, cgroup)", i, bind.destination, type));
+      continue;
+    }
     if (bind.destination.empty() || bind.destination.front() != '/')
       throw std::invalid_argument(fmt::format("{}.destination \"{}\": must be an absolute path", where,
                                               bind.destination));
@@ -74,7 +89,7 @@ std::vector<BindMount> BindMountsOf(const nlohmann::json& spec, bool files_and_d
       throw std::invalid_argument(fmt::format("{}: bind source {}: {}", bind.Describe(), bind.source,
                                               std::strerror(errno)));
     bind.directory = S_ISDIR(st.st_mode);
-    if (files_and_directories_only && !bind.directory && !S_ISREG(st.st_mode))
+    if (for_utility_vm && !bind.directory && !S_ISREG(st.st_mode))
       throw std::invalid_argument(fmt::format(
           "{}: bind source {} is {}: hyperv isolation shares only files and directories with the "
           "utility VM", bind.Describe(), bind.source, FileKind(st.st_mode)));

@@ -25,11 +25,14 @@ struct BindMount {
 
 // The mounts that are binds: type "bind", or any type with a bind/rbind
 // option (the agent's rule, guest-agent/mounts.cc). Throws
-// std::invalid_argument naming the entry for a missing or relative source, an
-// empty or relative destination, or a source that is neither a file nor a
-// directory when `files_and_directories_only` (a utility VM can be given only
-// those; process isolation binds sockets and devices as runc does).
-std::vector<BindMount> BindMountsOf(const nlohmann::json& spec, bool files_and_directories_only);
+// std::invalid_argument naming the entry for a missing or relative source or
+// an empty or relative destination. `for_utility_vm` (hyperv) also refuses a
+// bind source that is neither a file nor a directory, and every other mount
+// type than the kernel's own file systems (proc, sysfs, tmpfs, devpts,
+// mqueue, cgroup): their sources would name paths or devices of the VM, not
+// of the host (devtmpfs would even show the agent's channel). Process
+// isolation takes sockets, devices and other types as runc does.
+std::vector<BindMount> BindMountsOf(const nlohmann::json& spec, bool for_utility_vm);
 
 // The mount flags a bind of `path` keeps from the mount it is on (nosuid,
 // nodev, noexec...), for a read-only remount that must not clear them.

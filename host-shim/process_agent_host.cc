@@ -97,7 +97,7 @@ GuestContainer ProcessAgentHost::PrepareContainer(const std::string& container_i
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(fmt::format("container {}: spec: {}", container_id, e.what()));
   }
-  BindMountsOf(spec, /*files_and_directories_only=*/false);
+  BindMountsOf(spec, /*for_utility_vm=*/false);
   return {fs::absolute(host_rootfs).lexically_normal().string(), spec_json};
 }
 

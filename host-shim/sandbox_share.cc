@@ -182,7 +182,7 @@ GuestContainer SandboxShare::Prepare(const std::string& container_id, const fs::
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(fmt::format("container {}: spec: {}", container_id, e.what()));
   }
-  const auto binds = BindMountsOf(spec, /*files_and_directories_only=*/true);
+  const auto binds = BindMountsOf(spec, /*for_utility_vm=*/true);
   std::error_code ec;
   if (!fs::is_directory(host_rootfs, ec))
     throw std::invalid_argument(fmt::format("container {}: rootfs {}: not a directory", container_id,

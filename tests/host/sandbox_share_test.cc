@@ -122,6 +122,11 @@ TEST_F(SandboxShareTest, BadSourcesFailNamingTheMountAndLeaveNothing) {
       {json::array({Bind("/dev/null", "/null")}), "is a character device"},
       {json::array({Bind(dir_ / "vol", "relative")}), "mounts[0].destination \"relative\": must be an absolute path"},
       {json::array({Bind("vol", "/data")}), "must be an absolute host path"},
+      {json::array({{{"destination", "/dev"}, {"type", "devtmpfs"}, {"source", "devtmpfs"}}}),
+       "mounts[0] (destination /dev): type \"devtmpfs\" is not supported in hyperv isolation"},
+      {json::array({{{"destination", "/x"}, {"type", "overlay"}, {"source", "overlay"},
+                     {"options", {"lowerdir=/"}}}}),
+       "type \"overlay\" is not supported"},
   };
   for (const auto& c : cases) {
     try {
@@ -140,8 +145,12 @@ TEST_F(SandboxShareTest, BadSourcesFailNamingTheMountAndLeaveNothing) {
   EXPECT_EQ(MountsUnder(dir_ / "state").size(), 2u);
 }
 
-TEST_F(SandboxShareTest, ProcessIsolationAcceptsSocketsAsRunc) {
+TEST_F(SandboxShareTest, ProcessIsolationAcceptsSocketsAndOtherTypesAsRunc) {
   EXPECT_EQ(BindMountsOf(json::parse(Spec(json::array({Bind("/dev/null", "/null")}))), false).size(), 1u);
+  EXPECT_NO_THROW(BindMountsOf(
+      json::parse(Spec(json::array({{{"destination", "/dev"}, {"type", "devtmpfs"}, {"source", "devtmpfs"}}}))), false));
+  // The kernel's own file systems are fine in a utility VM.
+  EXPECT_NO_THROW(BindMountsOf(json::parse(BuildSpecJson({})), true));
 }
 
 TEST_F(SandboxShareTest, RemoveStateDirDetachesBeforeRemoving) {
