@@ -94,9 +94,18 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
   std::shared_ptr<Container> container;
   grpc::Status status;
   try {
+    if (options_.in_utility_vm) {
+      try {
+        sandbox_shm_.EnsureFor(ParseOciSpec(request->spec_json()));
+      } catch (const SpecError&) {
+        // Container::Create reports a bad spec with its own status.
+      }
+    }
     container = Container::Create(*request, reaper_, ContainerOptions{options_.cgroup_parent});
   } catch (const LaunchError& e) {
     status = Error(e.code(), std::string("create container ") + id + ": " + e.what());
+  } catch (const std::invalid_argument& e) {
+    status = Error(grpc::StatusCode::INVALID_ARGUMENT, std::string("create container ") + id + ": " + e.what());
   } catch (const std::exception& e) {
     status = Error(grpc::StatusCode::INTERNAL, std::string("create container ") + id + ": " + e.what());
   }

@@ -11,6 +11,7 @@
 #include "agent.grpc.pb.h"
 #include "guest-agent/container.h"
 #include "guest-agent/reaper.h"
+#include "guest-agent/sandbox_shm.h"
 #include "guest-agent/unique_fd.h"
 
 namespace uvmshim::agent {
@@ -69,6 +70,7 @@ class AgentService final : public pb::Agent::Service {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Container>> containers_;
   std::set<std::string> creating_;  // ids reserved by a CreateContainer in progress
+  SandboxShm sandbox_shm_;           // the pod's /dev/shm (utility VM only)
 };
 
 }  // namespace uvmshim::agent

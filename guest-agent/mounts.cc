@@ -276,9 +276,20 @@ void PopulateDev(const std::string& rootfs, const std::vector<OciDevice>& device
 
 // For a root that pivot_root cannot leave (the initramfs of a utility VM):
 // drop every mount outside the rootfs from this private namespace, so nothing
-// of the VM (its /dev, /proc, the agent's channel) stays reachable, then move
-// the rootfs onto "/" and chroot into it, as runc does without pivot_root.
-void MoveRoot(const std::string& rootfs) {
+// of the VM (its /dev, /proc, the agent's channel, the sandbox share with the
+// other containers' files) stays in it, then move the rootfs onto "/" and
+// chroot into it, as runc does without pivot_root.
+void MoveRoot(const std::string& given_rootfs) {
+  // The rootfs sits inside the share (/run/share/<id>/rootfs), which must go
+  // too: first move the rootfs (with its submounts: the container's volumes)
+  // to a directory of the initramfs itself, so that no mount but "/" is its
+  // ancestor any more. The directory is shared by all containers of the VM
+  // (one initramfs) but each mounts on it in its own namespace.
+  constexpr const char* kHolder = "/.container-root";
+  if (mkdir(kHolder, 0700) != 0 && errno != EEXIST) Fail(std::string("mkdir ") + kHolder, errno);
+  if (::mount(given_rootfs.c_str(), kHolder, nullptr, MS_MOVE, nullptr) != 0)
+    Fail("move rootfs " + given_rootfs + " to " + kHolder, errno);
+  const std::string rootfs = kHolder;
   std::vector<std::string> others;
   {
     std::ifstream mountinfo("/proc/self/mountinfo");
@@ -287,7 +298,6 @@ void MoveRoot(const std::string& rootfs) {
       std::string id, parent, devno, root, point;
       fields >> id >> parent >> devno >> root >> point;
       if (point == "/" || point == rootfs || point.starts_with(rootfs + "/")) continue;
-      if (rootfs.starts_with(point + "/")) continue;  // an ancestor: hidden once the rootfs moves to /
       others.push_back(point);
     }
   }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <filesystem>
 #include <stdexcept>
 
 namespace uvmshim::host {
@@ -57,6 +58,9 @@ std::string BuildSpecJson(const SpecOptions& options) {
       {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
        {"options", {"nosuid", "noexec", "nodev", "ro"}}},
   });
+  for (const auto& volume : options.volumes)
+    mounts.push_back({{"destination", volume.destination}, {"type", "bind"}, {"source", volume.source},
+                      {"options", {"rbind", volume.readonly ? "ro" : "rw"}}});
   json spec = {
       {"ociVersion", "1.0.2"},
       {"process", ProcessObject(options.process)},
@@ -68,6 +72,42 @@ std::string BuildSpecJson(const SpecOptions& options) {
   };
   if (!options.hostname.empty()) spec["hostname"] = options.hostname;
   return spec.dump();
+}
+
+VolumeOption ParseVolume(const std::string& text) {
+  auto fail = [&](const std::string& why) {
+    return std::invalid_argument("-v \"" + text + "\": " + why + " (expected HOST:DEST[:ro|rw])");
+  };
+  VolumeOption volume;
+  std::vector<std::string> parts;
+  for (std::size_t start = 0;;) {
+    const auto colon = text.find(':', start);
+    parts.push_back(text.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() < 2 || parts.size() > 3) throw fail("wrong number of fields");
+  if (parts.size() == 3) {
+    if (parts[2] != "ro" && parts[2] != "rw") throw fail("mode \"" + parts[2] + "\" is neither ro nor rw");
+    volume.readonly = parts[2] == "ro";
+  }
+  volume.source = parts[0];
+  volume.destination = parts[1];
+  if (volume.source.empty() || volume.source.front() != '/') throw fail("HOST must be an absolute path");
+  if (volume.destination.empty() || volume.destination.front() != '/') throw fail("DEST must be an absolute path");
+  return volume;
+}
+
+std::vector<VolumeOption> ParseVolumes(const std::vector<std::string>& texts) {
+  std::vector<VolumeOption> volumes;
+  for (const auto& text : texts) {
+    volumes.push_back(ParseVolume(text));
+    std::error_code ec;
+    if (!std::filesystem::exists(volumes.back().source, ec))
+      throw std::invalid_argument("-v \"" + text + "\": host path " + volumes.back().source +
+                                  ": no such file or directory");
+  }
+  return volumes;
 }
 
 std::pair<unsigned, unsigned> ParseUser(const std::string& text) {

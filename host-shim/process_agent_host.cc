@@ -13,9 +13,11 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "agent_client.h"
+#include "container_mounts.h"
 #include "unique_fd.h"
 
 namespace uvmshim::host {
@@ -84,8 +86,19 @@ ProcessAgentHost::~ProcessAgentHost() {
   fs::remove(config_.state_dir / "agent.sock", ignored);
 }
 
-std::string ProcessAgentHost::RootfsForAgent(const fs::path& host_rootfs) const {
-  return fs::absolute(host_rootfs).lexically_normal().string();
+GuestContainer ProcessAgentHost::PrepareContainer(const std::string& container_id, const fs::path& host_rootfs,
+                                                  const std::string& spec_json) {
+  // The agent runs on the host: paths stay as they are, checked here so that
+  // bad input fails with the mount's name before anything starts. Sockets
+  // and devices bind as with runc.
+  nlohmann::json spec;
+  try {
+    spec = nlohmann::json::parse(spec_json);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(fmt::format("container {}: spec: {}", container_id, e.what()));
+  }
+  BindMountsOf(spec, /*for_utility_vm=*/false);
+  return {fs::absolute(host_rootfs).lexically_normal().string(), spec_json};
 }
 
 void ProcessAgentHost::WaitEnded(std::chrono::milliseconds timeout) {

@@ -30,7 +30,9 @@ class ProcessAgentHost final : public AgentHost {
 
   std::shared_ptr<grpc::Channel> channel() override { return channel_; }
   std::string debug_target() const override { return target_; }
-  std::string RootfsForAgent(const std::filesystem::path& host_rootfs) const override;
+  GuestContainer PrepareContainer(const std::string& container_id, const std::filesystem::path& host_rootfs,
+                                  const std::string& spec_json) override;
+  void ReleaseContainer(const std::string&) override {}  // nothing was set up
   void WaitEnded(std::chrono::milliseconds timeout) override;
   void Kill() override;
   std::optional<std::string> unexpected_exit() const override;

@@ -7,6 +7,7 @@
 
 #include "paths.h"
 #include "sandbox.h"
+#include "sandbox_share.h"
 #include "uvm/agent_channel.h"
 #include "uvm/vm_factory.h"
 
@@ -17,7 +18,8 @@ namespace {
 
 class VmAgentHost final : public AgentHost {
  public:
-  explicit VmAgentHost(std::unique_ptr<uvm::UtilityVm> vm) : vm_(std::move(vm)) {
+  VmAgentHost(std::unique_ptr<SandboxShare> share, std::unique_ptr<uvm::UtilityVm> vm)
+      : share_(std::move(share)), vm_(std::move(vm)) {
     vm_->Create();
     vm_->Start();
     vm_->WaitAgentReady();  // throws with the console's tail
@@ -33,7 +35,11 @@ class VmAgentHost final : public AgentHost {
 
   std::shared_ptr<grpc::Channel> channel() override { return channel_; }
   std::string debug_target() const override { return vm_->DebugAgentTarget(); }
-  std::string RootfsForAgent(const fs::path&) const override { return uvm::kGuestRootfsPath; }
+  GuestContainer PrepareContainer(const std::string& container_id, const fs::path& host_rootfs,
+                                  const std::string& spec_json) override {
+    return share_->Prepare(container_id, host_rootfs, spec_json);
+  }
+  void ReleaseContainer(const std::string& container_id) override { share_->Release(container_id); }
   void WaitEnded(std::chrono::milliseconds timeout) override {
     asked_to_end_ = true;
     // The agent powers the VM off after Shutdown; Stop() forces it after the timeout.
@@ -52,6 +58,7 @@ class VmAgentHost final : public AgentHost {
   fs::path console_log() const override { return vm_->console_log(); }
 
  private:
+  std::unique_ptr<SandboxShare> share_;  // outlives the VM (declared first, destroyed last)
   std::unique_ptr<uvm::UtilityVm> vm_;
   std::shared_ptr<grpc::Channel> channel_;
   std::atomic<bool> asked_to_end_{false};
@@ -72,10 +79,12 @@ std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
   config.cpus = spec.config.cpus;
   config.state_dir = spec.state_dir;
   config.debug_console = spec.config.console_log;
-  config.rootfs_dir = spec.host_rootfs;
   config.boot_timeout = spec.config.boot_timeout;
   try {
-    return std::make_unique<VmAgentHost>(uvm::MakeUtilityVm(std::move(config)));
+    // The share exists (a shared mount point) before virtiofsd starts.
+    auto share = std::make_unique<SandboxShare>(spec.state_dir / "share");
+    config.share_dir = share->dir();
+    return std::make_unique<VmAgentHost>(std::move(share), uvm::MakeUtilityVm(std::move(config)));
   } catch (const uvm::VmError& e) {
     throw std::runtime_error(fmt::format("utility VM {}: {}", spec.id, e.what()));
   }

@@ -38,7 +38,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr unsigned kMinMemoryMb = 64;
-constexpr const char* kRootfsTag = "rootfs";
+constexpr const char* kShareTag = "share";
 #ifndef CLOSE_RANGE_CLOEXEC
 constexpr unsigned CLOSE_RANGE_CLOEXEC = 1U << 2;
 #endif
@@ -231,15 +231,18 @@ void QemuVm::Validate() const {
   if (longest > 107)
     throw VmError(fmt::format("{}: state_dir {} is too long for Unix sockets ({} > 107 bytes)", who,
                               config_.state_dir.string(), longest));
-  if (!config_.rootfs_dir.empty()) {
+  if (!config_.rootfs_dir.empty())
+    throw VmError(fmt::format("{}: rootfs_dir {}: the QEMU backend shares share_dir instead (put the rootfs "
+                              "under it)", who, config_.rootfs_dir.string()));
+  if (!config_.share_dir.empty()) {
     std::error_code ec;
-    if (!fs::is_directory(config_.rootfs_dir, ec))
-      throw VmError(fmt::format("{}: rootfs_dir {}: not a directory", who, config_.rootfs_dir.string()));
+    if (!fs::is_directory(config_.share_dir, ec))
+      throw VmError(fmt::format("{}: share_dir {}: not a directory", who, config_.share_dir.string()));
     if (::access(options_.virtiofsd.c_str(), X_OK) != 0)
       throw VmError(fmt::format("{}: virtiofsd {}: {} (package qemu-system-common)", who,
                                 options_.virtiofsd.string(), ErrnoText(errno)));
     if (::geteuid() != 0)
-      throw VmError(fmt::format("{}: sharing rootfs_dir with virtiofsd needs root", who));
+      throw VmError(fmt::format("{}: sharing share_dir with virtiofsd needs root", who));
   }
   if (!FindInPath(options_.qemu_binary))
     throw VmError(fmt::format("{}: {} not found in PATH (package qemu-system-x86)", who, options_.qemu_binary));
@@ -283,7 +286,7 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
   std::string append = config_.debug_console ? "console=ttyS0" : "console=null";
   append += " panic=-1 quiet " + options_.boot_params;
   append += " uvm.listen=" + options_.agent_listen + " uvm.log=" + options_.agent_log_level;
-  if (!config_.rootfs_dir.empty()) append += std::string(" uvm.rootfs=") + kRootfsTag;
+  if (!config_.share_dir.empty()) append += std::string(" uvm.share=") + kShareTag;
   if (!config_.kernel_cmdline_extra.empty()) append += " " + config_.kernel_cmdline_extra;
   add({"-append", append});
 
@@ -297,12 +300,12 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
        "-device", "virtserialport,bus=vser0.0,chardev=agent,name=agent"});
   add({"-chardev", "socket,id=debug,path=" + (dir / "debug.sock").string() + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=debug,name=debug"});
-  if (!config_.rootfs_dir.empty()) {
+  if (!config_.share_dir.empty()) {
     // vhost-user-fs needs guest memory QEMU can share with virtiofsd.
     add({"-object", fmt::format("memory-backend-memfd,id=mem,size={}M,share=on", config_.memory_mb),
          "-numa", "node,memdev=mem"});
     add({"-chardev", "socket,id=vfs,path=" + (dir / "virtiofs.sock").string(),
-         "-device", std::string("vhost-user-fs-pci,chardev=vfs,tag=") + kRootfsTag});
+         "-device", std::string("vhost-user-fs-pci,chardev=vfs,tag=") + kShareTag});
   }
   return cmd;
 }
@@ -313,7 +316,7 @@ void QemuVm::StartVirtiofsd() {
   try {
     virtiofsd_ = bp::child(options_.virtiofsd.string(),
                            bp::args({"--socket-path=" + socket.string(), "-o",
-                                     "source=" + fs::absolute(config_.rootfs_dir).string(), "-o", "cache=auto"}),
+                                     "source=" + fs::absolute(config_.share_dir).string(), "-o", "cache=auto"}),
                            bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
   } catch (const std::exception& error) {
     throw VmError(fmt::format("virtiofsd: {}", error.what()));
@@ -335,7 +338,7 @@ void QemuVm::Start() {
   if (state_ != State::kCreated) throw VmError(Describe() + ": Start() needs a created, not yet started VM");
   const fs::path& dir = config_.state_dir;
   sockets_ = {dir / "qmp.sock", dir / "agent.sock", dir / "debug.sock"};
-  if (!config_.rootfs_dir.empty()) sockets_.push_back(dir / "virtiofs.sock");
+  if (!config_.share_dir.empty()) sockets_.push_back(dir / "virtiofs.sock");
   for (const auto& socket : sockets_) {
     std::error_code ignored;
     fs::remove(socket, ignored);
@@ -349,7 +352,7 @@ void QemuVm::Start() {
   auto spawn_result = spawned.get_future();
   exit_watcher_ = std::thread([this, log, &spawned] {
     try {
-      if (!config_.rootfs_dir.empty()) StartVirtiofsd();
+      if (!config_.share_dir.empty()) StartVirtiofsd();
       start_time_ = Clock::now();
       qemu_ = bp::child(qemu_path_, bp::args(std::vector<std::string>(command_.begin() + 1, command_.end())),
                         bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});

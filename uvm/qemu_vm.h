@@ -8,13 +8,15 @@
 //   qmp.sock      QEMU machine protocol (control)
 //   agent.sock    virtio-serial port "agent": gRPC to the agent
 //   debug.sock    virtio-serial port "debug": a second agent connection
-//   virtiofs.sock virtiofsd.log   when VmConfig::rootfs_dir is set
+//   virtiofs.sock virtiofsd.log   when VmConfig::share_dir is set
 // Sockets are removed when the VM has ended; logs stay for inspection.
 //
-// The rootfs: VmConfig::rootfs_dir is shared live with virtiofs (QEMU's
-// virtiofsd, needs root) and mounted by the agent at kGuestRootfsPath
-// ("/run/rootfs"), so container writes land in the host directory at once,
-// as with runc.
+// The share: VmConfig::share_dir is shared live with one virtiofsd (QEMU's,
+// needs root; tag "share", cache=auto without writeback, so a write from the
+// guest is on the host when the call returns) and mounted by the guest's PID 1
+// at kGuestSharePath ("/run/share"). virtiofsd's own mount namespace is a
+// slave of the host's, so mounts the host adds under a shared share_dir after
+// the start (a container joining the pod) are visible through it.
 #pragma once
 
 #include <grpcpp/grpcpp.h>

@@ -29,15 +29,21 @@ struct VmConfig {
   unsigned cpus = 1;
   std::filesystem::path state_dir;     // private (0700) dir for sockets, logs
   bool debug_console = true;           // serial console captured to a log
-  // Host directory exported to the guest as the container rootfs (backend
-  // decides how: a block image on QEMU, a share or VHD on HCS). Empty = none.
+  // HCS only: host directory (or VHD) exported as the container rootfs.
   std::filesystem::path rootfs_dir;
+  // QEMU: host directory shared live with the guest (one virtiofsd, tag
+  // "share"), mounted by the guest's PID 1 at kGuestSharePath. The shim puts
+  // each container's rootfs and bind-mount sources under it
+  // (host-shim/sandbox_share.h). Empty = nothing shared.
+  std::filesystem::path share_dir;
   std::chrono::milliseconds boot_timeout{std::chrono::seconds(120)};
 };
 
 // Where VmConfig::rootfs_dir appears inside the guest (the agent mounts the
 // share there at boot): the host passes it as CreateContainerRequest.rootfs_path.
 inline constexpr const char* kGuestRootfsPath = "/run/rootfs";
+// Where VmConfig::share_dir appears inside the guest.
+inline constexpr const char* kGuestSharePath = "/run/share";
 
 enum class ExitReason {
   kRunning,         // has not exited

@@ -49,6 +49,9 @@ VmSettings ParseVmSettings(std::string_view cmdline) {
     } else if (key == "uvm.rootfs") {
       if (value.empty()) throw std::invalid_argument("kernel parameter uvm.rootfs: empty virtiofs tag");
       settings.rootfs_tag = value;
+    } else if (key == "uvm.share") {
+      if (value.empty()) throw std::invalid_argument("kernel parameter uvm.share: empty virtiofs tag");
+      settings.share_tag = value;
     } else if (key == "uvm.modules") {
       if (value != "on" && value != "off")
         throw std::invalid_argument("kernel parameter uvm.modules=" + value + ": expected on or off");

@@ -4,6 +4,8 @@
 //                              serial:///dev/virtio-ports/agent or vsock://1024
 //   uvm.log=LEVEL              agent log level (trace ... off), default info
 //   uvm.rootfs=TAG             virtiofs tag mounted at kGuestRootfsPath
+//   uvm.share=TAG              virtiofs tag mounted at kGuestSharePath (the
+//                              sandbox share: rootfs and volumes of containers)
 //   uvm.modules=off            skip loading kernel modules (debugging)
 #pragma once
 
@@ -17,6 +19,7 @@ struct VmSettings {
   std::vector<std::string> listen;
   std::string log_level = "info";
   std::string rootfs_tag;
+  std::string share_tag;
   bool load_modules = true;
 };
 

@@ -188,6 +188,13 @@ void PrepareGuest(const VmSettings& settings) {
     spdlog::info("event=rootfs_mounted tag={} path={} ms={}", LogQuote(settings.rootfs_tag),
                  kGuestRootfsPath, ElapsedMs(rootfs_start));
   }
+  if (!settings.share_tag.empty()) {
+    const auto share_start = Clock::now();
+    // nodev: a device node in a host directory must not open the guest's device of that number.
+    Mount(settings.share_tag.c_str(), kGuestSharePath, "virtiofs", MS_NODEV);
+    spdlog::info("event=share_mounted tag={} path={} ms={}", LogQuote(settings.share_tag), kGuestSharePath,
+                 ElapsedMs(share_start));
+  }
   spdlog::info("event=pid1_prepared mounts_ms={} total_ms={} uptime_ms={}", mounts_done,
                ElapsedMs(start), GuestUptime().count());
 }

@@ -23,6 +23,8 @@ namespace uvmshim::agent::vm {
 // Where the host's rootfs directory appears in the guest (virtiofs tag from
 // uvm.rootfs). The host side has the same constant: uvm::kGuestRootfsPath.
 inline constexpr const char* kGuestRootfsPath = "/run/rootfs";
+// Where the sandbox share appears (uvm.share); host side: uvm::kGuestSharePath.
+inline constexpr const char* kGuestSharePath = "/run/share";
 // Module lists written by images/build-image.sh (one .ko path per line,
 // dependencies first). The Hyper-V list is loaded only under Hyper-V.
 inline constexpr const char* kModuleLoadOrder = "/lib/modules/load-order";

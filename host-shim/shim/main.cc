@@ -23,6 +23,7 @@
 
 #include "containerd/task/v2/shim.pb.h"
 #include "paths.h"
+#include "sandbox_share.h"
 #include "sandbox_state.h"
 #include "shim/event_publisher.h"
 #include "shim/rootfs_mount.h"
@@ -166,7 +167,7 @@ int Delete(const shim::ShimArgs& args) {
   host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, args.id));
   shim::UnmountAll(bundle / "rootfs");
   std::error_code ignored;
-  fs::remove_all(state_dir, ignored);
+  host::RemoveStateDir(state_dir);  // detaches a sandbox share's mounts first
   fs::remove(state_dir.parent_path(), ignored);  // only once empty
   fs::remove(SocketPathFor(args.ns, args.id), ignored);
   fs::remove(fs::path(SocketPathFor(args.ns, args.id)).parent_path(), ignored);

@@ -14,8 +14,10 @@
 #include "containerd/cgroups/v1/metrics.pb.h"
 #include "containerd/events/task.pb.h"
 #include "containerd/runtimeoptions/v1/options.pb.h"
+#include "container_mounts.h"
 #include "paths.h"
 #include "sandbox.h"
+#include "sandbox_share.h"
 #include "sandbox_config.h"
 #include "ttrpc/typed.h"
 
@@ -175,10 +177,14 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
       } catch (...) {
       }
     }
-    if (task->host) task->host->Kill();
+    if (task->host) {
+      task->host->Kill();
+      task->host->ReleaseContainer(id);
+      task->host.reset();  // unmounts the sandbox share before its dir goes
+    }
     task->rootfs.Unmount();
     std::error_code ignored;
-    fs::remove_all(task->state_dir, ignored);
+    host::RemoveStateDir(task->state_dir);
     fs::remove(task->state_dir.parent_path(), ignored);  // the namespace dir, once empty
     std::lock_guard lock(mutex_);
     tasks_.erase(id);
@@ -202,6 +208,8 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
       for (auto& [k, v] : spec["annotations"].items())
         if (v.is_string()) annotations[k] = v.get<std::string>();
     host::ApplyAnnotations(config, annotations);
+    // Bad bind mounts fail here, before a sandbox (maybe a VM) is started for nothing.
+    host::BindMountsOf(spec, config.isolation == host::Isolation::kHyperv);
 
     fs::path rootfs = bundle / "rootfs";
     if (request.rootfs_size() > 0) {
@@ -225,10 +233,11 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
         {id, config, task->state_dir, rootfs, host::SandboxCgroupParent(options_.ns, id)});
     auto agent = std::make_unique<host::AgentClient>(task->host->channel());
 
+    const host::GuestContainer guest = task->host->PrepareContainer(id, rootfs, spec_text);
     agentpb::CreateContainerRequest create;
     create.set_container_id(id);
-    create.set_spec_json(spec_text);
-    create.set_rootfs_path(task->host->RootfsForAgent(rootfs));
+    create.set_spec_json(guest.spec_json);
+    create.set_rootfs_path(guest.rootfs);
     create.set_terminal(request.terminal());
     create.set_stdin(!request.stdin().empty());
     const std::uint32_t pid = agent->CreateContainer(create);
@@ -399,11 +408,15 @@ void TaskService::TearDown(Task& task) {
     }
   }
   spdlog::info("task {}: agent asked to shut down", task.id);
-  if (task.host) task.host->WaitEnded(std::chrono::seconds(10));
+  if (task.host) {
+    task.host->WaitEnded(std::chrono::seconds(10));
+    task.host->ReleaseContainer(task.id);
+    task.host.reset();  // unmounts the sandbox share before its dir goes
+  }
   spdlog::info("task {}: sandbox ended", task.id);
   task.rootfs.Unmount();
   std::error_code ignored;
-  fs::remove_all(task.state_dir, ignored);
+  host::RemoveStateDir(task.state_dir);
   fs::remove(task.state_dir.parent_path(), ignored);  // the namespace dir, once empty
 }
 

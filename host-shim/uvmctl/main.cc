@@ -56,6 +56,7 @@ struct RunOptions {
   bool tty = false;
   bool detach = false;
   std::vector<std::string> env;
+  std::vector<std::string> volumes;  // HOST:DEST[:ro]
   std::string cwd = "/";
   std::string user;
   std::string hostname;
@@ -186,6 +187,7 @@ int Run(const RunOptions& options) {
     if (!path.empty() && !fs::exists(path))
       throw std::runtime_error(fmt::format("{} {}: no such file", flag, path));
 
+  const std::vector<VolumeOption> volumes = ParseVolumes(options.volumes);
   const fs::path bundle = BundleDir(options.ns, id);
   if (fs::exists(bundle) || fs::exists(StateDir(options.ns, id)))
     throw std::runtime_error(fmt::format("container {} already exists", id));
@@ -210,6 +212,7 @@ int Run(const RunOptions& options) {
   spec.process.terminal = options.tty;
   if (!options.user.empty()) std::tie(spec.process.uid, spec.process.gid) = ParseUser(options.user);
   spec.hostname = options.hostname.empty() ? id : options.hostname;
+  spec.volumes = volumes;
   {
     auto json = nlohmann::json::parse(BuildSpecJson(spec));
     json["root"]["path"] = fs::absolute(options.rootfs).lexically_normal().string();
@@ -454,6 +457,8 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("-t,--tty", run.tty, "allocate a terminal");
   run_cmd->add_flag("-d,--detach", run.detach, "leave the container running; print its id");
   run_cmd->add_option("-e,--env", run.env, "environment K=V")->allow_extra_args(false);
+  run_cmd->add_option("-v,--volume", run.volumes, "bind HOST:DEST[:ro] (file or directory)")
+      ->allow_extra_args(false);
   run_cmd->add_option("-w,--cwd", run.cwd, "working directory inside");
   run_cmd->add_option("-u,--user", run.user, "UID[:GID]");
   run_cmd->add_option("--hostname", run.hostname, "hostname inside");

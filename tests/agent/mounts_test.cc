@@ -45,6 +45,41 @@ TEST_F(ResolveInRootTest, FollowsLinksInsideTheRoot) {
 TEST_F(ResolveInRootTest, NeverLeavesTheRoot) {
   EXPECT_EQ(ResolveInRoot(root_, "/escape/passwd"), root_ + "/etc/passwd");
   EXPECT_EQ(ResolveInRoot(root_, "/../../x"), root_ + "/x");
+  EXPECT_EQ(ResolveInRoot(root_, "../x"), root_ + "/x");
+  EXPECT_EQ(ResolveInRoot(root_, "/real/../../../real/dir/.."), root_ + "/real");
+}
+
+TEST_F(ResolveInRootTest, AbsoluteLinksRestartAtTheRootNotTheHost) {
+  std::filesystem::create_symlink("/tmp", root_ + "/hosttmp");  // the host's /tmp exists; the root's does not
+  EXPECT_EQ(ResolveInRoot(root_, "/hosttmp/x"), root_ + "/tmp/x");
+  std::filesystem::create_symlink("/abs/../..", root_ + "/chain");  // a link through a link, then above root
+  EXPECT_EQ(ResolveInRoot(root_, "/chain/y"), root_ + "/y");
+}
+
+TEST_F(ResolveInRootTest, DotDotAfterALinkLeavesTheLinksTarget) {
+  // As the kernel does: ".." after "rel" (-> real/dir) is "real", not the root.
+  EXPECT_EQ(ResolveInRoot(root_, "/rel/../z"), root_ + "/real/z");
+}
+
+TEST_F(ResolveInRootTest, LinkLoopsFailWithEloop) {
+  std::filesystem::create_symlink("loop-b", root_ + "/loop-a");
+  std::filesystem::create_symlink("loop-a", root_ + "/loop-b");
+  std::filesystem::create_symlink("self/x", root_ + "/self");
+  for (const char* path : {"/loop-a", "/loop-b/x", "/self"}) {
+    try {
+      ResolveInRoot(root_, path);
+      ADD_FAILURE() << path << ": no error";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("Too many levels of symbolic links"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(ResolveInRootTest, MissingTailIsKeptLiterally) {
+  // A link whose target does not exist yet still resolves inside the root
+  // (the mount point is created there).
+  std::filesystem::create_symlink("/nowhere/deep", root_ + "/dangling");
+  EXPECT_EQ(ResolveInRoot(root_, "/dangling/f"), root_ + "/nowhere/deep/f");
 }
 
 }  // namespace

@@ -20,11 +20,12 @@ TEST(KernelCmdline, SplitsOnSpacesAndKeepsQuotedSpaces) {
 TEST(KernelCmdline, ReadsUvmParametersAndIgnoresOthers) {
   const auto settings = ParseVmSettings(
       "console=ttyS0 panic=-1 quiet uvm.listen=serial:///dev/virtio-ports/agent,serial:///dev/virtio-ports/debug "
-      "uvm.listen=vsock://1024 uvm.log=debug uvm.rootfs=rootfs uvm.unknown=x\n");
+      "uvm.listen=vsock://1024 uvm.log=debug uvm.rootfs=rootfs uvm.share=share uvm.unknown=x\n");
   EXPECT_EQ(settings.listen, (std::vector<std::string>{"serial:///dev/virtio-ports/agent",
                                                        "serial:///dev/virtio-ports/debug", "vsock://1024"}));
   EXPECT_EQ(settings.log_level, "debug");
   EXPECT_EQ(settings.rootfs_tag, "rootfs");
+  EXPECT_EQ(settings.share_tag, "share");
   EXPECT_TRUE(settings.load_modules);
 }
 
@@ -44,10 +45,12 @@ TEST(KernelCmdline, RejectsMalformedValuesNamingTheParameter) {
   }
   EXPECT_THROW(ParseVmSettings("uvm.modules=maybe"), std::invalid_argument);
   EXPECT_FALSE(ParseVmSettings("uvm.modules=off").load_modules);
+  EXPECT_THROW(ParseVmSettings("uvm.share="), std::invalid_argument);
 }
 
 TEST(GuestRootfsPath, HostAndGuestAgree) {
   EXPECT_STREQ(kGuestRootfsPath, uvm::kGuestRootfsPath);
+  EXPECT_STREQ(kGuestSharePath, uvm::kGuestSharePath);
 }
 
 }  // namespace

@@ -122,9 +122,14 @@ TEST_F(QemuValidation, StateDirTooLongForSockets) {
   ExpectCreateError("too long for Unix sockets");
 }
 
-TEST_F(QemuValidation, RootfsMustBeADirectory) {
-  config_.rootfs_dir = dir_ / "vmlinuz";
-  ExpectCreateError("not a directory");
+TEST_F(QemuValidation, ShareMustBeADirectory) {
+  config_.share_dir = dir_ / "vmlinuz";
+  ExpectCreateError("share_dir");
+}
+
+TEST_F(QemuValidation, RootfsDirIsForHcsOnly) {
+  config_.rootfs_dir = dir_;
+  ExpectCreateError("shares share_dir instead");
 }
 
 TEST_F(QemuValidation, MissingQemuBinary) {

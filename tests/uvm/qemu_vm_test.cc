@@ -56,10 +56,13 @@ class QemuVmTest : public ::testing::Test {
 TEST_F(QemuVmTest, BootsToAReadyAgentServesBothPortsRunsAContainerAndStops) {
   VmConfig config = test::ImageConfig("boot", state_dir_);
   const bool share_rootfs = ::geteuid() == 0;
-  const fs::path rootfs = dir_.path() / "rootfs";
+  // The share holds the rootfs as a plain subdirectory here (the shim binds
+  // it there; host-shim/sandbox_share.h).
+  const fs::path share = dir_.path() / "share";
+  const fs::path rootfs = share / "rootfs";
   if (share_rootfs) {
     ASSERT_EQ(test::Shell(std::string(UVMSHIM_ROOTFS_FIXTURE) + " " + rootfs.string()), 0);
-    config.rootfs_dir = rootfs;
+    config.share_dir = share;
   }
   pid_t qemu_pid = 0;
   {
@@ -121,7 +124,7 @@ TEST_F(QemuVmTest, BootsToAReadyAgentServesBothPortsRunsAContainerAndStops) {
       pb::CreateContainerRequest create;
       create.set_container_id("c1");
       create.set_spec_json(spec.dump());
-      create.set_rootfs_path(kGuestRootfsPath);
+      create.set_rootfs_path(std::string(kGuestSharePath) + "/rootfs");
       {
         grpc::ClientContext context;
         context.set_deadline(In(60s));

@@ -1,0 +1,68 @@
+// The one directory a sandbox shares with its utility VM (one virtiofsd per
+// UVM): <sandbox state dir>/share, seen by the guest at /run/share. For each
+// container the shim bind-mounts into it, under a name of its own,
+//   share/<container id>/rootfs   the container's rootfs
+//   share/<container id>/m<N>     the source of the spec's mounts[N] (file or directory)
+// and tells the agent those guest paths instead of the host's. The share is a
+// mount point of its own with shared propagation, so binds added while
+// virtiofsd runs (a container joining a running pod) reach virtiofsd's mount
+// namespace, a slave of the host's. Read-only binds are read-only on the host
+// too (defence in depth; the agent enforces "ro" in the guest as well).
+#pragma once
+
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent_host.h"
+
+namespace uvmshim::host {
+
+// The guest tmpfs that stands for a pod's /dev/shm in a utility VM (created
+// by the agent on first use, shared by the pod's containers).
+inline constexpr const char* kGuestSandboxShmPath = "/run/sandbox-shm";
+
+class SandboxShare {
+ public:
+  // Creates `dir` (0700) and makes it a shared mount point of its own; throws
+  // std::runtime_error naming the step.
+  explicit SandboxShare(std::filesystem::path dir);
+  ~SandboxShare();  // releases every container, unmounts and removes the share
+  SandboxShare(const SandboxShare&) = delete;
+  SandboxShare& operator=(const SandboxShare&) = delete;
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // Binds the container's rootfs and bind sources into the share and returns
+  // the rootfs and spec with guest paths. A bind at /dev/shm becomes the
+  // sandbox's guest tmpfs. Throws std::invalid_argument naming the mount for
+  // bad input; on any failure nothing of the container stays in the share.
+  GuestContainer Prepare(const std::string& container_id, const std::filesystem::path& host_rootfs,
+                         const std::string& spec_json);
+  // Unmounts and removes share/<container id>. Idempotent.
+  void Release(const std::string& container_id);
+
+ private:
+  void ReleaseLocked(const std::string& container_id);
+  // Binds `source` at share/<id>/<name> (through a private staging mount when
+  // read-only, so the copy virtiofsd receives is read-only too).
+  void AddBind(const std::string& container_id, const std::string& name, const std::filesystem::path& source,
+               bool directory, bool recursive, bool readonly);
+
+  std::filesystem::path dir_;
+  std::filesystem::path staging_;  // private mount next to the share
+  std::mutex mu_;
+  std::set<std::string> containers_;
+};
+
+// Lazily unmounts every mount at or below `dir`, deepest first (what a killed
+// shim left). Returns the mount points that could not be unmounted.
+std::vector<std::string> DetachMountsUnder(const std::filesystem::path& dir);
+
+// Removes a sandbox state dir after detaching every mount below it; never
+// recurses through a mount it could not detach (that could be a host volume).
+void RemoveStateDir(const std::filesystem::path& dir);
+
+}  // namespace uvmshim::host

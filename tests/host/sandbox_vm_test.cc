@@ -1,0 +1,115 @@
+// One utility VM, two containers, the second created while the first runs
+// (what a pod's app container does): its rootfs and volume are bound into the
+// running VM's share and seen through the one virtiofsd, and both containers'
+// /dev/shm binds are the same guest tmpfs (pods-design item 4). Real QEMU
+// (TCG here), real virtiofsd, real mounts; needs root and the boot image.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "agent_client.h"
+#include "oci_spec.h"
+#include "paths.h"
+#include "sandbox.h"
+
+namespace uvmshim::host {
+namespace {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::vector<std::string> MountsUnder(const fs::path& dir) {
+  std::vector<std::string> points;
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, point;
+    fields >> id >> parent >> devno >> root >> point;
+    if (point.starts_with(dir.string())) points.push_back(point);
+  }
+  return points;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class SandboxVmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "virtiofsd and bind mounts need root";
+    if (!fs::exists(ImagesDir() / "vmlinuz") || !fs::exists(ImagesDir() / "initrd.img"))
+      GTEST_SKIP() << "no boot image in " << ImagesDir() << " (build target uvm-image or set $UVMSHIM_IMAGES)";
+    char pattern[] = "/tmp/svt.XXXXXX";
+    dir_ = ::mkdtemp(pattern);
+    ASSERT_EQ(std::system(("cp -a " UVMSHIM_BUSYBOX_ROOTFS " " + (dir_ / "rootfs").string()).c_str()), 0);
+    for (const char* d : {"out", "late", "shm"}) fs::create_directories(dir_ / d);
+    std::ofstream(dir_ / "late/in.txt") << "late-volume\n";
+  }
+  void TearDown() override {
+    if (dir_.empty()) return;
+    EXPECT_TRUE(MountsUnder(dir_).empty()) << "mounts left under " << dir_;
+    fs::remove_all(dir_);
+  }
+
+  // Prepares, creates and starts one container; returns its guest pid.
+  std::uint32_t Run(AgentHost& host, AgentClient& agent, const std::string& id, const SpecOptions& options) {
+    const GuestContainer guest = host.PrepareContainer(id, dir_ / "rootfs", BuildSpecJson(options));
+    agentpb::CreateContainerRequest create;
+    create.set_container_id(id);
+    create.set_spec_json(guest.spec_json);
+    create.set_rootfs_path(guest.rootfs);
+    agent.CreateContainer(create);
+    return agent.StartContainer(id);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(SandboxVmTest, ASecondContainerBringsItsMountsIntoTheRunningVm) {
+  SandboxSpec spec;
+  spec.id = "svt" + std::to_string(::getpid());
+  spec.state_dir = dir_ / "state";
+  spec.host_rootfs = dir_ / "rootfs";
+  spec.config.isolation = Isolation::kHyperv;
+  auto host = StartAgentHost(spec);
+  AgentClient agent(host->channel());
+
+  SpecOptions first;
+  first.process.args = {"sh", "-c",
+                        "i=0; while [ ! -s /dev/shm/from-2 ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done; "
+                        "cat /dev/shm/from-2 > /out/first-saw"};
+  first.volumes = {{(dir_ / "out").string(), "/out", false}, {(dir_ / "shm").string(), "/dev/shm", false}};
+  ASSERT_NO_THROW(Run(*host, agent, "c1", first));
+
+  SpecOptions second;
+  second.process.args = {"sh", "-c", "cat /late/in.txt > /dev/shm/from-2"};
+  second.volumes = {{(dir_ / "late").string(), "/late", true}, {(dir_ / "shm").string(), "/dev/shm", false}};
+  ASSERT_NO_THROW(Run(*host, agent, "c2", second));
+  EXPECT_EQ(agent.WaitProcess("c2", "").exit_status, 0u) << host->console_log();
+  EXPECT_EQ(agent.WaitProcess("c1", "").exit_status, 0u) << host->console_log();
+  EXPECT_EQ(ReadFile(dir_ / "out/first-saw"), "late-volume\n")
+      << "the first container did not see, in the pod's /dev/shm, what the second read from its volume";
+  EXPECT_FALSE(fs::exists(dir_ / "shm/from-2")) << "the pod's /dev/shm must be guest memory, not the host dir";
+
+  for (const char* id : {"c1", "c2"}) {
+    agent.DeleteContainer(id, true);
+    host->ReleaseContainer(id);
+    EXPECT_TRUE(MountsUnder(spec.state_dir / "share" / id).empty()) << id;
+    EXPECT_FALSE(fs::exists(spec.state_dir / "share" / id)) << id;
+  }
+  agent.Shutdown(10s);
+  host->WaitEnded(30s);
+  host.reset();
+  EXPECT_EQ(ReadFile(dir_ / "late/in.txt"), "late-volume\n");
+}
+
+}  // namespace
+}  // namespace uvmshim::host
