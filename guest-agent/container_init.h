@@ -25,6 +25,7 @@ struct InitConfig {
   std::string rootfs;      // absolute path as the agent sees it
   bool terminal = false;
   bool new_network_namespace = false;  // bring up lo
+  bool namespaces_joined = false;  // the agent joined linux.namespaces[].path before the helper ran
 
   std::string ToJson() const;
   static InitConfig FromJson(const std::string& text);  // throws

@@ -20,8 +20,20 @@ class AgentHost {
   virtual std::shared_ptr<grpc::Channel> channel() = 0;
   // gRPC target of a second connection for debugging tools ("" if none).
   virtual std::string debug_target() const = 0;
-  // The path the agent must use for a rootfs that is at `host_rootfs` on the host.
-  virtual std::string RootfsForAgent(const std::filesystem::path& host_rootfs) const = 0;
+  // What the agent must be told for one container: its rootfs path and its
+  // spec with every host path (bind mount sources) replaced by the path the
+  // agent sees. Process isolation: unchanged host paths. hyperv: paths under
+  // the sandbox share. Throws std::invalid_argument naming the mount for bad
+  // input (missing source, ...).
+  struct GuestContainer {
+    std::string rootfs;
+    std::string spec_json;
+  };
+  virtual GuestContainer PrepareContainer(const std::string& container_id,
+                                          const std::filesystem::path& host_rootfs,
+                                          const std::string& spec_json) = 0;
+  // Undoes PrepareContainer (unmounts the container's entries of the share). Idempotent.
+  virtual void ReleaseContainer(const std::string& container_id) = 0;
   // Waits for the agent host to end after the agent was asked to shut down;
   // forces it after the timeout.
   virtual void WaitEnded(std::chrono::milliseconds timeout) = 0;

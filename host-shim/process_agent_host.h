@@ -14,7 +14,8 @@ namespace uvmshim::host {
 
 struct ProcessAgentConfig {
   std::filesystem::path agent_binary;
-  std::filesystem::path state_dir;  // created 0700; holds agent.sock, agent.log
+  std::filesystem::path state_dir;  // created 0700; holds agent.log
+  std::filesystem::path socket_dir;  // created 0700; holds agent.sock (empty = state_dir)
   std::chrono::milliseconds ready_timeout{10000};
   std::string log_level = "info";
   // The agent's cgroup parent: one per sandbox, so `shim delete` can find and
@@ -30,7 +31,10 @@ class ProcessAgentHost final : public AgentHost {
 
   std::shared_ptr<grpc::Channel> channel() override { return channel_; }
   std::string debug_target() const override { return target_; }
-  std::string RootfsForAgent(const std::filesystem::path& host_rootfs) const override;
+  GuestContainer PrepareContainer(const std::string& container_id,
+                                  const std::filesystem::path& host_rootfs,
+                                  const std::string& spec_json) override;
+  void ReleaseContainer(const std::string&) override {}
   void WaitEnded(std::chrono::milliseconds timeout) override;
   void Kill() override;
   std::optional<std::string> unexpected_exit() const override;
@@ -39,6 +43,7 @@ class ProcessAgentHost final : public AgentHost {
 
  private:
   ProcessAgentConfig config_;
+  std::filesystem::path socket_;
   std::string target_;
   boost::process::child child_;
   std::shared_ptr<grpc::Channel> channel_;

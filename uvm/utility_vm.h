@@ -28,6 +28,9 @@ struct VmConfig {
   unsigned memory_mb = 256;
   unsigned cpus = 1;
   std::filesystem::path state_dir;     // private (0700) dir for sockets, logs
+  // Private (0700) dir for the Unix sockets when state_dir is too long for
+  // them (sun_path holds 107 bytes); empty = state_dir.
+  std::filesystem::path socket_dir;
   bool debug_console = true;           // serial console captured to a log
   // Host directory exported to the guest as the container rootfs (backend
   // decides how: a block image on QEMU, a share or VHD on HCS). Empty = none.
