@@ -138,10 +138,10 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
   auto task = std::make_unique<Task>(id, request.bundle(), sandbox);
   {
     std::lock_guard lock(mutex_);
-    ResolveNamespacePaths(spec, sandbox->isolation(), [&](std::uint32_t pid) {
+    ResolveNamespacePaths(spec, sandbox->isolation(), [&](std::uint32_t task_pid) {
       for (const auto& [task_id, other] : tasks_)
         if (other && other->sandbox == sandbox && other->processes.contains("") &&
-            other->processes.at("")->pid == pid && other->processes.at("")->status == ProcessStatus::kRunning)
+            other->processes.at("")->pid == task_pid && other->processes.at("")->status == ProcessStatus::kRunning)
           return true;
       return false;
     });

@@ -93,6 +93,8 @@ struct SpecOptions {
   bool terminal = false;
   bool readonly_root = true;  // the fixture is shared: containers must not write to it
   bool network_namespace = false;
+  // linux.namespaces entries to join by path: {type, path}.
+  std::vector<std::pair<std::string, std::string>> namespace_paths;
 };
 
 // An OCI config.json like `runc spec` writes, with a tmpfs on /tmp.
