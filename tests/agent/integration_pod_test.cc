@@ -53,7 +53,7 @@ TEST_F(Pod, ContainerJoinsAnotherContainersPidIpcAndUtsNamespaces) {
   ASSERT_GT(pid, 0u);
   const std::string ns = "/proc/" + std::to_string(pid) + "/ns/";
   SpecOptions app;
-  app.args = {"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; readlink /proc/self/ns/ipc /proc/self/ns/pid"};
+  app.args = {"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; readlink /proc/self/ns/ipc; readlink /proc/self/ns/pid"};
   app.namespace_paths = {{"pid", ns + "pid"}, {"ipc", ns + "ipc"}, {"uts", ns + "uts"}};
   auto r = RunContainer(agent(), "app", app);
   EXPECT_EQ(r.exit_status, 0u) << r.err;

@@ -95,7 +95,8 @@ class Pod : public CtrFixture, public ::testing::TestWithParam<RuntimeCase> {
   std::vector<std::string> containerd_env_;
 };
 
-constexpr const char* kNamespaces = "readlink /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/pid; hostname";
+constexpr const char* kNamespaces =
+    "readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; readlink /proc/self/ns/pid; hostname";
 
 TEST_P(Pod, AppContainersShareTheSandboxAndItsOneShimAndVm) {
   ASSERT_NO_FATAL_FAILURE(StartSandbox("pod1"));
