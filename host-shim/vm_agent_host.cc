@@ -38,10 +38,12 @@ class MinimalShare {
   }
   ~MinimalShare() {
     std::lock_guard lock(mu_);
-    for (const auto& [id, target] : bound_) Unbind(target);
-    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+    for (const auto& [id, target] : bound_)
+      if (Unbind(target)) RemoveEntry(id);
+    if (mounted_ && ::umount2(dir_.c_str(), MNT_DETACH) != 0)
+      spdlog::warn("unmount {}: {}", dir_.string(), std::strerror(errno));
     std::error_code ignored;
-    fs::remove_all(dir_, ignored);
+    fs::remove(dir_, ignored);  // never recursive: a bind still mounted below must not be emptied
   }
   const fs::path& dir() const { return dir_; }
 
@@ -52,8 +54,7 @@ class MinimalShare {
     fs::create_directories(target);
     if (::mount(host_rootfs.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
       const int error = errno;
-      std::error_code ignored;
-      fs::remove_all(dir_ / id, ignored);
+      RemoveEntry(id);
       throw std::invalid_argument(fmt::format("rootfs {}: bind into the sandbox share: {}",
                                               host_rootfs.string(), std::strerror(error)));
     }
@@ -64,9 +65,7 @@ class MinimalShare {
     std::lock_guard lock(mu_);
     auto it = bound_.find(id);
     if (it == bound_.end()) return;
-    Unbind(it->second);
-    std::error_code ignored;
-    fs::remove_all(dir_ / id, ignored);
+    if (Unbind(it->second)) RemoveEntry(id);
     bound_.erase(it);
   }
 
@@ -74,9 +73,16 @@ class MinimalShare {
   static std::string GuestPath(const std::string& id) {
     return (fs::path(uvm::kGuestRootfsPath) / id / "rootfs").string();
   }
-  static void Unbind(const fs::path& target) {
-    if (::umount2(target.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
-      spdlog::warn("unmount {}: {}", target.string(), std::strerror(errno));
+  static bool Unbind(const fs::path& target) {
+    if (::umount2(target.c_str(), MNT_DETACH) == 0 || errno == EINVAL || errno == ENOENT) return true;
+    spdlog::warn("unmount {}: {}", target.string(), std::strerror(errno));
+    return false;
+  }
+  // The (now empty) mount point directories of one container.
+  void RemoveEntry(const std::string& id) const {
+    std::error_code ignored;
+    fs::remove(dir_ / id / "rootfs", ignored);
+    fs::remove(dir_ / id, ignored);
   }
   fs::path dir_;
   bool mounted_ = false;

@@ -50,28 +50,12 @@ std::string SocketPathFor(const std::string& ns, const std::string& id) {
   return host::ShimSocketPath(ns, id).string();
 }
 
-// Every mount at or below `dir` (deepest first), MNT_DETACH: what a killed
-// shim left of a sandbox's share.
-void UnmountUnder(const fs::path& dir) {
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::vector<std::string> points;
-  for (std::string line; std::getline(mountinfo, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, devices, root, point;
-    fields >> id >> parent >> devices >> root >> point;
-    std::string unescaped;  // mountinfo writes space, tab, newline, backslash as \ooo
-    for (std::size_t i = 0; i < point.size(); ++i) {
-      if (point[i] == '\\' && i + 3 < point.size()) {
-        unescaped += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
-        i += 3;
-      } else {
-        unescaped += point[i];
-      }
-    }
-    if (unescaped == dir.string() || unescaped.starts_with(dir.string() + "/")) points.push_back(unescaped);
-  }
-  std::sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
-  for (const auto& point : points) ::umount2(point.c_str(), MNT_DETACH);
+// Detaches every mount at or below `dir` (what a killed shim left of a
+// sandbox's share); true when none is left, so `dir` may be removed
+// recursively without reaching into a container's rootfs.
+bool UnmountUnder(const fs::path& dir) {
+  for (const auto& point : MountPointsUnder(dir)) ::umount2(point.c_str(), MNT_DETACH);
+  return MountPointsUnder(dir).empty();
 }
 
 // The daemon's log: the bundle's `log` FIFO (containerd copies it into its
@@ -201,26 +185,29 @@ int Delete(const shim::ShimArgs& args) {
   const std::string sandbox_id = state && !state->sandbox_id.empty() ? state->sandbox_id : args.id;
   const fs::path sandbox_dir = host::StateDir(args.ns, sandbox_id);
   std::error_code ignored;
+  bool keep_state = false;
   if (sandbox_id != args.id) {
     // An app container of a pod: its own processes and share entry only; the
     // pod's shim and sandbox stay (they end with the sandbox task).
     host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, sandbox_id) + "/" + args.id);
-    UnmountUnder(sandbox_dir / "share" / args.id);
-    fs::remove_all(sandbox_dir / "share" / args.id, ignored);
+    if (UnmountUnder(sandbox_dir / "share" / args.id)) fs::remove_all(sandbox_dir / "share" / args.id, ignored);
   } else {
     if (state && IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
     if (state && IsOurs(state->host_pid, state_dir.string())) KillAndReap(state->host_pid);
     // In process isolation the container's processes are host processes in the
     // sandbox's own cgroups (absent for hyperv sandboxes).
     host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, args.id));
-    UnmountUnder(state_dir);
+    if (!UnmountUnder(state_dir)) {
+      std::fprintf(stderr, "containerd-shim-uvm-v1: %s: mounts remain, not removed\n", state_dir.c_str());
+      keep_state = true;
+    }
     const fs::path socket_dir = host::SocketDirFor(state_dir);
     if (socket_dir != state_dir) fs::remove_all(socket_dir, ignored);
     fs::remove(SocketPathFor(args.ns, args.id), ignored);
     fs::remove(fs::path(SocketPathFor(args.ns, args.id)).parent_path(), ignored);  // only once empty
   }
   shim::UnmountAll(bundle / "rootfs");
-  fs::remove_all(state_dir, ignored);
+  if (!keep_state) fs::remove_all(state_dir, ignored);
   fs::remove(state_dir.parent_path(), ignored);  // only once empty
 
   containerd::task::v2::DeleteResponse response;

@@ -11,6 +11,7 @@
 #include "agent_host_factory.h"
 #include "paths.h"
 #include "sandbox_state.h"
+#include "shim/rootfs_mount.h"
 
 namespace uvmshim::shim {
 namespace fs = std::filesystem;
@@ -34,6 +35,13 @@ OwnedDir& OwnedDir::operator=(OwnedDir&& other) noexcept {
 
 void OwnedDir::Remove() {
   if (path_.empty()) return;
+  // Never recurse into a mount (a container rootfs bound into the share).
+  if (auto mounts = MountPointsUnder(path_); !mounts.empty()) {
+    spdlog::error("{}: not removed, {} mount(s) remain below it (first: {})", path_.string(), mounts.size(),
+                  mounts.back());
+    path_.clear();
+    return;
+  }
   std::error_code ignored;
   fs::remove_all(path_, ignored);
   fs::remove(path_.parent_path(), ignored);  // the namespace dir, once empty

@@ -2,8 +2,21 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 namespace uvmshim::shim {
 namespace fs = std::filesystem;
+
+std::int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void SetTimestamp(google::protobuf::Timestamp* ts, std::int64_t nanos) {
+  ts->set_seconds(nanos / 1'000'000'000);
+  ts->set_nanos(static_cast<std::int32_t>(nanos % 1'000'000'000));
+}
 
 void Process::StartRelay(host::AgentClient& agent, const std::string& container_id) {
   host::StdioFds fds{files->stdin_fd(), files->stdout_fd(), files->stderr_fd()};

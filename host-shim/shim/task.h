@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include <google/protobuf/timestamp.pb.h>
+
 #include "agent_client.h"
 #include "sandbox_state.h"
 #include "shim/rootfs_mount.h"
@@ -18,6 +20,9 @@
 #include "stdio_relay.h"
 
 namespace uvmshim::shim {
+
+std::int64_t NowNanos();  // wall clock, for exit times
+void SetTimestamp(google::protobuf::Timestamp* ts, std::int64_t nanos);
 
 enum class ProcessStatus { kCreated, kRunning, kStopped };
 

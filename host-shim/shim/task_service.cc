@@ -29,17 +29,6 @@ Status FromAgentError(const host::AgentError& e) {
   return Status(static_cast<Code>(e.code()), e.what());
 }
 
-std::int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-void SetTimestamp(google::protobuf::Timestamp* ts, std::int64_t nanos) {
-  ts->set_seconds(nanos / 1'000'000'000);
-  ts->set_nanos(static_cast<std::int32_t>(nanos % 1'000'000'000));
-}
-
 }  // namespace
 
 TaskService::TaskService(Options options, EventPublisher& events)
