@@ -54,8 +54,8 @@ std::string SocketPathFor(const std::string& ns, const std::string& id) {
 // sandbox's share); true when none is left, so `dir` may be removed
 // recursively without reaching into a container's rootfs.
 bool UnmountUnder(const fs::path& dir) {
-  for (const auto& point : MountPointsUnder(dir)) ::umount2(point.c_str(), MNT_DETACH);
-  return MountPointsUnder(dir).empty();
+  for (const auto& point : shim::MountPointsUnder(dir)) ::umount2(point.c_str(), MNT_DETACH);
+  return shim::MountPointsUnder(dir).empty();
 }
 
 // The daemon's log: the bundle's `log` FIFO (containerd copies it into its
