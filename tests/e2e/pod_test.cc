@@ -146,6 +146,25 @@ TEST_P(Pod, AppContainersShareTheSandboxAndItsOneShimAndVm) {
   ExpectNothingLeftOf("app1");
 }
 
+TEST_P(Pod, AKilledPodShimIsCleanedUpTaskByTask) {
+  ASSERT_NO_FATAL_FAILURE(StartSandbox("crash1"));
+  ASSERT_NO_FATAL_FAILURE(StartDetached(rc(), "crashapp", {"sleep", "100000"}, AppFlags("crash1")));
+  auto shims = Shims();
+  ASSERT_EQ(shims.size(), 1u);
+  ASSERT_EQ(::kill(shims[0], SIGKILL), 0);
+  // containerd sees the connection close and runs `shim delete` for each task.
+  EXPECT_TRUE(WaitFor([&] { return TaskStatus("crash1") != "RUNNING" && TaskStatus("crashapp") != "RUNNING"; },
+                      rc().op_timeout()))
+      << env().Ctr({"task", "ls"}).out << env().LogTail();
+  for (const char* id : {"crashapp", "crash1"}) {
+    env().Ctr({"task", "delete", id}, CommandOptions().WithTimeout(rc().op_timeout()));
+    env().Ctr({"container", "delete", id}, CommandOptions().WithTimeout(rc().op_timeout()));
+  }
+  EXPECT_TRUE(WaitFor([&] { return Shims().empty() && Vms().empty(); }, 30s));
+  ExpectNothingLeftOf("crashapp");
+  ExpectNothingLeftOf("crash1");
+}
+
 TEST_P(Pod, AppContainerWithoutItsSandboxIsRefused) {
   auto r = CtrRun(rc(), PodFlags("container", "nopod"), "orphan1", {"true"});
   EXPECT_NE(r.exit_code, 0) << r.Describe();
