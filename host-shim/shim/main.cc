@@ -50,6 +50,13 @@ std::string SocketPathFor(const std::string& ns, const std::string& id) {
   return host::ShimSocketPath(ns, id).string();
 }
 
+// <root>/s goes once empty; the shared short socket root stays (other shims
+// create their directories in it at any time).
+void RemoveSocketDirIfEmpty(const fs::path& socket) {
+  std::error_code ignored;
+  if (socket.parent_path() != host::kShortSocketRoot) fs::remove(socket.parent_path(), ignored);
+}
+
 // Detaches every mount at or below `dir` (what a killed shim left of a
 // sandbox's share); true when none is left, so `dir` may be removed
 // recursively without reaching into a container's rootfs.
@@ -204,7 +211,7 @@ int Delete(const shim::ShimArgs& args) {
     const fs::path socket_dir = host::SocketDirFor(state_dir);
     if (socket_dir != state_dir) fs::remove_all(socket_dir, ignored);
     fs::remove(SocketPathFor(args.ns, args.id), ignored);
-    fs::remove(fs::path(SocketPathFor(args.ns, args.id)).parent_path(), ignored);  // only once empty
+    RemoveSocketDirIfEmpty(SocketPathFor(args.ns, args.id));
   }
   shim::UnmountAll(bundle / "rootfs");
   if (!keep_state) fs::remove_all(state_dir, ignored);
@@ -269,7 +276,7 @@ int Serve(const shim::ShimArgs& args) {
   }
   std::error_code ignored;
   fs::remove(socket, ignored);
-  fs::remove(fs::path(socket).parent_path(), ignored);  // only once empty
+  RemoveSocketDirIfEmpty(socket);
   spdlog::info("exiting");
   return 0;
 }

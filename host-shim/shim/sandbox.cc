@@ -16,7 +16,8 @@
 namespace uvmshim::shim {
 namespace fs = std::filesystem;
 
-OwnedDir::OwnedDir(fs::path path) : path_(std::move(path)) {
+OwnedDir::OwnedDir(fs::path path, bool remove_empty_parent)
+    : path_(std::move(path)), remove_empty_parent_(remove_empty_parent) {
   fs::create_directories(path_);
   if (::chmod(path_.c_str(), 0700) != 0) {
     const int error = errno;
@@ -29,6 +30,7 @@ OwnedDir& OwnedDir::operator=(OwnedDir&& other) noexcept {
   if (this != &other) {
     Remove();
     path_ = std::exchange(other.path_, {});
+    remove_empty_parent_ = other.remove_empty_parent_;
   }
   return *this;
 }
@@ -44,7 +46,7 @@ void OwnedDir::Remove() {
   }
   std::error_code ignored;
   fs::remove_all(path_, ignored);
-  fs::remove(path_.parent_path(), ignored);  // the namespace dir, once empty
+  if (remove_empty_parent_) fs::remove(path_.parent_path(), ignored);  // the namespace dir, once empty
   path_.clear();
 }
 
@@ -57,7 +59,8 @@ std::shared_ptr<Sandbox> Sandbox::Start(Params params) {
 Sandbox::Sandbox(Params params)
     : params_(std::move(params)), state_dir_(host::StateDir(params_.ns, params_.id)) {
   const fs::path sockets = host::SocketDirFor(state_dir_.path());
-  if (sockets != state_dir_.path()) socket_dir_ = OwnedDir(sockets);
+  // Other shims create their socket dirs next to ours: the parent stays.
+  if (sockets != state_dir_.path()) socket_dir_ = OwnedDir(sockets, /*remove_empty_parent=*/false);
   spdlog::info("sandbox {}: starting ({} isolation, {} MiB, {} cpus)", params_.id,
                host::ToString(params_.config.isolation), params_.config.memory_mb, params_.config.cpus);
   host_ = host::StartAgentHost({params_.id, params_.config, state_dir_.path(), sockets,

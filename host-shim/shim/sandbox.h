@@ -22,15 +22,19 @@ namespace uvmshim::shim {
 class OwnedDir {
  public:
   OwnedDir() = default;
-  explicit OwnedDir(std::filesystem::path path);  // created 0700; throws std::runtime_error
+  // Created 0700; throws std::runtime_error. `remove_empty_parent`: Remove()
+  // also removes the parent once empty (a namespace dir of the state root).
+  explicit OwnedDir(std::filesystem::path path, bool remove_empty_parent = true);
   ~OwnedDir() { Remove(); }
-  OwnedDir(OwnedDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  OwnedDir(OwnedDir&& other) noexcept
+      : path_(std::exchange(other.path_, {})), remove_empty_parent_(other.remove_empty_parent_) {}
   OwnedDir& operator=(OwnedDir&& other) noexcept;
   const std::filesystem::path& path() const { return path_; }
-  void Remove();  // idempotent; also removes the parent once empty
+  void Remove();  // idempotent
 
  private:
   std::filesystem::path path_;
+  bool remove_empty_parent_ = true;
 };
 
 class Sandbox {
