@@ -173,6 +173,24 @@ TEST_P(Pod, AppContainerWithoutItsSandboxIsRefused) {
   ExpectNothingLeftOf("orphan1");
 }
 
+TEST_P(Pod, HypervJoinsOnlyNamespacesOfThePodsTasks) {
+  if (!rc().is_hyperv()) GTEST_SKIP() << "process isolation joins host paths, as runc does";
+  ASSERT_NO_FATAL_FAILURE(StartSandbox("nspod"));
+  // PID 1 of the UVM is the agent: a container must never join its namespaces.
+  for (const char* path : {"/proc/1/ns/pid", "/proc/self/ns/pid", "/proc/99999/ns/pid"}) {
+    auto flags = PodFlags("container", "nspod");
+    flags.insert(flags.end(), {"--with-ns", std::string("pid:") + path});
+    auto r = CtrRun(rc(), flags, "nsapp", {"true"});
+    EXPECT_NE(r.exit_code, 0) << path << ": " << r.Describe();
+    EXPECT_NE((r.out + r.err).find("linux.namespaces"), std::string::npos) << r.Describe();
+    env().Ctr({"container", "delete", "nsapp"});
+  }
+  EXPECT_EQ(TaskStatus("nspod"), "RUNNING") << "the pod survives refused containers";
+  KillAndRemove(rc(), "nspod");
+  ExpectNothingLeftOf("nsapp");
+  ExpectNothingLeftOf("nspod");
+}
+
 TEST_P(Pod, UpdateLimitsMemoryAndOomKillIsReported) {
   BackgroundCommand events(env().CtrArgv({"events"}), env().dir() / "events.out");
   int probe = 0;
