@@ -126,8 +126,10 @@ TEST_P(TerminalTest, ConsoleIsAShellBesideTheAgent) {
   if (hyperv()) {
     tmux.Type("echo INIT=$(head -c 5 /proc/1/cmdline)");
     EXPECT_TRUE(tmux.WaitForText("INIT=/init", 30s)) << "pid 1 of the UVM is not the agent:\n" << tmux.Capture();
-    tmux.Type("echo ROOTFS=$(ls /run/rootfs | grep -c " + marker + ")");
-    EXPECT_TRUE(tmux.WaitForText("ROOTFS=1", 30s)) << "the container's rootfs is not at /run/rootfs:\n"
+    // The sandbox share holds <container id>/rootfs (mounted at /run/rootfs, /run/share once
+    // the share carries bind mounts too).
+    tmux.Type("echo ROOTFS=$(ls /run/*/" + name + "/rootfs | grep -c " + marker + ")");
+    EXPECT_TRUE(tmux.WaitForText("ROOTFS=1", 30s)) << "the container's rootfs is not in the sandbox share:\n"
                                                    << tmux.Capture();
     // Positive control for the check below: the agent's ports exist in the UVM.
     tmux.Type("echo VPORTS=$(ls /dev | grep -c vport)");
