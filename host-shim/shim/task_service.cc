@@ -104,39 +104,42 @@ Process* TaskService::FindProcess(Task& task, const std::string& exec_id, Status
   return it->second.get();
 }
 
-std::shared_ptr<Sandbox> TaskService::SandboxFor(const std::string& id,
-                                                 const taskpb::CreateTaskRequest& request,
-                                                 const std::map<std::string, std::string>& annotations) {
-  const PodRole role = PodRoleOf(id, annotations);
-  if (role.kind == PodRole::Kind::kContainer) {
-    std::lock_guard lock(mutex_);
-    auto it = sandboxes_.find(role.sandbox_id);
-    if (it == sandboxes_.end() || it->second->stopped())
-      throw std::logic_error(fmt::format("pod sandbox {} is not running in this shim", role.sandbox_id));
-    return it->second;
+std::shared_ptr<Sandbox> TaskService::RunningSandbox(const std::string& sandbox_id) {
+  std::lock_guard lock(mutex_);
+  auto it = sandboxes_.find(sandbox_id);
+  if (it == sandboxes_.end() || it->second->stopped())
+    throw std::logic_error(fmt::format("pod sandbox {} is not running in this shim", sandbox_id));
+  return it->second;
+}
+
+bool TaskService::IsRunningTaskOf(const std::shared_ptr<Sandbox>& sandbox, std::uint32_t pid) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [task_id, other] : tasks_) {
+    if (!other || other->sandbox != sandbox || !other->processes.contains("")) continue;
+    const auto& init = *other->processes.at("");
+    if (init.pid == pid && init.status == ProcessStatus::kRunning) return true;
   }
-  return Sandbox::Start({id, options_.ns, SandboxConfigFor(request, annotations)});
+  return false;
 }
 
 std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& request, std::uint32_t& pid) {
   const std::string& id = request.id();
   const fs::path bundle = request.bundle();
   json spec = ReadBundleSpec(bundle);
+  const auto annotations = AnnotationsOf(spec);
+  const PodRole role = PodRoleOf(id, annotations);
 
-  auto sandbox = SandboxFor(id, request, AnnotationsOf(spec));
+  // Everything that can be checked is checked before a new sandbox boots.
+  std::shared_ptr<Sandbox> sandbox;
+  if (role.kind == PodRole::Kind::kContainer) sandbox = RunningSandbox(role.sandbox_id);
+  host::SandboxConfig config = sandbox ? sandbox->config() : SandboxConfigFor(request, annotations);
+  ResolveNamespacePaths(spec, config.isolation,
+                        [&](std::uint32_t task_pid) { return sandbox && IsRunningTaskOf(sandbox, task_pid); });
+  RootfsMount rootfs_mount;
+  const fs::path rootfs = MountRootfs(request, spec, rootfs_mount);
+  if (!sandbox) sandbox = Sandbox::Start({id, options_.ns, std::move(config)});
   auto task = std::make_unique<Task>(id, request.bundle(), sandbox);
-  {
-    std::lock_guard lock(mutex_);
-    ResolveNamespacePaths(spec, sandbox->isolation(), [&](std::uint32_t task_pid) {
-      for (const auto& [task_id, other] : tasks_)
-        if (other && other->sandbox == sandbox && other->processes.contains("") &&
-            other->processes.at("")->pid == task_pid && other->processes.at("")->status == ProcessStatus::kRunning)
-          return true;
-      return false;
-    });
-  }
-
-  const fs::path rootfs = MountRootfs(request, spec, task->rootfs);
+  task->rootfs = std::move(rootfs_mount);
 
   spdlog::info("create {}: sandbox={} isolation={} bundle={}", id, sandbox->id(),
                host::ToString(sandbox->isolation()), bundle.string());

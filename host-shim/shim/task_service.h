@@ -56,9 +56,10 @@ class TaskService {
   // Finds task/process under mutex_; null + status when missing.
   Task* FindTask(const std::string& id, Status& status);
   Process* FindProcess(Task& task, const std::string& exec_id, Status& status);
-  // The sandbox a new task runs in: the pod's (already running here) or a new one.
-  std::shared_ptr<Sandbox> SandboxFor(const std::string& id, const taskpb::CreateTaskRequest& request,
-                                      const std::map<std::string, std::string>& annotations);
+  // The pod's sandbox an app container joins; throws when it does not run here.
+  std::shared_ptr<Sandbox> RunningSandbox(const std::string& sandbox_id);
+  // Is `pid` the running init of a task of `sandbox` (a namespace path may name it)?
+  bool IsRunningTaskOf(const std::shared_ptr<Sandbox>& sandbox, std::uint32_t pid);
   // Builds the task; throws (the partly built task unwinds in its destructor).
   std::unique_ptr<Task> CreateTask(const taskpb::CreateTaskRequest& request, std::uint32_t& pid);
   void WatchExit(Task* task, Process* process);
