@@ -81,6 +81,13 @@ grpc::Status AgentService::Ping(grpc::ServerContext*, const pb::PingRequest*, pb
   return grpc::Status::OK;
 }
 
+bool AgentService::IsRunningContainerInit(pid_t pid) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, container] : containers_)
+    if (container->init()->pid() == pid && container->init()->started() && !container->init()->exit()) return true;
+  return false;
+}
+
 grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::CreateContainerRequest* request,
                                            pb::CreateContainerResponse* response) {
   const std::string& id = request->container_id();
@@ -101,7 +108,11 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
         // Container::Create reports a bad spec with its own status.
       }
     }
-    container = Container::Create(*request, reaper_, ContainerOptions{options_.cgroup_parent});
+    ContainerOptions container_options;
+    container_options.cgroup_parent = options_.cgroup_parent;
+    container_options.container_namespace_paths_only = options_.in_utility_vm;
+    container_options.is_container_init = [this](pid_t pid) { return IsRunningContainerInit(pid); };
+    container = Container::Create(*request, reaper_, container_options);
   } catch (const LaunchError& e) {
     status = Error(e.code(), std::string("create container ") + id + ": " + e.what());
   } catch (const std::invalid_argument& e) {
@@ -160,7 +171,18 @@ grpc::Status AgentService::WaitProcess(grpc::ServerContext* context, const pb::W
   if (!exit) return Error(grpc::StatusCode::CANCELLED, "wait cancelled");
   response->set_exit_status(exit->exit_status);
   response->set_exited_at_unix_nano(exit->exited_at_unix_nano);
+  if (request->exec_id().empty()) {
+    std::shared_ptr<Container> container;
+    if (FindContainer(request->container_id(), &container).ok()) response->set_oom_killed(container->OomKilled());
+  }
   return grpc::Status::OK;
+}
+
+grpc::Status AgentService::UpdateContainer(grpc::ServerContext*, const pb::UpdateContainerRequest* request,
+                                           pb::UpdateContainerResponse*) {
+  std::shared_ptr<Container> container;
+  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
+  return container->Update(request->resources_json());
 }
 
 grpc::Status AgentService::ReadOutput(grpc::ServerContext* context, const pb::ReadOutputRequest* request,

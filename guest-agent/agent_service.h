@@ -55,11 +55,14 @@ class AgentService final : public pb::Agent::Service {
                              pb::ListProcessesResponse*) override;
   grpc::Status DeleteContainer(grpc::ServerContext*, const pb::DeleteContainerRequest*,
                                pb::DeleteContainerResponse*) override;
+  grpc::Status UpdateContainer(grpc::ServerContext*, const pb::UpdateContainerRequest*,
+                               pb::UpdateContainerResponse*) override;
   grpc::Status Shutdown(grpc::ServerContext*, const pb::ShutdownRequest*, pb::ShutdownResponse*) override;
   grpc::Status Console(grpc::ServerContext*,
                        grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>*) override;
 
  private:
+  bool IsRunningContainerInit(pid_t pid);
   grpc::Status FindContainer(const std::string& id, std::shared_ptr<Container>* container);
   grpc::Status FindProcess(const std::string& container_id, const std::string& exec_id,
                            std::shared_ptr<Process>* process);

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <spdlog/spdlog.h>
@@ -147,18 +148,6 @@ std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::str
     std::string dir = std::string(cgroup_root) + "/" + relative;
     cgroup->directories_.push_back(dir);
     for (const char* controller : {"cpu", "memory", "pids"}) cgroup->controller_dirs_.emplace_back(controller, dir);
-    if (resources.memory_limit && *resources.memory_limit > 0)
-      WriteFile(dir + "/memory.max", std::to_string(*resources.memory_limit), &error);
-    if (resources.pids_limit && *resources.pids_limit > 0)
-      WriteFile(dir + "/pids.max", std::to_string(*resources.pids_limit), &error);
-    if (resources.cpu_shares && *resources.cpu_shares > 0) {
-      uint64_t weight = 1 + ((*resources.cpu_shares - 2) * 9999) / 262142;
-      WriteFile(dir + "/cpu.weight", std::to_string(weight), &error);
-    }
-    if (resources.cpu_quota && *resources.cpu_quota > 0)
-      WriteFile(dir + "/cpu.max",
-                std::to_string(*resources.cpu_quota) + " " + std::to_string(resources.cpu_period.value_or(100000)),
-                &error);
   } else {
     auto hierarchies = V1Hierarchies({"cpu", "cpuacct", "memory", "pids", "devices"});
     if (hierarchies.empty()) {
@@ -178,18 +167,8 @@ std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::str
       }
       cgroup->controller_dirs_.emplace_back(controller, dir);
     }
-    auto file = [&](const char* controller, const char* name_) { return cgroup->FileIn(controller, name_); };
-    if (resources.memory_limit && *resources.memory_limit > 0 && !file("memory", "").empty())
-      WriteFile(file("memory", "memory.limit_in_bytes"), std::to_string(*resources.memory_limit), &error);
-    if (resources.pids_limit && *resources.pids_limit > 0 && !file("pids", "").empty())
-      WriteFile(file("pids", "pids.max"), std::to_string(*resources.pids_limit), &error);
-    if (resources.cpu_shares && *resources.cpu_shares > 0 && !file("cpu", "").empty())
-      WriteFile(file("cpu", "cpu.shares"), std::to_string(*resources.cpu_shares), &error);
-    if (resources.cpu_quota && !file("cpu", "").empty()) {
-      if (resources.cpu_period) WriteFile(file("cpu", "cpu.cfs_period_us"), std::to_string(*resources.cpu_period), &error);
-      WriteFile(file("cpu", "cpu.cfs_quota_us"), std::to_string(*resources.cpu_quota), &error);
-    }
   }
+  cgroup->Apply(resources, &error);
   if (!error.empty()) *warning = "cgroup limits: " + error;
   return cgroup;
 }
@@ -202,6 +181,54 @@ std::string Cgroup::ApplyDeviceRules(const std::vector<DeviceRule>& rules) {
   for (const auto& [file, line] : DeviceCgroupV1Writes(rules))
     if (!WriteFile(dir + "/" + file, line, &error)) return error;
   return "";
+bool Cgroup::Apply(const OciResources& resources, std::string* error) const {
+  std::string first;
+  std::string* e = &first;
+  // -1 = unlimited (runc's convention for Update); 0/absent = leave as is.
+  auto limit = [this](int64_t value) { return value < 0 ? std::string(v2_ ? "max" : "-1") : std::to_string(value); };
+  if (v2_) {
+    const std::string& dir = directories_.front();
+    if (resources.memory_limit && *resources.memory_limit != 0)
+      WriteFile(dir + "/memory.max", limit(*resources.memory_limit), e);
+    if (resources.pids_limit && *resources.pids_limit != 0)
+      WriteFile(dir + "/pids.max", limit(*resources.pids_limit), e);
+    if (resources.cpu_shares && *resources.cpu_shares > 0) {
+      uint64_t shares = std::clamp<uint64_t>(*resources.cpu_shares, 2, 262144);
+      uint64_t weight = 1 + ((shares - 2) * 9999) / 262142;
+      WriteFile(dir + "/cpu.weight", std::to_string(weight), e);
+    }
+    if (resources.cpu_quota && *resources.cpu_quota != 0)
+      WriteFile(dir + "/cpu.max",
+                (*resources.cpu_quota > 0 ? std::to_string(*resources.cpu_quota) : std::string("max")) + " " +
+                    std::to_string(resources.cpu_period.value_or(100000)),
+                e);
+  } else {
+    auto file = [&](const char* controller, const char* name_) { return FileIn(controller, name_); };
+    if (resources.memory_limit && *resources.memory_limit != 0 && !file("memory", "").empty())
+      WriteFile(file("memory", "memory.limit_in_bytes"), limit(*resources.memory_limit), e);
+    if (resources.pids_limit && *resources.pids_limit != 0 && !file("pids", "").empty())
+      WriteFile(file("pids", "pids.max"), *resources.pids_limit < 0 ? "max" : limit(*resources.pids_limit), e);
+    if (resources.cpu_shares && *resources.cpu_shares > 0 && !file("cpu", "").empty())
+      WriteFile(file("cpu", "cpu.shares"), std::to_string(*resources.cpu_shares), e);
+    if (resources.cpu_quota && !file("cpu", "").empty()) {
+      if (resources.cpu_period) WriteFile(file("cpu", "cpu.cfs_period_us"), std::to_string(*resources.cpu_period), e);
+      WriteFile(file("cpu", "cpu.cfs_quota_us"), std::to_string(*resources.cpu_quota), e);
+    }
+  }
+  if (error && !first.empty()) *error = first;
+  return first.empty();
+}
+
+uint64_t Cgroup::OomKills() const {
+  // v2: memory.events "oom_kill N" (this cgroup and below); v1: memory.oom_control (kernel 4.13+).
+  const std::string path = v2_ ? directories_.front() + "/memory.events" : FileIn("memory", "memory.oom_control");
+  if (path.empty()) return 0;
+  std::ifstream in(path);
+  std::string key;
+  uint64_t value = 0;
+  while (in >> key >> value)
+    if (key == "oom_kill") return value;
+  return 0;
 }
 
 Cgroup::~Cgroup() {

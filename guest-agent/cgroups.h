@@ -52,6 +52,11 @@ class Cgroup {
   // Kills every process in the cgroup with `signal` (v2 SIGKILL: cgroup.kill).
   void KillAll(int signal) const;
   CgroupStats ReadStats() const;
+  // Writes the limits `resources` sets (memory, pids, cpu; -1 = unlimited).
+  // False (and *error = the first failure) when a write failed.
+  bool Apply(const OciResources& resources, std::string* error) const;
+  // How many processes the kernel's OOM killer killed in this cgroup.
+  uint64_t OomKills() const;
   // rmdir of every directory; false while processes remain.
   bool Remove();
   // rmdir of <parent> (and its ancestors below the roots) where empty; at

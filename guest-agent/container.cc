@@ -2,6 +2,9 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +37,56 @@ std::string NamespaceId(pid_t pid, const char* name) {
   ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
   if (n <= 0) return {};
   return std::string(target, static_cast<size_t>(n));
+}
+
+int CloneFlagOf(const std::string& type) {
+  if (type == "network") return CLONE_NEWNET;
+  if (type == "ipc") return CLONE_NEWIPC;
+  if (type == "uts") return CLONE_NEWUTS;
+  if (type == "pid") return CLONE_NEWPID;
+  return 0;
+}
+
+// The pid of "/proc/<pid>/ns/<file>", or 0.
+pid_t ProcNsPid(const std::string& path, const std::string& file) {
+  const std::string prefix = "/proc/", suffix = "/ns/" + file;
+  if (path.size() <= prefix.size() + suffix.size() || path.compare(0, prefix.size(), prefix) != 0 ||
+      path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return 0;
+  const std::string digits = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return static_cast<pid_t>(std::stol(digits));
+}
+
+// Opens every linux.namespaces[].path (close-on-exec) after checking it names
+// a namespace of the right type (and, in a UVM, of one of our containers).
+std::vector<UniqueFd> OpenNamespacePaths(const OciSpec& spec, const ContainerOptions& options) {
+  std::vector<UniqueFd> fds;
+  for (size_t i = 0; i < spec.namespaces.size(); ++i) {
+    const auto& ns = spec.namespaces[i];
+    if (ns.path.empty()) continue;
+    const std::string field = "linux.namespaces[" + std::to_string(i) + "].path \"" + ns.path + "\"";
+    const std::string file = ns.type == "network" ? "net" : ns.type;
+    pid_t pid = ProcNsPid(ns.path, file);
+    auto ours = [&] { return pid > 1 && pid != getpid() && options.is_container_init && options.is_container_init(pid); };
+    if (options.container_namespace_paths_only && !ours())
+      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT,
+                        field + ": in a utility VM only /proc/<pid>/ns/" + file + " of a running container can be joined");
+    UniqueFd fd(open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      int error = errno;
+      throw LaunchError(error == ENOENT ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INVALID_ARGUMENT,
+                        field + ": " + std::strerror(error));
+    }
+    int type = ioctl(fd.get(), NS_GET_NSTYPE);
+    if (type != CloneFlagOf(ns.type))
+      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, field + ": not a " + ns.type + " namespace");
+    // Still one of ours once opened: the pid was not reused in between.
+    if (options.container_namespace_paths_only && !ours())
+      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, field + ": the container ended");
+    fds.push_back(std::move(fd));
+  }
+  return fds;
 }
 
 }  // namespace
@@ -71,6 +124,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
     }
   }
 
+  std::vector<UniqueFd> namespace_fds = OpenNamespacePaths(spec, options);
   bool terminal = request.terminal() || spec.process.terminal;
   std::shared_ptr<Container> container(new Container(request.container_id(), std::move(spec)));
   container->seccomp_ = std::move(seccomp);
@@ -101,6 +155,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   launch.rootfs = rootfs;
   launch.terminal = terminal;
   launch.open_stdin = request.stdin();
+  launch.namespace_fds = std::move(namespace_fds);
   if (container->cgroup_) launch.cgroup_procs = container->cgroup_->OpenProcsFiles();
   launch.seccomp = container->seccomp_;
   try {
@@ -111,6 +166,24 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   }
   return container;
 }
+
+grpc::Status Container::Update(const std::string& resources_json) {
+  OciResources resources;
+  try {
+    resources = ParseOciResources(resources_json);
+  } catch (const SpecError& e) {
+    return Error(grpc::StatusCode::INVALID_ARGUMENT, "update container " + id_ + ": " + e.what());
+  }
+  if (!cgroup_)
+    return Error(grpc::StatusCode::FAILED_PRECONDITION, "update container " + id_ + ": it has no cgroup");
+  std::string error;
+  if (!cgroup_->Apply(resources, &error))
+    return Error(grpc::StatusCode::INVALID_ARGUMENT, "update container " + id_ + ": " + error);
+  spdlog::info("event=container_updated container={}", id_);
+  return grpc::Status::OK;
+}
+
+bool Container::OomKilled() const { return cgroup_ && cgroup_->OomKills() > 0; }
 
 grpc::Status Container::Start(pid_t* pid) {
   UniqueFd sync;

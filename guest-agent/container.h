@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,11 @@ namespace pb = ::uvmshim::agent::v1;
 
 struct ContainerOptions {
   std::string cgroup_parent = "uvmshim";
+  // In a utility VM the host cannot name guest paths freely: a
+  // linux.namespaces[].path must be /proc/<pid>/ns/<type> of a running
+  // container init this agent created (never PID 1, the agent itself).
+  bool container_namespace_paths_only = false;
+  std::function<bool(pid_t)> is_container_init;
 };
 
 class Container {
@@ -45,6 +51,10 @@ class Container {
   grpc::Status FindProcess(const std::string& exec_id, std::shared_ptr<Process>* process);
   grpc::Status Signal(const pb::SignalProcessRequest& request, Reaper& reaper);
   grpc::Status Stats(pb::StatsResponse* response);
+  // New cgroup limits from an OCI LinuxResources JSON object.
+  grpc::Status Update(const std::string& resources_json);
+  // The kernel's OOM killer killed a process of this container.
+  bool OomKilled() const;
   grpc::Status ListProcesses(pb::ListProcessesResponse* response);
   // Kills what is left, waits for it and removes the cgroup. FAILED_PRECONDITION
   // while the init runs unless force.

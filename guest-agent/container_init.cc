@@ -48,7 +48,8 @@ void JoinNamespacePaths(const OciSpec& spec) {
     if (ns.path.empty()) continue;
     int fd = open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) Fail("open " + ns.type + " namespace " + ns.path, errno);
-    int type = ns.type == "network" ? CLONE_NEWNET : ns.type == "ipc" ? CLONE_NEWIPC : CLONE_NEWUTS;
+    int type = ns.type == "network" ? CLONE_NEWNET : ns.type == "ipc" ? CLONE_NEWIPC
+               : ns.type == "pid"   ? CLONE_NEWPID : CLONE_NEWUTS;
     int result = setns(fd, type);
     int error = errno;
     close(fd);
@@ -83,7 +84,7 @@ void WriteSysctl(const std::string& key, const std::string& value) {
 // Everything up to (not including) the exec of the user's command.
 // Returns the terminal's master (to send to the agent) or -1.
 int SetUpContainer(const InitConfig& config, const OciSpec& spec, const ExecPlan& plan) {
-  JoinNamespacePaths(spec);
+  if (!config.namespaces_joined) JoinNamespacePaths(spec);
   unsigned long propagation = MS_REC | MS_PRIVATE;
   if (spec.rootfs_propagation == "slave" || spec.rootfs_propagation == "rslave") propagation = MS_REC | MS_SLAVE;
   if (mount(nullptr, "/", nullptr, propagation, nullptr) != 0) Fail("make mounts private", errno);
@@ -155,7 +156,8 @@ std::string InitConfig::ToJson() const {
                         {"terminal", terminal},
                         {"new_network_namespace", new_network_namespace},
                         {"seccomp_hex", seccomp_hex},
-                        {"seccomp_flags", seccomp_flags}};
+                        {"seccomp_flags", seccomp_flags},
+                        {"namespaces_joined", namespaces_joined}};
   return doc.dump();
 }
 
@@ -168,6 +170,7 @@ InitConfig InitConfig::FromJson(const std::string& text) {
   config.new_network_namespace = doc.at("new_network_namespace").get<bool>();
   config.seccomp_hex = doc.value("seccomp_hex", std::string());
   config.seccomp_flags = doc.value("seccomp_flags", 0u);
+  config.namespaces_joined = doc.value("namespaces_joined", false);
   return config;
 }
 

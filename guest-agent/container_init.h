@@ -27,6 +27,7 @@ struct InitConfig {
   bool new_network_namespace = false;  // bring up lo
   std::string seccomp_hex;  // the compiled linux.seccomp filter, "" = none
   unsigned int seccomp_flags = 0;
+  bool namespaces_joined = false;  // the agent joined linux.namespaces[].path before the helper ran
 
   std::string ToJson() const;
   static InitConfig FromJson(const std::string& text);  // throws

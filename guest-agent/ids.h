@@ -1,17 +1,12 @@
-// Container and exec ids: [A-Za-z0-9]+([._-][A-Za-z0-9]+)*, at most 76 characters.
+// Container and exec ids: the project's one rule (common/ids.h).
 #pragma once
 
-#include <string>
-#include <string_view>
+#include "common/ids.h"
 
 namespace uvmshim::agent {
 
-inline constexpr size_t kMaxIdLength = 76;
-
-bool IsValidId(std::string_view id);
-
-// "" when valid, else why not (for an INVALID_ARGUMENT message); `what` names
-// the field, e.g. "container id".
-std::string IdError(std::string_view what, std::string_view id);
+using ::uvmshim::IdError;
+using ::uvmshim::IsValidId;
+using ::uvmshim::kMaxIdLength;
 
 }  // namespace uvmshim::agent

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <spdlog/spdlog.h>
 
 #include "guest-agent/container_init.h"
@@ -110,6 +111,32 @@ int RunInitChild(void* arg) {
   _exit(125);
 }
 
+struct InitIntermediate {
+  InitChild* init;
+  const std::vector<UniqueFd>* namespace_fds;
+  unsigned long flags;
+  const ChildStack* init_stack;
+};
+
+// Joins the namespaces named by path (pid: for its children only), then
+// clones the init helper with the agent as its parent and reports its pid.
+int RunInitIntermediate(void* arg) {
+  auto& mid = *static_cast<InitIntermediate*>(arg);
+  for (const auto& fd : *mid.namespace_fds) {
+    if (setns(fd.get(), 0) != 0) {
+      SendSyncMessage(mid.init->sync, SyncKind::kError, 0, errno, "join linux.namespaces[].path");
+      _exit(125);
+    }
+  }
+  pid_t pid = SpawnSharingMemory(mid.flags | CLONE_PARENT, &RunInitChild, mid.init, *mid.init_stack);
+  if (pid < 0) {
+    SendSyncMessage(mid.init->sync, SyncKind::kError, 0, errno, "clone the container init in the joined namespaces");
+    _exit(125);
+  }
+  SendSyncMessage(mid.init->sync, SyncKind::kPid, pid, 0, nullptr);
+  _exit(0);
+}
+
 struct ExecChild {
   const std::vector<UniqueFd>* cgroup_procs;
   const std::vector<UniqueFd>* ns_fds;
@@ -188,6 +215,7 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
     config.seccomp_hex = SeccompProgramToHex(*launch.seccomp);
     config.seccomp_flags = launch.seccomp->flags;
   }
+  config.namespaces_joined = !launch.namespace_fds.empty();
 
   UniqueFd config_fd(memfd_create("uvm-agent-init-config", MFD_CLOEXEC));
   if (!config_fd) ThrowErrno("memfd_create");
@@ -227,12 +255,27 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   child.err = child_err;
   child.config = config_fd.get();
   child.sync = sync.child.get();
-  ChildStack stack;
+  for (auto& fd : launch.namespace_fds) fd = Above(std::move(fd));
+  ChildStack stack, init_stack;
   auto token = reaper.BeginSpawn();
-  pid_t pid = SpawnSharingMemory(flags, &RunInitChild, &child, stack);
-  if (pid < 0) ThrowErrno("clone the container init (namespaces flags " + std::to_string(flags) + ")");
-  process->SetPid(pid);
-  reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
+  pid_t pid = 0;
+  auto watch = [&](pid_t init_pid) {
+    pid = init_pid;
+    process->SetPid(pid);
+    reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
+  };
+  if (launch.namespace_fds.empty()) {
+    pid_t init_pid = SpawnSharingMemory(flags, &RunInitChild, &child, stack);
+    if (init_pid < 0) ThrowErrno("clone the container init (namespaces flags " + std::to_string(flags) + ")");
+    watch(init_pid);
+  } else {
+    InitIntermediate mid{&child, &launch.namespace_fds, flags, &init_stack};
+    // CLONE_VFORK: it has exited, and its kPid (or kError) is queued, when this returns.
+    pid_t intermediate = SpawnSharingMemory(0, &RunInitIntermediate, &mid, stack);
+    if (intermediate < 0) ThrowErrno("fork to join the container's namespaces");
+    reaper.Watch(intermediate, [](const ChildExit&) {}, token);
+  }
+  launch.namespace_fds.clear();
   sync.child.reset();
   stdio.child_in.reset();
   stdio.child_out.reset();
@@ -241,27 +284,36 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   launch.cgroup_procs.clear();
 
   UniqueFd master;
+  std::optional<LaunchError> error;  // held until the init's pid is known (intermediate path)
+  bool ready = false;
   try {
     for (;;) {
       SyncMessage message;
       UniqueFd passed;
-      if (!ReceiveSyncMessage(sync.agent.get(), message, &passed))
+      if (!ReceiveSyncMessage(sync.agent.get(), message, &passed)) {
+        if (error) throw *error;
         throw LaunchError(grpc::StatusCode::INTERNAL,
-                          "container init exited during setup (" + WaitStatusText(*process) + ")");
-      if (message.kind == SyncKind::kPtyMaster) {
-        master = std::move(passed);
-      } else if (message.kind == SyncKind::kError) {
-        throw LaunchError(message.error ? CodeForSetupError(message.error) : grpc::StatusCode::FAILED_PRECONDITION,
-                          DescribeSyncError(message));
-      } else if (message.kind == SyncKind::kReady) {
-        break;
+                          "container init exited during setup (" +
+                              (pid > 0 ? WaitStatusText(*process) : std::string("no pid")) + ")");
       }
+      if (message.kind == SyncKind::kPid && pid == 0) {
+        watch(message.value);
+      } else if (message.kind == SyncKind::kPtyMaster) {
+        master = std::move(passed);
+      } else if (message.kind == SyncKind::kError && !error) {
+        error.emplace(message.error ? CodeForSetupError(message.error) : grpc::StatusCode::FAILED_PRECONDITION,
+                      DescribeSyncError(message));
+      } else if (message.kind == SyncKind::kReady) {
+        ready = true;  // the intermediate's kPid may still follow
+      }
+      if (error && pid > 0) throw *error;
+      if (ready && pid > 0) break;
     }
   } catch (const std::system_error& e) {
-    process->Signal(SIGKILL, reaper);
+    if (pid > 0) process->Signal(SIGKILL, reaper);
     ThrowErrno("container init setup", e.code().value());
   } catch (...) {
-    process->Signal(SIGKILL, reaper);
+    if (pid > 0) process->Signal(SIGKILL, reaper);
     throw;
   }
   if (launch.terminal) {

@@ -38,6 +38,10 @@ struct InitLaunch {
   bool open_stdin = false;
   std::vector<UniqueFd> cgroup_procs;  // joined by the child before it execs
   std::shared_ptr<const SeccompProgram> seccomp;  // the compiled linux.seccomp, or null
+  // linux.namespaces[].path, opened (and checked) by the agent: an
+  // intermediate child joins them, then clones the init (CLONE_PARENT), so a
+  // joined pid namespace applies to the init itself.
+  std::vector<UniqueFd> namespace_fds;
 };
 
 // Clones the init helper into the spec's new namespaces and waits until it is

@@ -208,6 +208,28 @@ void ParseMounts(const json& value, const Where& where, OciSpec& spec) {
   }
 }
 
+void ParseResources(const json& resources_obj, const Where& w, OciResources& out) {
+  const json* resources = &resources_obj;
+  RequireObject(*resources, w);
+  if (const json* memory = Member(*resources, "memory")) {
+    Where wm = w.Field("memory");
+    RequireObject(*memory, wm);
+    if (const json* v = Member(*memory, "limit")) out.memory_limit = AsInteger<int64_t>(*v, wm.Field("limit"));
+  }
+  if (const json* pids = Member(*resources, "pids")) {
+    Where wp = w.Field("pids");
+    RequireObject(*pids, wp);
+    if (const json* v = Member(*pids, "limit")) out.pids_limit = AsInteger<int64_t>(*v, wp.Field("limit"));
+  }
+  if (const json* cpu = Member(*resources, "cpu")) {
+    Where wc = w.Field("cpu");
+    RequireObject(*cpu, wc);
+    if (const json* v = Member(*cpu, "shares")) out.cpu_shares = AsInteger<uint64_t>(*v, wc.Field("shares"));
+    if (const json* v = Member(*cpu, "quota")) out.cpu_quota = AsInteger<int64_t>(*v, wc.Field("quota"));
+    if (const json* v = Member(*cpu, "period")) out.cpu_period = AsInteger<uint64_t>(*v, wc.Field("period"));
+  }
+}
+
 void ParseLinux(const json& linux_obj, const Where& where, OciSpec& spec) {
   RequireObject(linux_obj, where);
   if (const json* namespaces = Member(linux_obj, "namespaces")) {
@@ -230,8 +252,8 @@ void ParseLinux(const json& linux_obj, const Where& where, OciSpec& spec) {
         wi.Field("type").Fail("\"" + *type + "\" namespaces are not supported");
       ns.type = *type;
       ns.path = OptionalString(item, "path", wi).value_or("");
-      if (!ns.path.empty() && ns.type != "network" && ns.type != "ipc" && ns.type != "uts")
-        wi.Field("path").Fail("is only supported for network, ipc and uts namespaces");
+      if (!ns.path.empty() && ns.type != "network" && ns.type != "ipc" && ns.type != "uts" && ns.type != "pid")
+        wi.Field("path").Fail("is only supported for network, ipc, uts and pid namespaces");
       if (spec.HasNamespace(ns.type)) wi.Fail("repeats namespace type \"" + ns.type + "\"");
       spec.namespaces.push_back(std::move(ns));
     }
@@ -262,27 +284,8 @@ void ParseLinux(const json& linux_obj, const Where& where, OciSpec& spec) {
       spec.devices.push_back(std::move(device));
     }
   }
-  if (const json* resources = Member(linux_obj, "resources")) {
-    Where w = where.Field("resources");
-    RequireObject(*resources, w);
-    if (const json* memory = Member(*resources, "memory")) {
-      Where wm = w.Field("memory");
-      RequireObject(*memory, wm);
-      if (const json* v = Member(*memory, "limit")) spec.resources.memory_limit = AsInteger<int64_t>(*v, wm.Field("limit"));
-    }
-    if (const json* pids = Member(*resources, "pids")) {
-      Where wp = w.Field("pids");
-      RequireObject(*pids, wp);
-      if (const json* v = Member(*pids, "limit")) spec.resources.pids_limit = AsInteger<int64_t>(*v, wp.Field("limit"));
-    }
-    if (const json* cpu = Member(*resources, "cpu")) {
-      Where wc = w.Field("cpu");
-      RequireObject(*cpu, wc);
-      if (const json* v = Member(*cpu, "shares")) spec.resources.cpu_shares = AsInteger<uint64_t>(*v, wc.Field("shares"));
-      if (const json* v = Member(*cpu, "quota")) spec.resources.cpu_quota = AsInteger<int64_t>(*v, wc.Field("quota"));
-      if (const json* v = Member(*cpu, "period")) spec.resources.cpu_period = AsInteger<uint64_t>(*v, wc.Field("period"));
-    }
-  }
+  if (const json* resources = Member(linux_obj, "resources"))
+    ParseResources(*resources, where.Field("resources"), spec.resources);
   if (const json* resources = Member(linux_obj, "resources"); resources && Member(*resources, "devices"))
     spec.resources.devices = ParseDeviceRules(*Member(*resources, "devices"), "spec: linux.resources.devices");
   if (const json* seccomp = Member(linux_obj, "seccomp"))
@@ -352,6 +355,13 @@ OciSpec ParseOciSpec(std::string_view json_text) {
 OciProcess ParseOciProcess(std::string_view json_text) {
   json doc = ParseJsonText(json_text, "process: ");
   return ParseProcessObject(doc, Where("process: ", ""));
+}
+
+OciResources ParseOciResources(std::string_view json_text) {
+  json doc = ParseJsonText(json_text, "resources: ");
+  OciResources resources;
+  ParseResources(doc, Where("resources: ", ""), resources);
+  return resources;
 }
 
 std::vector<OciMount> DefaultMounts() {

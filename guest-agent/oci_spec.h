@@ -65,7 +65,7 @@ struct OciMount {
 
 struct OciNamespace {
   std::string type;  // pid network mount ipc uts cgroup
-  std::string path;  // join an existing namespace (network, ipc, uts only)
+  std::string path;  // join an existing namespace (network, ipc, uts, pid)
 };
 
 struct OciDevice {
@@ -115,6 +115,9 @@ class SpecTooLarge : public SpecError {
   using SpecError::SpecError;
 };
 OciSpec ParseOciSpec(std::string_view json_text);
+
+// Parses an OCI LinuxResources object (UpdateContainer). Errors read "resources: ...".
+OciResources ParseOciResources(std::string_view json_text);
 
 // Parses an OCI Process object (ExecProcess). Errors read "process: ...".
 OciProcess ParseOciProcess(std::string_view json_text);

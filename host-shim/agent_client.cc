@@ -112,7 +112,16 @@ ExitResult AgentClient::WaitProcess(const std::string& container_id,
   agentpb::WaitProcessResponse response;
   Check(stub_->WaitProcess(&ctx, request, &response), "WaitProcess",
         Subject(container_id, exec_id));
-  return {response.exit_status(), response.exited_at_unix_nano()};
+  return {response.exit_status(), response.exited_at_unix_nano(), response.oom_killed()};
+}
+
+void AgentClient::UpdateContainer(const std::string& container_id, const std::string& resources_json) {
+  grpc::ClientContext ctx;
+  agentpb::UpdateContainerRequest request;
+  request.set_container_id(container_id);
+  request.set_resources_json(resources_json);
+  agentpb::UpdateContainerResponse response;
+  Check(stub_->UpdateContainer(&ctx, request, &response), "UpdateContainer", container_id);
 }
 
 void AgentClient::CloseStdin(const std::string& container_id, const std::string& exec_id) {

@@ -30,6 +30,7 @@ class AgentError : public std::runtime_error {
 struct ExitResult {
   std::uint32_t exit_status = 0;
   std::int64_t exited_at_unix_nano = 0;
+  bool oom_killed = false;
 };
 
 // Channel settings for the agent connection: large messages and windows so a
@@ -58,6 +59,7 @@ class AgentClient {
   agentpb::StatsResponse Stats(const std::string& container_id);
   agentpb::ListProcessesResponse ListProcesses(const std::string& container_id);
   void DeleteContainer(const std::string& container_id, bool force);
+  void UpdateContainer(const std::string& container_id, const std::string& resources_json);
   void Shutdown(std::chrono::milliseconds timeout);
 
   agentpb::Agent::Stub& stub() { return *stub_; }

@@ -1,11 +1,13 @@
 #include "paths.h"
 
+#include "common/ids.h"
+
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <fmt/format.h>
 #include <random>
-#include <regex>
 #include <stdexcept>
 
 namespace uvmshim::host {
@@ -50,9 +52,25 @@ fs::path ImagesDir() {
   return (SelfDir() / ".." / "images").lexically_normal();
 }
 
-bool IsValidId(const std::string& id) {
-  static const std::regex kRule("[A-Za-z0-9]+([._-][A-Za-z0-9]+)*");
-  return !id.empty() && id.size() <= 76 && std::regex_match(id, kRule);
+bool IsValidId(const std::string& id) { return ::uvmshim::IsValidId(id); }
+
+fs::path SocketDirFor(const fs::path& owner) {
+  // sun_path holds 107 bytes; our longest socket name is "virtiofs.sock".
+  constexpr std::size_t kLongestName = sizeof("/virtiofs.sock") - 1;
+  if (owner.native().size() + kLongestName <= 107) return owner;
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a of the full path: stable, distinct per root
+  for (char c : owner.native()) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return fs::path(kShortSocketRoot) / fmt::format("{:016x}", hash);
+}
+
+fs::path ShimSocketPath(const std::string& ns, const std::string& id) {
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a
+  for (char c : RuntimeRoot().native() + "\n" + ns + "/" + id)
+    hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  const std::string name = fmt::format("{:016x}.sock", hash);
+  fs::path dir = RuntimeRoot() / "s";
+  if ((dir / name).native().size() > 107) dir = kShortSocketRoot;
+  return dir / name;
 }
 
 std::string RandomId() {

@@ -21,8 +21,18 @@ std::filesystem::path RuntimeRoot();
 // (the build tree), else /usr/local/share/uvmshim, else /usr/share/uvmshim.
 std::filesystem::path ImagesDir();
 
-// Containerd-compatible id rule: [A-Za-z0-9]+([._-][A-Za-z0-9]+)*, <= 76 chars.
+// The project's id rule (common/ids.h).
 bool IsValidId(const std::string& id);
+
+// Sockets of a sandbox whose state dir is too long for sun_path (107 bytes)
+// live in a short, hash-named directory below this one instead.
+inline constexpr const char* kShortSocketRoot = "/run/uvmshim-sockets";
+// The directory for the Unix sockets of a state dir: the dir itself when every
+// socket path fits, else kShortSocketRoot/<hash of the dir>.
+std::filesystem::path SocketDirFor(const std::filesystem::path& owner);
+// The shim daemon's socket for a sandbox: <RuntimeRoot>/s/<hash>.sock, or
+// below kShortSocketRoot when the root is long.
+std::filesystem::path ShimSocketPath(const std::string& ns, const std::string& id);
 // A fresh random id (12 hex digits).
 std::string RandomId();
 

@@ -54,9 +54,14 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
   if (::chmod(config_.state_dir.c_str(), 0700) != 0)
     throw std::runtime_error(fmt::format("chmod {}: {}", config_.state_dir.string(),
                                          std::strerror(errno)));
-  const fs::path socket = config_.state_dir / "agent.sock";
-  fs::remove(socket);
-  target_ = "unix://" + socket.string();
+  if (config_.socket_dir.empty()) config_.socket_dir = config_.state_dir;
+  fs::create_directories(config_.socket_dir);
+  if (::chmod(config_.socket_dir.c_str(), 0700) != 0)
+    throw std::runtime_error(fmt::format("chmod {}: {}", config_.socket_dir.string(),
+                                         std::strerror(errno)));
+  socket_ = config_.socket_dir / "agent.sock";
+  fs::remove(socket_);
+  target_ = "unix://" + socket_.string();
   const std::string log = console_log().string();
   child_ = bp::child(config_.agent_binary.string(), bp::args({"--listen", target_, "--log-level", config_.log_level,
                                                               "--cgroup-parent", config_.cgroup_parent}),
@@ -83,7 +88,7 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
 ProcessAgentHost::~ProcessAgentHost() {
   if (child_.valid() && child_.running()) Kill();
   std::error_code ignored;
-  fs::remove(config_.state_dir / "agent.sock", ignored);
+  fs::remove(socket_, ignored);
 }
 
 GuestContainer ProcessAgentHost::PrepareContainer(const std::string& container_id, const fs::path& host_rootfs,

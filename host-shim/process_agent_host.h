@@ -14,7 +14,8 @@ namespace uvmshim::host {
 
 struct ProcessAgentConfig {
   std::filesystem::path agent_binary;
-  std::filesystem::path state_dir;  // created 0700; holds agent.sock, agent.log
+  std::filesystem::path state_dir;  // created 0700; holds agent.log
+  std::filesystem::path socket_dir;  // created 0700; holds agent.sock (empty = state_dir)
   std::chrono::milliseconds ready_timeout{10000};
   std::string log_level = "info";
   // The agent's cgroup parent: one per sandbox, so `shim delete` can find and
@@ -41,6 +42,7 @@ class ProcessAgentHost final : public AgentHost {
 
  private:
   ProcessAgentConfig config_;
+  std::filesystem::path socket_;
   std::string target_;
   boost::process::child child_;
   std::shared_ptr<grpc::Channel> channel_;

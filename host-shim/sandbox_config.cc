@@ -3,7 +3,14 @@
 #include <cpptoml.h>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <fstream>
+#include <thread>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -67,10 +74,15 @@ SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string
     auto uvm = root->get_table("uvm");
     const std::string where = origin + " [uvm]";
     if (!uvm) throw std::invalid_argument(where + ": must be a table");
-    RejectUnknown(*uvm, {"memory_mb", "cpus", "kernel", "initrd", "kernel_cmdline_extra",
+    RejectUnknown(*uvm, {"memory_mb", "memory_overhead_mb", "cpus", "kernel", "initrd", "kernel_cmdline_extra",
                          "boot_timeout_seconds", "console_log"}, where);
     config.memory_mb = ReadPositive(*uvm, "memory_mb", config.memory_mb, where);
     config.cpus = ReadPositive(*uvm, "cpus", config.cpus, where);
+    std::int64_t overhead = config.memory_overhead_mb;
+    Read(*uvm, "memory_overhead_mb", overhead, where);
+    if (overhead < 0 || overhead > (1 << 20))
+      throw std::invalid_argument(fmt::format("{}: \"memory_overhead_mb\" = {} is out of range", where, overhead));
+    config.memory_overhead_mb = static_cast<unsigned>(overhead);
     std::string path;
     Read(*uvm, "kernel", path, where);
     config.kernel = path;
@@ -109,6 +121,68 @@ void ApplyAnnotations(SandboxConfig& config,
       throw std::invalid_argument(fmt::format("annotation {}: {}", kIsolationAnnotation, e.what()));
     }
   }
+}
+
+HostLimits CurrentHostLimits() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGE_SIZE);
+  HostLimits limits;
+  limits.memory_mb = static_cast<unsigned>(std::min<std::uint64_t>(
+      static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) / (1024 * 1024), 1u << 20));
+  limits.cpus = std::max(1U, std::thread::hardware_concurrency());
+  return limits;
+}
+
+namespace {
+
+// A whole decimal number, or nullopt for anything else ("", "1e3", "-", "12x").
+std::optional<std::int64_t> ParseInteger(const std::string& text) {
+  std::int64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::int64_t> ReadAnnotation(const std::map<std::string, std::string>& annotations,
+                                           const char* key, std::int64_t min, std::int64_t max,
+                                           const std::string& expected) {
+  auto it = annotations.find(key);
+  if (it == annotations.end()) return std::nullopt;
+  auto value = ParseInteger(it->second);
+  if (!value || *value < min || *value > max)
+    throw std::invalid_argument(fmt::format("annotation {}=\"{}\": expected {}", key, it->second, expected));
+  return value;
+}
+
+}  // namespace
+
+void ApplyPodSizing(SandboxConfig& config, const std::map<std::string, std::string>& annotations,
+                    const HostLimits& limits) {
+  constexpr std::int64_t kMiB = 1024 * 1024;
+  constexpr std::int64_t kHuge = std::int64_t{1} << 60;
+  // CRI sums the pod's limits; 0 (or absent) means "no limit".
+  if (auto bytes = ReadAnnotation(annotations, kPodMemoryAnnotation, 0, kHuge, "a byte count >= 0")) {
+    if (*bytes > 0) {
+      const std::int64_t wanted = (*bytes + kMiB - 1) / kMiB + config.memory_overhead_mb;
+      config.memory_mb = static_cast<unsigned>(std::clamp<std::int64_t>(
+          wanted, config.memory_mb, std::max<std::int64_t>(config.memory_mb, limits.memory_mb)));
+    }
+  }
+  auto quota = ReadAnnotation(annotations, kPodCpuQuotaAnnotation, -1, kHuge, "microseconds >= -1");
+  auto period = ReadAnnotation(annotations, kPodCpuPeriodAnnotation, 0, 1'000'000,
+                               "microseconds in 0..1000000");
+  if (quota && period && *quota > 0 && *period > 0) {
+    const std::int64_t wanted = (*quota + *period - 1) / *period;
+    config.cpus = static_cast<unsigned>(std::clamp<std::int64_t>(
+        wanted, config.cpus, std::max<std::int64_t>(config.cpus, limits.cpus)));
+  }
+  if (auto mb = ReadAnnotation(annotations, kVmMemoryAnnotation, kMinVmMemoryMb, limits.memory_mb,
+                               fmt::format("MiB in {}..{} (the host's memory)", kMinVmMemoryMb,
+                                           limits.memory_mb)))
+    config.memory_mb = static_cast<unsigned>(*mb);
+  if (auto cpus = ReadAnnotation(annotations, kVmCpusAnnotation, 1, limits.cpus,
+                                 fmt::format("a CPU count in 1..{} (the host's CPUs)", limits.cpus)))
+    config.cpus = static_cast<unsigned>(*cpus);
 }
 
 }  // namespace uvmshim::host

@@ -16,11 +16,20 @@ const char* ToString(Isolation isolation);
 Isolation ParseIsolation(const std::string& text);  // throws std::invalid_argument
 
 inline constexpr const char* kIsolationAnnotation = "io.uvmshim.isolation";
+inline constexpr const char* kVmMemoryAnnotation = "io.uvmshim.vm.memory-mb";
+inline constexpr const char* kVmCpusAnnotation = "io.uvmshim.vm.cpus";
+inline constexpr const char* kPodMemoryAnnotation = "io.kubernetes.cri.sandbox-memory";
+inline constexpr const char* kPodCpuQuotaAnnotation = "io.kubernetes.cri.sandbox-cpu-quota";
+inline constexpr const char* kPodCpuPeriodAnnotation = "io.kubernetes.cri.sandbox-cpu-period";
+inline constexpr unsigned kMinVmMemoryMb = 64;
 
 struct SandboxConfig {
   Isolation isolation = Isolation::kHyperv;
   unsigned memory_mb = 256;
   unsigned cpus = 1;
+  // Added to a pod's summed memory (CRI io.kubernetes.cri.sandbox-memory) for
+  // the guest kernel and agent.
+  unsigned memory_overhead_mb = 128;
   std::filesystem::path kernel;   // empty = <ImagesDir>/vmlinuz
   std::filesystem::path initrd;   // empty = <ImagesDir>/initrd.img
   std::string kernel_cmdline_extra;
@@ -35,5 +44,20 @@ SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string
 SandboxConfig LoadSandboxConfig(const std::filesystem::path& file);
 // Applies io.uvmshim.isolation from the OCI spec's annotations, if present.
 void ApplyAnnotations(SandboxConfig& config, const std::map<std::string, std::string>& annotations);
+
+// What a UVM may be given at most: the host's memory and CPUs.
+struct HostLimits {
+  unsigned memory_mb = 0;
+  unsigned cpus = 0;
+};
+HostLimits CurrentHostLimits();
+
+// Sizes a pod's UVM from its sandbox container's annotations: the pod's
+// summed resources (CRI sandbox-memory bytes + memory_overhead_mb, cpu
+// quota/period rounded up), never below the configured memory_mb/cpus and
+// clamped to `limits`; io.uvmshim.vm.memory-mb / io.uvmshim.vm.cpus override.
+// Nonsense values throw std::invalid_argument naming the annotation.
+void ApplyPodSizing(SandboxConfig& config, const std::map<std::string, std::string>& annotations,
+                    const HostLimits& limits);
 
 }  // namespace uvmshim::host

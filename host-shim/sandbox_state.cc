@@ -18,7 +18,8 @@ using nlohmann::json;
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SandboxState, id, ns, bundle, isolation,
                                                 shim_address, debug_target, console_log, status,
-                                                shim_pid, host_pid, task_pid, created_unix)
+                                                shim_pid, host_pid, task_pid, created_unix,
+                                                sandbox_id)
 
 fs::path StateDir(const std::string& ns, const std::string& id) {
   return RuntimeRoot() / ns / id;

@@ -24,6 +24,7 @@ struct SandboxState {
   std::int64_t host_pid = 0;  // QEMU, or the host agent
   std::int64_t task_pid = 0;  // the container's init, as the agent sees it
   std::int64_t created_unix = 0;
+  std::string sandbox_id;     // the pod's sandbox (== id for the sandbox task or a lone container)
 };
 
 std::filesystem::path StateDir(const std::string& ns, const std::string& id);

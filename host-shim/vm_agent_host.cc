@@ -3,10 +3,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "paths.h"
-#include "sandbox.h"
+#include "agent_host_factory.h"
 #include "sandbox_share.h"
 #include "uvm/agent_channel.h"
 #include "uvm/vm_factory.h"
@@ -79,15 +85,13 @@ std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
   config.cpus = spec.config.cpus;
   config.state_dir = spec.state_dir;
   config.debug_console = spec.config.console_log;
+  config.socket_dir = spec.socket_dir;
   config.boot_timeout = spec.config.boot_timeout;
-  try {
-    // The share exists (a shared mount point) before virtiofsd starts.
-    auto share = std::make_unique<SandboxShare>(spec.state_dir / "share");
-    config.share_dir = share->dir();
-    return std::make_unique<VmAgentHost>(std::move(share), uvm::MakeUtilityVm(std::move(config)));
-  } catch (const uvm::VmError& e) {
-    throw std::runtime_error(fmt::format("utility VM {}: {}", spec.id, e.what()));
-  }
+  // The share exists (a shared mount point) before virtiofsd starts.
+  auto share = std::make_unique<SandboxShare>(spec.state_dir / "share");
+  config.share_dir = share->dir();
+  // VmError texts already name the VM ("utility VM <id>: ...").
+  return std::make_unique<VmAgentHost>(std::move(share), uvm::MakeUtilityVm(std::move(config)));
 }
 
 }  // namespace uvmshim::host

@@ -26,6 +26,7 @@
 #include <sstream>
 
 #include "agent.grpc.pb.h"
+#include "common/ids.h"
 #include "uvm/agent_channel.h"
 #include "uvm/qmp_client.h"
 
@@ -150,12 +151,7 @@ bool KvmUsable(std::string& why_not) {
   return false;
 }
 
-bool ValidId(const std::string& id) {
-  if (id.empty() || id.size() > 64) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
-}
+bool ValidId(const std::string& id) { return ::uvmshim::IsValidId(id); }
 
 }  // namespace
 
@@ -208,8 +204,7 @@ std::chrono::microseconds QemuVm::SinceStart() const {
 }
 
 void QemuVm::Validate() const {
-  if (!ValidId(config_.id))
-    throw VmError(fmt::format("utility VM id \"{}\": use 1-64 characters of [A-Za-z0-9._-]", config_.id));
+  if (!ValidId(config_.id)) throw VmError("utility VM: " + ::uvmshim::IdError("id", config_.id));
   const std::string who = Describe();
   CheckReadableFile("kernel", config_.kernel);
   CheckReadableFile("initrd", config_.initrd);
@@ -226,11 +221,13 @@ void QemuVm::Validate() const {
     throw VmError(fmt::format("{}: boot_timeout must be positive", who));
   if (config_.state_dir.empty() || !config_.state_dir.is_absolute())
     throw VmError(fmt::format("{}: state_dir \"{}\" must be an absolute path", who, config_.state_dir.string()));
+  if (!config_.socket_dir.empty() && !config_.socket_dir.is_absolute())
+    throw VmError(fmt::format("{}: socket_dir \"{}\" must be an absolute path", who, config_.socket_dir.string()));
   // Unix socket paths are limited to 107 bytes.
-  const auto longest = (config_.state_dir / "virtiofs.sock").native().size();
+  const auto longest = (SocketDir() / "virtiofs.sock").native().size();
   if (longest > 107)
-    throw VmError(fmt::format("{}: state_dir {} is too long for Unix sockets ({} > 107 bytes)", who,
-                              config_.state_dir.string(), longest));
+    throw VmError(fmt::format("{}: socket dir {} is too long for Unix sockets ({} > 107 bytes); "
+                              "set a shorter socket_dir", who, SocketDir().string(), longest));
   if (!config_.rootfs_dir.empty())
     throw VmError(fmt::format("{}: rootfs_dir {}: the QEMU backend shares share_dir instead (put the rootfs "
                               "under it)", who, config_.rootfs_dir.string()));
@@ -258,6 +255,10 @@ void QemuVm::Create() {
   if (ec) throw VmError(fmt::format("{}: create state_dir {}: {}", Describe(), config_.state_dir.string(), ec.message()));
   if (::chmod(config_.state_dir.c_str(), 0700) != 0)
     throw VmError(fmt::format("{}: chmod 0700 {}: {}", Describe(), config_.state_dir.string(), ErrnoText(errno)));
+  fs::create_directories(SocketDir(), ec);
+  if (ec || ::chmod(SocketDir().c_str(), 0700) != 0)
+    throw VmError(fmt::format("{}: create socket dir {} (0700): {}", Describe(), SocketDir().string(),
+                              ec ? ec.message() : ErrnoText(errno)));
 
   std::string why_not_kvm;
   kvm_ = options_.kvm ? *options_.kvm : KvmUsable(why_not_kvm);
@@ -271,8 +272,13 @@ void QemuVm::Create() {
   state_ = State::kCreated;
 }
 
+fs::path QemuVm::SocketDir() const {
+  return config_.socket_dir.empty() ? config_.state_dir : config_.socket_dir;
+}
+
 std::vector<std::string> QemuVm::BuildCommandLine() const {
   const fs::path& dir = config_.state_dir;
+  const fs::path sockets = SocketDir();
   std::vector<std::string> cmd = {qemu_path_};
   auto add = [&cmd](std::initializer_list<std::string> items) { cmd.insert(cmd.end(), items); };
   add({"-name", "uvmshim-" + config_.id});
@@ -293,25 +299,25 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
   if (config_.debug_console) {
     add({"-chardev", "file,id=console,path=" + (dir / "console.log").string(), "-serial", "chardev:console"});
   }
-  add({"-chardev", "socket,id=qmp,path=" + (dir / "qmp.sock").string() + ",server=on,wait=off",
+  add({"-chardev", "socket,id=qmp,path=" + (sockets / "qmp.sock").string() + ",server=on,wait=off",
        "-mon", "chardev=qmp,mode=control"});
   add({"-device", "virtio-serial-pci,id=vser0"});
-  add({"-chardev", "socket,id=agent,path=" + (dir / "agent.sock").string() + ",server=on,wait=off",
+  add({"-chardev", "socket,id=agent,path=" + (sockets / "agent.sock").string() + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=agent,name=agent"});
-  add({"-chardev", "socket,id=debug,path=" + (dir / "debug.sock").string() + ",server=on,wait=off",
+  add({"-chardev", "socket,id=debug,path=" + (sockets / "debug.sock").string() + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=debug,name=debug"});
   if (!config_.share_dir.empty()) {
     // vhost-user-fs needs guest memory QEMU can share with virtiofsd.
     add({"-object", fmt::format("memory-backend-memfd,id=mem,size={}M,share=on", config_.memory_mb),
          "-numa", "node,memdev=mem"});
-    add({"-chardev", "socket,id=vfs,path=" + (dir / "virtiofs.sock").string(),
+    add({"-chardev", "socket,id=vfs,path=" + (sockets / "virtiofs.sock").string(),
          "-device", std::string("vhost-user-fs-pci,chardev=vfs,tag=") + kShareTag});
   }
   return cmd;
 }
 
 void QemuVm::StartVirtiofsd() {
-  const fs::path socket = config_.state_dir / "virtiofs.sock";
+  const fs::path socket = SocketDir() / "virtiofs.sock";
   const std::string log = (config_.state_dir / "virtiofsd.log").string();
   try {
     virtiofsd_ = bp::child(options_.virtiofsd.string(),
@@ -336,7 +342,7 @@ void QemuVm::StartVirtiofsd() {
 void QemuVm::Start() {
   std::unique_lock lock(mu_);
   if (state_ != State::kCreated) throw VmError(Describe() + ": Start() needs a created, not yet started VM");
-  const fs::path& dir = config_.state_dir;
+  const fs::path dir = SocketDir();
   sockets_ = {dir / "qmp.sock", dir / "agent.sock", dir / "debug.sock"};
   if (!config_.share_dir.empty()) sockets_.push_back(dir / "virtiofs.sock");
   for (const auto& socket : sockets_) {
@@ -347,7 +353,7 @@ void QemuVm::Start() {
 
   // The exit watcher thread spawns virtiofsd and QEMU (their parent-death
   // signal is tied to it) and then waits for QEMU to end.
-  const std::string log = (dir / "qemu.log").string();
+  const std::string log = (config_.state_dir / "qemu.log").string();
   std::promise<std::string> spawned;  // "" or why spawning failed
   auto spawn_result = spawned.get_future();
   exit_watcher_ = std::thread([this, log, &spawned] {
@@ -513,6 +519,7 @@ void QemuVm::CleanupAfterExit() {
     if (!virtiofsd_.wait_for(milliseconds(500), ec)) virtiofsd_.terminate(ec);
   }
   for (const auto& socket : sockets_) fs::remove(socket, ec);
+  if (!config_.socket_dir.empty()) fs::remove(config_.socket_dir, ec);  // only once empty
 }
 
 void QemuVm::WaitAgentReady() {
@@ -563,9 +570,9 @@ void QemuVm::WaitAgentReady() {
   spdlog::info("event=vm_agent_ready id={} ms={:.1f}", config_.id, timeline_.agent_ready->count() / 1000.0);
 }
 
-std::string QemuVm::AgentTarget() const { return "unix://" + (config_.state_dir / "agent.sock").string(); }
+std::string QemuVm::AgentTarget() const { return "unix://" + (SocketDir() / "agent.sock").string(); }
 
-std::string QemuVm::DebugAgentTarget() const { return "unix://" + (config_.state_dir / "debug.sock").string(); }
+std::string QemuVm::DebugAgentTarget() const { return "unix://" + (SocketDir() / "debug.sock").string(); }
 
 std::shared_ptr<grpc::Channel> QemuVm::agent_channel() const {
   std::lock_guard lock(mu_);

@@ -98,6 +98,7 @@ class QemuVm final : public UtilityVm {
 
   void Validate() const;
   std::vector<std::string> BuildCommandLine() const;
+  std::filesystem::path SocketDir() const;
   void StartVirtiofsd();
   void WatchExit();
   void WatchConsole();

@@ -28,6 +28,9 @@ struct VmConfig {
   unsigned memory_mb = 256;
   unsigned cpus = 1;
   std::filesystem::path state_dir;     // private (0700) dir for sockets, logs
+  // Private (0700) dir for the Unix sockets when state_dir is too long for
+  // them (sun_path holds 107 bytes); empty = state_dir.
+  std::filesystem::path socket_dir;
   bool debug_console = true;           // serial console captured to a log
   // HCS only: host directory (or VHD) exported as the container rootfs.
   std::filesystem::path rootfs_dir;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -20,12 +22,15 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <sstream>
+#include <vector>
 
 #include "containerd/task/v2/shim.pb.h"
 #include "paths.h"
 #include "sandbox_share.h"
 #include "sandbox_state.h"
 #include "shim/event_publisher.h"
+#include "shim/pod_spec.h"
 #include "shim/rootfs_mount.h"
 #include "shim/shim_args.h"
 #include "shim/task_service.h"
@@ -42,11 +47,23 @@ namespace {
 constexpr int kListenerFd = 3;  // the daemon inherits its listening socket here
 constexpr const char* kSocketEnv = "UVMSHIM_SHIM_SOCKET";
 
-// Short and stable: Unix socket paths are limited to 108 bytes.
 std::string SocketPathFor(const std::string& ns, const std::string& id) {
-  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a
-  for (char c : ns + "/" + id) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return (host::RuntimeRoot() / "s" / fmt::format("{:016x}.sock", hash)).string();
+  return host::ShimSocketPath(ns, id).string();
+}
+
+// <root>/s goes once empty; the shared short socket root stays (other shims
+// create their directories in it at any time).
+void RemoveSocketDirIfEmpty(const fs::path& socket) {
+  std::error_code ignored;
+  if (socket.parent_path() != host::kShortSocketRoot) fs::remove(socket.parent_path(), ignored);
+}
+
+// Detaches every mount at or below `dir` (what a killed shim left of a
+// sandbox's share); true when none is left, so `dir` may be removed
+// recursively without reaching into a container's rootfs.
+bool UnmountUnder(const fs::path& dir) {
+  for (const auto& point : shim::MountPointsUnder(dir)) ::umount2(point.c_str(), MNT_DETACH);
+  return shim::MountPointsUnder(dir).empty();
 }
 
 // The daemon's log: the bundle's `log` FIFO (containerd copies it into its
@@ -70,6 +87,20 @@ void SetUpLogging(const shim::ShimArgs& args) {
 int Start(const shim::ShimArgs& args) {
   if (!host::IsValidId(args.id)) throw std::invalid_argument(fmt::format("-id \"{}\" is not valid", args.id));
   const fs::path bundle = args.bundle.empty() ? fs::current_path() : fs::path(args.bundle);
+  // An app container of a pod goes to the pod's shim (started for its sandbox
+  // id), so one shim and one sandbox (UVM or host agent) serve the whole pod.
+  if (auto sandbox_id = shim::PodSandboxOf(bundle, args.id)) {
+    const std::string pod_socket = SocketPathFor(args.ns, *sandbox_id);
+    try {
+      ttrpc::ConnectUnix(pod_socket);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("container {}: the shim of its pod sandbox {} does not answer "
+                                           "({}): start the sandbox first", args.id, *sandbox_id, e.what()));
+    }
+    std::ofstream(bundle / "address") << "unix://" + pod_socket;
+    std::cout << "unix://" + pod_socket << std::flush;
+    return 0;
+  }
   const std::string socket = SocketPathFor(args.ns, args.id);
   fs::create_directories(fs::path(socket).parent_path());
   ::chmod(fs::path(socket).parent_path().c_str(), 0700);
@@ -158,19 +189,34 @@ void KillAndReap(std::int64_t pid) {
 int Delete(const shim::ShimArgs& args) {
   const fs::path bundle = args.bundle.empty() ? fs::current_path() : fs::path(args.bundle);
   const fs::path state_dir = host::StateDir(args.ns, args.id);
-  if (auto state = host::ReadState(state_dir)) {
-    if (IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
-    if (IsOurs(state->host_pid, state_dir.string())) KillAndReap(state->host_pid);
-  }
-  // In process isolation the container's processes are host processes in the
-  // sandbox's own cgroups (absent for hyperv sandboxes).
-  host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, args.id));
-  shim::UnmountAll(bundle / "rootfs");
+  auto state = host::ReadState(state_dir);
+  const std::string sandbox_id = state && !state->sandbox_id.empty() ? state->sandbox_id : args.id;
+  const fs::path sandbox_dir = host::StateDir(args.ns, sandbox_id);
   std::error_code ignored;
-  host::RemoveStateDir(state_dir);  // detaches a sandbox share's mounts first
+  bool keep_state = false;
+  if (sandbox_id != args.id) {
+    // An app container of a pod: its own processes and share entry only; the
+    // pod's shim and sandbox stay (they end with the sandbox task).
+    host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, sandbox_id) + "/" + args.id);
+    if (UnmountUnder(sandbox_dir / "share" / args.id)) fs::remove_all(sandbox_dir / "share" / args.id, ignored);
+  } else {
+    if (state && IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
+    if (state && IsOurs(state->host_pid, state_dir.string())) KillAndReap(state->host_pid);
+    // In process isolation the container's processes are host processes in the
+    // sandbox's own cgroups (absent for hyperv sandboxes).
+    host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, args.id));
+    if (!UnmountUnder(state_dir)) {
+      std::fprintf(stderr, "containerd-shim-uvm-v1: %s: mounts remain, not removed\n", state_dir.c_str());
+      keep_state = true;
+    }
+    const fs::path socket_dir = host::SocketDirFor(state_dir);
+    if (socket_dir != state_dir) fs::remove_all(socket_dir, ignored);
+    fs::remove(SocketPathFor(args.ns, args.id), ignored);
+    RemoveSocketDirIfEmpty(SocketPathFor(args.ns, args.id));
+  }
+  shim::UnmountAll(bundle / "rootfs");
+  if (!keep_state) fs::remove_all(state_dir, ignored);
   fs::remove(state_dir.parent_path(), ignored);  // only once empty
-  fs::remove(SocketPathFor(args.ns, args.id), ignored);
-  fs::remove(fs::path(SocketPathFor(args.ns, args.id)).parent_path(), ignored);
 
   containerd::task::v2::DeleteResponse response;
   response.set_exit_status(128 + SIGKILL);
@@ -231,7 +277,7 @@ int Serve(const shim::ShimArgs& args) {
   }
   std::error_code ignored;
   fs::remove(socket, ignored);
-  fs::remove(fs::path(socket).parent_path(), ignored);  // only once empty
+  RemoveSocketDirIfEmpty(socket);
   spdlog::info("exiting");
   return 0;
 }

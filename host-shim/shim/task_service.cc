@@ -7,17 +7,12 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 
-#include "containerd/cgroups/v1/metrics.pb.h"
 #include "containerd/events/task.pb.h"
-#include "containerd/runtimeoptions/v1/options.pb.h"
 #include "container_mounts.h"
 #include "paths.h"
-#include "sandbox.h"
-#include "sandbox_share.h"
+#include "shim/create_request.h"
+#include "shim/pod_spec.h"
 #include "sandbox_config.h"
 #include "ttrpc/typed.h"
 
@@ -35,59 +30,22 @@ Status FromAgentError(const host::AgentError& e) {
   return Status(static_cast<Code>(e.code()), e.what());
 }
 
-std::int64_t NowNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-void SetTimestamp(google::protobuf::Timestamp* ts, std::int64_t nanos) {
-  ts->set_seconds(nanos / 1'000'000'000);
-  ts->set_nanos(static_cast<std::int32_t>(nanos % 1'000'000'000));
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument(fmt::format("{}: cannot be read", path.string()));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// The runtime configuration for a Create: runtime options (ctr
-// --runtime-config-path, CRI options.ConfigPath), else $UVMSHIM_CONFIG, else
-// /etc/uvmshim/config.toml when present, else defaults.
-host::SandboxConfig ResolveConfig(const taskpb::CreateTaskRequest& request) {
-  if (request.has_options() && !request.options().type_url().empty()) {
-    const auto& any = request.options();
-    if (!any.type_url().ends_with("runtimeoptions.v1.Options"))
-      throw std::invalid_argument(fmt::format(
-          "runtime options of type \"{}\" are not supported (expected runtimeoptions.v1.Options "
-          "with ConfigPath)", any.type_url()));
-    runtimeoptions::v1::Options options;
-    if (!options.ParseFromString(any.value()))
-      throw std::invalid_argument("runtime options: cannot decode runtimeoptions.v1.Options");
-    if (!options.config_path().empty()) return host::LoadSandboxConfig(options.config_path());
-  }
-  if (const char* path = std::getenv("UVMSHIM_CONFIG"); path && *path)
-    return host::LoadSandboxConfig(path);
-  if (fs::exists("/etc/uvmshim/config.toml")) return host::LoadSandboxConfig("/etc/uvmshim/config.toml");
-  return {};
-}
-
-
 }  // namespace
 
 TaskService::TaskService(Options options, EventPublisher& events)
     : options_(std::move(options)), events_(events) {}
 
 TaskService::~TaskService() {
-  std::vector<Task*> tasks;
+  std::map<std::string, std::unique_ptr<Task>> tasks;
   {
     std::lock_guard lock(mutex_);
-    for (auto& [id, task] : tasks_) tasks.push_back(task.get());
+    tasks.swap(tasks_);
+    sandboxes_.clear();
   }
-  for (Task* task : tasks) TearDown(*task);
+  // App containers first, the sandbox tasks (which stop their sandboxes) last.
+  for (auto it = tasks.begin(); it != tasks.end();)
+    it = it->second && !it->second->owns_sandbox() ? tasks.erase(it) : std::next(it);
+  tasks.clear();
 }
 
 void TaskService::RegisterWith(ttrpc::Server& server) {
@@ -118,27 +76,27 @@ void TaskService::RegisterWith(ttrpc::Server& server) {
   wrap_empty(server, "ResizePty", &TaskService::ResizePty);
   wrap_empty(server, "CloseIO", &TaskService::CloseIO);
   wrap_empty(server, "Shutdown", &TaskService::Shutdown);
+  wrap_empty(server, "Update", &TaskService::Update);
   ttrpc::RegisterTyped<taskpb::WaitRequest, taskpb::WaitResponse>(
       server, kTaskService, "Wait",
       [this](const ttrpc::RequestContext& ctx, const taskpb::WaitRequest& req,
              taskpb::WaitResponse& resp) { return Wait(ctx, req, resp); });
 }
 
-TaskService::Task* TaskService::FindTask(const std::string& id, Status& status) {
+Task* TaskService::FindTask(const std::string& id, Status& status) {
   auto it = tasks_.find(id);
   if (it == tasks_.end()) {
     status = Status(Code::kNotFound, fmt::format("task {}: not found", id));
     return nullptr;
   }
-  if (!it->second->agent) {
+  if (!it->second) {
     status = Status(Code::kFailedPrecondition, fmt::format("task {}: still being created", id));
     return nullptr;
   }
   return it->second.get();
 }
 
-TaskService::Process* TaskService::FindProcess(Task& task, const std::string& exec_id,
-                                               Status& status) {
+Process* TaskService::FindProcess(Task& task, const std::string& exec_id, Status& status) {
   auto it = task.processes.find(exec_id);
   if (it == task.processes.end()) {
     status = Status(Code::kNotFound, fmt::format("process {} of task {}: not found", exec_id, task.id));
@@ -147,12 +105,73 @@ TaskService::Process* TaskService::FindProcess(Task& task, const std::string& ex
   return it->second.get();
 }
 
-void TaskService::SaveState(Task& task) {
-  try {
-    host::WriteState(task.state_dir, task.state);
-  } catch (const std::exception& e) {
-    spdlog::warn("task {}: saving state: {}", task.id, e.what());
+std::shared_ptr<Sandbox> TaskService::RunningSandbox(const std::string& sandbox_id) {
+  std::lock_guard lock(mutex_);
+  auto it = sandboxes_.find(sandbox_id);
+  if (it == sandboxes_.end() || it->second->stopped())
+    throw std::logic_error(fmt::format("pod sandbox {} is not running in this shim", sandbox_id));
+  return it->second;
+}
+
+bool TaskService::IsRunningTaskOf(const std::shared_ptr<Sandbox>& sandbox, std::uint32_t pid) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [task_id, other] : tasks_) {
+    if (!other || other->sandbox != sandbox || !other->processes.contains("")) continue;
+    const auto& init = *other->processes.at("");
+    if (init.pid == pid && init.status == ProcessStatus::kRunning) return true;
   }
+  return false;
+}
+
+std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& request, std::uint32_t& pid) {
+  const std::string& id = request.id();
+  const fs::path bundle = request.bundle();
+  json spec = ReadBundleSpec(bundle);
+  const auto annotations = AnnotationsOf(spec);
+  const PodRole role = PodRoleOf(id, annotations);
+
+  // Everything that can be checked is checked before a new sandbox boots.
+  std::shared_ptr<Sandbox> sandbox;
+  if (role.kind == PodRole::Kind::kContainer) sandbox = RunningSandbox(role.sandbox_id);
+  host::SandboxConfig config = sandbox ? sandbox->config() : SandboxConfigFor(request, annotations);
+  ResolveNamespacePaths(spec, config.isolation,
+                        [&](std::uint32_t task_pid) { return sandbox && IsRunningTaskOf(sandbox, task_pid); });
+  // Bad bind mounts fail here, before a sandbox (maybe a VM) is started for nothing.
+  host::BindMountsOf(spec, config.isolation == host::Isolation::kHyperv);
+  RootfsMount rootfs_mount;
+  const fs::path rootfs = MountRootfs(request, spec, rootfs_mount);
+  if (!sandbox) sandbox = Sandbox::Start({id, options_.ns, std::move(config)});
+  auto task = std::make_unique<Task>(id, request.bundle(), sandbox);
+  task->rootfs = std::move(rootfs_mount);
+
+  spdlog::info("create {}: sandbox={} isolation={} bundle={}", id, sandbox->id(),
+               host::ToString(sandbox->isolation()), bundle.string());
+  auto guest = sandbox->PrepareContainer(id, rootfs, spec.dump());
+  task->prepared = true;
+  agentpb::CreateContainerRequest create;
+  create.set_container_id(id);
+  create.set_spec_json(guest.spec_json);
+  create.set_rootfs_path(guest.rootfs);
+  create.set_terminal(request.terminal());
+  create.set_stdin(!request.stdin().empty());
+  pid = task->agent->CreateContainer(create);
+  task->created_in_agent = true;
+
+  auto init = std::make_unique<Process>();
+  init->pid = pid;
+  init->stdio = {request.stdin(), request.stdout(), request.stderr(), request.terminal()};
+  init->files = std::make_unique<StdioFiles>(init->stdio, id, options_.ns);
+  init->StartRelay(*task->agent, id);
+  task->processes[""] = std::move(init);
+
+  task->state = {id, options_.ns, task->bundle, host::ToString(sandbox->isolation()),
+                 options_.shim_address, sandbox->debug_target(), sandbox->console_log(), "created",
+                 ::getpid(), sandbox->host_pid(), pid,
+                 std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch()).count(),
+                 sandbox->id()};
+  task->SaveState();
+  return task;
 }
 
 Status TaskService::Create(const taskpb::CreateTaskRequest& request,
@@ -163,112 +182,18 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
   {
     std::lock_guard lock(mutex_);
     if (tasks_.contains(id)) return Status(Code::kAlreadyExists, fmt::format("task {}: already exists", id));
-    tasks_[id] = std::make_unique<Task>();  // reserved while it boots
+    tasks_[id] = nullptr;  // reserved while it is created
   }
-  auto task = std::make_unique<Task>();
-  task->id = id;
-  task->bundle = request.bundle();
-  task->state_dir = host::StateDir(options_.ns, id);
   auto fail = [&](Code code, const std::string& message) {
     spdlog::error("create {}: {}", id, message);
-    if (task->agent) {
-      try {
-        task->agent->DeleteContainer(id, true);
-      } catch (...) {
-      }
-    }
-    if (task->host) {
-      task->host->Kill();
-      task->host->ReleaseContainer(id);
-      task->host.reset();  // unmounts the sandbox share before its dir goes
-    }
-    task->rootfs.Unmount();
-    std::error_code ignored;
-    host::RemoveStateDir(task->state_dir);
-    fs::remove(task->state_dir.parent_path(), ignored);  // the namespace dir, once empty
     std::lock_guard lock(mutex_);
     tasks_.erase(id);
     return Status(code, message);
   };
+  std::unique_ptr<Task> task;
+  std::uint32_t pid = 0;
   try {
-    const fs::path bundle = request.bundle();
-    std::string spec_text = ReadFile(bundle / "config.json");
-    json spec;
-    try {
-      spec = json::parse(spec_text);
-    } catch (const json::exception& e) {
-      return fail(Code::kInvalidArgument, fmt::format("{}/config.json: {}", bundle.string(), e.what()));
-    }
-    if (!spec.is_object() || !spec.contains("process"))
-      return fail(Code::kInvalidArgument,
-                  fmt::format("{}/config.json: not an OCI spec (no \"process\")", bundle.string()));
-    host::SandboxConfig config = ResolveConfig(request);
-    std::map<std::string, std::string> annotations;
-    if (spec.contains("annotations") && spec["annotations"].is_object())
-      for (auto& [k, v] : spec["annotations"].items())
-        if (v.is_string()) annotations[k] = v.get<std::string>();
-    host::ApplyAnnotations(config, annotations);
-    // Bad bind mounts fail here, before a sandbox (maybe a VM) is started for nothing.
-    host::BindMountsOf(spec, config.isolation == host::Isolation::kHyperv);
-
-    fs::path rootfs = bundle / "rootfs";
-    if (request.rootfs_size() > 0) {
-      std::vector<MountSpec> mounts;
-      for (const auto& m : request.rootfs())
-        mounts.push_back({m.type(), m.source(), {m.options().begin(), m.options().end()}});
-      fs::create_directories(rootfs);
-      task->rootfs = RootfsMount(mounts, rootfs);
-    } else if (spec.contains("root") && spec["root"].contains("path")) {
-      fs::path root = spec["root"]["path"].get<std::string>();
-      rootfs = root.is_absolute() ? root : bundle / root;
-    }
-    if (!fs::is_directory(rootfs))
-      return fail(Code::kInvalidArgument, fmt::format("rootfs {}: not a directory", rootfs.string()));
-
-    fs::create_directories(task->state_dir);
-    fs::permissions(task->state_dir, fs::perms::owner_all);
-    spdlog::info("create {}: isolation={} bundle={}", id, host::ToString(config.isolation),
-                 bundle.string());
-    task->host = host::StartAgentHost(
-        {id, config, task->state_dir, rootfs, host::SandboxCgroupParent(options_.ns, id)});
-    auto agent = std::make_unique<host::AgentClient>(task->host->channel());
-
-    const host::GuestContainer guest = task->host->PrepareContainer(id, rootfs, spec_text);
-    agentpb::CreateContainerRequest create;
-    create.set_container_id(id);
-    create.set_spec_json(guest.spec_json);
-    create.set_rootfs_path(guest.rootfs);
-    create.set_terminal(request.terminal());
-    create.set_stdin(!request.stdin().empty());
-    const std::uint32_t pid = agent->CreateContainer(create);
-    task->agent = std::move(agent);
-
-    auto init = std::make_unique<Process>();
-    init->pid = pid;
-    init->stdio = {request.stdin(), request.stdout(), request.stderr(), request.terminal()};
-    init->files = std::make_unique<StdioFiles>(init->stdio, id, options_.ns);
-    StartRelay(*task, *init);
-    task->processes[""] = std::move(init);
-
-    task->state = {id, options_.ns, task->bundle, host::ToString(config.isolation),
-                   options_.shim_address, task->host->debug_target(),
-                   task->host->console_log().string(), "created", ::getpid(), task->host->pid(),
-                   pid, std::chrono::duration_cast<std::chrono::seconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count()};
-    SaveState(*task);
-    response.set_pid(pid);
-
-    containerd::events::TaskCreate event;
-    event.set_container_id(id);
-    event.set_bundle(task->bundle);
-    *event.mutable_rootfs() = request.rootfs();
-    event.mutable_io()->set_stdin(request.stdin());
-    event.mutable_io()->set_stdout(request.stdout());
-    event.mutable_io()->set_stderr(request.stderr());
-    event.mutable_io()->set_terminal(request.terminal());
-    event.set_checkpoint(request.checkpoint());
-    event.set_pid(pid);
-    events_.Publish("/tasks/create", event);
+    task = CreateTask(request, pid);
   } catch (const host::AgentError& e) {
     return fail(static_cast<Code>(e.code()), e.what());
   } catch (const std::invalid_argument& e) {
@@ -276,18 +201,15 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
   } catch (const std::exception& e) {
     return fail(Code::kFailedPrecondition, e.what());
   }
-  std::lock_guard lock(mutex_);
-  tasks_[id] = std::move(task);
+  response.set_pid(pid);
+  const auto event = CreateEventOf(request, pid);
+  {
+    std::lock_guard lock(mutex_);
+    if (task->owns_sandbox()) sandboxes_[id] = task->sandbox;
+    tasks_[id] = std::move(task);
+  }
+  events_.Publish("/tasks/create", event);
   return Status::Ok();
-}
-
-void TaskService::StartRelay(Task& task, Process& process) {
-  host::StdioFds fds{process.files->stdin_fd(), process.files->stdout_fd(),
-                     process.files->stderr_fd()};
-  process.relay = std::make_unique<host::StdioRelay>(*task.agent, task.id, process.exec_id, fds,
-                                                     process.stdio.terminal);
-  process.relay->Start();
-  if (process.stdin_closed) process.relay->FinishStdin();
 }
 
 Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResponse& response) {
@@ -304,7 +226,7 @@ Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResp
     if (request.exec_id().empty()) {
       process->pid = task->agent->StartContainer(task->id);
       task->state.status = "running";
-      SaveState(*task);
+      task->SaveState();
       containerd::events::TaskStart event;
       event.set_container_id(task->id);
       event.set_pid(process->pid);
@@ -317,7 +239,7 @@ Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResp
       exec.set_terminal(process->stdio.terminal);
       exec.set_stdin(!process->stdio.stdin_path.empty());
       process->pid = task->agent->ExecProcess(exec);
-      StartRelay(*task, *process);
+      process->StartRelay(*task->agent, task->id);
       containerd::events::TaskExecStarted event;
       event.set_container_id(task->id);
       event.set_exec_id(process->exec_id);
@@ -343,9 +265,15 @@ void TaskService::WatchExit(Task* task, Process* process) {
     auto exit = task->agent->WaitProcess(task->id, process->exec_id);
     exit_status = exit.exit_status;
     exited_at = exit.exited_at_unix_nano;
+    if (exit.oom_killed) {
+      // containerd (and CRI's OOMKilled reason) expects it before the exit.
+      containerd::events::TaskOOM oom;
+      oom.set_container_id(task->id);
+      events_.Publish("/tasks/oom", oom);
+    }
   } catch (const host::AgentError& e) {
-    // The agent is gone (VM killed, agent crashed): the process died with it.
-    auto why = task->host->unexpected_exit();
+    // The agent is gone (VM killed, agent crashed, sandbox stopped): the process died with it.
+    auto why = task->sandbox->unexpected_exit();
     spdlog::error("task {} process \"{}\": {}{}", task->id, process->exec_id, e.what(),
                   why ? " (" + *why + ")" : "");
     exit_status = 128 + 9;
@@ -360,7 +288,7 @@ void TaskService::WatchExit(Task* task, Process* process) {
     process->exited_at_ns = exited_at;
     if (process->exec_id.empty()) {
       task->state.status = "stopped";
-      SaveState(*task);
+      task->SaveState();
     }
   }
   exited_.notify_all();
@@ -388,38 +316,6 @@ Status TaskService::Wait(const ttrpc::RequestContext& ctx, const taskpb::WaitReq
   return Status::Ok();
 }
 
-void TaskService::TearDown(Task& task) {
-  for (auto& [exec_id, process] : task.processes) {
-    if (process->status == ProcessStatus::kRunning && task.agent) {
-      try {
-        task.agent->SignalProcess(task.id, exec_id, 9, exec_id.empty());
-      } catch (...) {
-      }
-    }
-    if (process->waiter.joinable()) process->waiter.join();
-    process->relay.reset();
-  }
-  if (task.agent) {
-    try {
-      task.agent->DeleteContainer(task.id, true);
-      task.agent->Shutdown(std::chrono::seconds(5));
-    } catch (const host::AgentError& e) {
-      spdlog::debug("task {}: agent teardown: {}", task.id, e.what());
-    }
-  }
-  spdlog::info("task {}: agent asked to shut down", task.id);
-  if (task.host) {
-    task.host->WaitEnded(std::chrono::seconds(10));
-    task.host->ReleaseContainer(task.id);
-    task.host.reset();  // unmounts the sandbox share before its dir goes
-  }
-  spdlog::info("task {}: sandbox ended", task.id);
-  task.rootfs.Unmount();
-  std::error_code ignored;
-  host::RemoveStateDir(task.state_dir);
-  fs::remove(task.state_dir.parent_path(), ignored);  // the namespace dir, once empty
-}
-
 Status TaskService::Delete(const taskpb::DeleteRequest& request, taskpb::DeleteResponse& response) {
   std::unique_lock lock(mutex_);
   Status status;
@@ -440,10 +336,11 @@ Status TaskService::Delete(const taskpb::DeleteRequest& request, taskpb::DeleteR
   }
   std::unique_ptr<Task> owned = std::move(tasks_[request.id()]);
   tasks_.erase(request.id());
+  if (owned->owns_sandbox()) sandboxes_.erase(owned->id);  // no new containers join it
   lock.unlock();
-  TearDown(*owned);
+  owned.reset();  // tears down; the sandbox task also ends the sandbox (UVM, host agent)
   containerd::events::TaskDelete event;
-  event.set_container_id(owned->id);
+  event.set_container_id(request.id());
   event.set_pid(response.pid());
   event.set_exit_status(response.exit_status());
   *event.mutable_exited_at() = response.exited_at();
@@ -513,7 +410,7 @@ Status TaskService::WithAgent(const std::string& id, Call&& call) {
   Status status;
   Task* task = FindTask(id, status);
   if (!task) return status;
-  host::AgentClient* agent = task->agent.get();
+  std::shared_ptr<host::AgentClient> agent = task->agent;  // outlives a concurrent Delete
   lock.unlock();
   try {
     call(*agent);
@@ -565,22 +462,20 @@ Status TaskService::CloseIO(const taskpb::CloseIORequest& request) {
   return Status::Ok();
 }
 
+Status TaskService::Update(const taskpb::UpdateTaskRequest& request) {
+  std::string resources;
+  try {
+    resources = ResourcesJsonOf(request);
+  } catch (const std::invalid_argument& e) {
+    return Status(Code::kInvalidArgument, e.what());
+  }
+  return WithAgent(request.id(), [&](host::AgentClient& agent) { agent.UpdateContainer(request.id(), resources); });
+}
+
 Status TaskService::Stats(const taskpb::StatsRequest& request, taskpb::StatsResponse& response) {
   return WithAgent(request.id(), [&](host::AgentClient& agent) {
     auto stats = agent.Stats(request.id());
-    io::containerd::cgroups::v1::Metrics metrics;
-    metrics.mutable_pids()->set_current(stats.pids_current());
-    metrics.mutable_pids()->set_limit(stats.pids_limit());
-    auto* cpu = metrics.mutable_cpu()->mutable_usage();
-    cpu->set_total(stats.cpu_usage_ns());
-    cpu->set_user(stats.cpu_user_ns());
-    cpu->set_kernel(stats.cpu_system_ns());
-    auto* memory = metrics.mutable_memory()->mutable_usage();
-    memory->set_usage(stats.memory_usage_bytes());
-    memory->set_limit(stats.memory_limit_bytes());
-    memory->set_max(stats.memory_max_usage_bytes());
-    response.mutable_stats()->set_type_url("io.containerd.cgroups.v1.Metrics");
-    response.mutable_stats()->set_value(metrics.SerializeAsString());
+    *response.mutable_stats() = MetricsOf(stats);
   });
 }
 
@@ -588,7 +483,7 @@ Status TaskService::Connect(const taskpb::ConnectRequest& request, taskpb::Conne
   std::lock_guard lock(mutex_);
   response.set_shim_pid(static_cast<std::uint32_t>(::getpid()));
   response.set_version("uvmshim");
-  if (auto it = tasks_.find(request.id()); it != tasks_.end() && it->second->agent)
+  if (auto it = tasks_.find(request.id()); it != tasks_.end() && it->second)
     response.set_task_pid(it->second->processes[""]->pid);
   return Status::Ok();
 }

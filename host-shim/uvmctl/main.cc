@@ -33,6 +33,7 @@
 #include "terminal.h"
 #include "uvmctl/console.h"
 #include "uvmctl/hcs_document_command.h"
+#include "uvmctl/update_command.h"
 #include "uvmctl/session.h"
 
 namespace fs = std::filesystem;
@@ -502,6 +503,8 @@ int main(int argc, char** argv) {
 
   uvmctl::HcsDocumentOptions hcs;
   auto* hcs_cmd = uvmctl::AddHcsDocumentCommand(app, hcs);
+  uvmctl::UpdateOptions update;
+  auto* update_cmd = uvmctl::AddUpdateCommand(app, update);
 
   CLI11_PARSE(app, argc, argv);
   if (debug) spdlog::set_level(spdlog::level::debug);
@@ -523,6 +526,7 @@ int main(int argc, char** argv) {
     if (*logs_cmd) return Logs(logs_id, logs_console);
     if (*rm_cmd) return Remove(rm_id, rm_force);
     if (*hcs_cmd) return uvmctl::PrintHcsDocument(hcs);
+    if (*update_cmd) return uvmctl::RunUpdate(update);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "uvmctl: %s\n", e.what());
     return kRuntimeError;

@@ -227,6 +227,12 @@ std::string MakeSpec(const SpecOptions& options) {
   };
   if (!options.hostname.empty()) spec["hostname"] = options.hostname;
   if (options.network_namespace) spec["linux"]["namespaces"].push_back({{"type", "network"}});
+  for (const auto& [type, path] : options.namespace_paths) {
+    bool found = false;
+    for (auto& ns : spec["linux"]["namespaces"])
+      if (ns["type"] == type) ns["path"] = path, found = true;
+    if (!found) spec["linux"]["namespaces"].push_back({{"type", type}, {"path", path}});
+  }
   if (options.customize) options.customize(spec);
   return spec.dump();
 }

@@ -97,6 +97,8 @@ struct SpecOptions {
   bool network_namespace = false;
   bool no_new_privileges = true;
   std::function<void(nlohmann::json&)> customize;  // edits the spec last (seccomp, devices, mounts)
+  // linux.namespaces entries to join by path: {type, path}.
+  std::vector<std::pair<std::string, std::string>> namespace_paths;
 };
 
 // An OCI config.json like `runc spec` writes, with a tmpfs on /tmp.

@@ -131,8 +131,9 @@ TEST(OciSpec, ErrorsNameTheField) {
   user_ns["linux"] = {{"namespaces", {{{"type", "mount"}}, {{"type", "user"}}}}};
   EXPECT_EQ(ErrorOf(user_ns), "spec: linux.namespaces[1].type \"user\" namespaces are not supported");
   json mount_path = MinimalSpec();
-  mount_path["linux"] = {{"namespaces", {{{"type", "mount"}}, {{"type", "pid"}, {"path", "/proc/1/ns/pid"}}}}};
-  EXPECT_EQ(ErrorOf(mount_path), "spec: linux.namespaces[1].path is only supported for network, ipc and uts namespaces");
+  mount_path["linux"] = {{"namespaces", {{{"type", "mount"}}, {{"type", "cgroup"}, {"path", "/proc/1/ns/cgroup"}}}}};
+  EXPECT_EQ(ErrorOf(mount_path),
+            "spec: linux.namespaces[1].path is only supported for network, ipc, uts and pid namespaces");
   json terminal = MinimalSpec();
   terminal["process"]["terminal"] = "yes";
   EXPECT_EQ(ErrorOf(terminal), "spec: process.terminal must be a boolean");

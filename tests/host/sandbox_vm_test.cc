@@ -15,7 +15,7 @@
 #include "agent_client.h"
 #include "oci_spec.h"
 #include "paths.h"
-#include "sandbox.h"
+#include "agent_host_factory.h"
 
 namespace uvmshim::host {
 namespace {
@@ -77,7 +77,7 @@ TEST_F(SandboxVmTest, ASecondContainerBringsItsMountsIntoTheRunningVm) {
   SandboxSpec spec;
   spec.id = "svt" + std::to_string(::getpid());
   spec.state_dir = dir_ / "state";
-  spec.host_rootfs = dir_ / "rootfs";
+  spec.socket_dir = SocketDirFor(spec.state_dir);
   spec.config.isolation = Isolation::kHyperv;
   auto host = StartAgentHost(spec);
   AgentClient agent(host->channel());

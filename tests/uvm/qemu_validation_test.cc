@@ -109,7 +109,13 @@ TEST_F(QemuValidation, MoreCpusThanTheHost) {
 
 TEST_F(QemuValidation, BadId) {
   config_.id = "has space";
-  ExpectCreateError("utility VM id \"has space\"");
+  ExpectCreateError("utility VM: id \"has space\" is invalid");
+}
+
+TEST_F(QemuValidation, CriLengthIdIsFine) {
+  config_.id = std::string(64, 'a');
+  QemuVm vm(config_);
+  EXPECT_NO_THROW(vm.Create());
 }
 
 TEST_F(QemuValidation, RelativeStateDir) {
@@ -120,6 +126,15 @@ TEST_F(QemuValidation, RelativeStateDir) {
 TEST_F(QemuValidation, StateDirTooLongForSockets) {
   config_.state_dir = dir_ / std::string(120, 'x');
   ExpectCreateError("too long for Unix sockets");
+}
+
+TEST_F(QemuValidation, ShortSocketDirMakesALongStateDirWork) {
+  config_.state_dir = dir_ / std::string(120, 'x');
+  config_.socket_dir = dir_ / "s";
+  QemuVm vm(config_);
+  EXPECT_NO_THROW(vm.Create());
+  EXPECT_EQ(vm.AgentTarget(), "unix://" + (config_.socket_dir / "agent.sock").string());
+  EXPECT_EQ(fs::status(config_.socket_dir).permissions() & fs::perms::all, fs::perms::owner_all);
 }
 
 TEST_F(QemuValidation, ShareMustBeADirectory) {

@@ -1,4 +1,4 @@
-#include "sandbox.h"
+#include "agent_host_factory.h"
 
 #include <fmt/format.h>
 
@@ -13,6 +13,7 @@ std::unique_ptr<AgentHost> StartAgentHost(const SandboxSpec& spec) {
     ProcessAgentConfig config;
     config.agent_binary = FindTool("uvm-agent", "UVMSHIM_AGENT");
     config.state_dir = spec.state_dir;
+    config.socket_dir = spec.socket_dir;
     config.log_level = spec.config.agent_log_level;
     config.cgroup_parent = spec.cgroup_parent;
     return std::make_unique<ProcessAgentHost>(config);

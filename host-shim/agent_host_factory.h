@@ -15,8 +15,8 @@ namespace uvmshim::host {
 struct SandboxSpec {
   std::string id;
   SandboxConfig config;
-  std::filesystem::path state_dir;    // private, 0700: sockets, logs
-  std::filesystem::path host_rootfs;  // the container's rootfs on the host
+  std::filesystem::path state_dir;    // private, 0700: logs, state, the share
+  std::filesystem::path socket_dir;   // private, 0700: sockets (SocketDirFor(state_dir))
   std::string cgroup_parent = "uvmshim";  // process isolation: host cgroups of the sandbox
 };
 

@@ -1,0 +1,126 @@
+#include "shim/sandbox.h"
+
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "agent_host_factory.h"
+#include "paths.h"
+#include "sandbox_state.h"
+#include "shim/rootfs_mount.h"
+
+namespace uvmshim::shim {
+namespace fs = std::filesystem;
+
+OwnedDir::OwnedDir(fs::path path, bool remove_empty_parent)
+    : path_(std::move(path)), remove_empty_parent_(remove_empty_parent) {
+  fs::create_directories(path_);
+  if (::chmod(path_.c_str(), 0700) != 0) {
+    const int error = errno;
+    Remove();
+    throw std::runtime_error(fmt::format("chmod 0700 {}: {}", path_.string(), std::strerror(error)));
+  }
+}
+
+OwnedDir& OwnedDir::operator=(OwnedDir&& other) noexcept {
+  if (this != &other) {
+    Remove();
+    path_ = std::exchange(other.path_, {});
+    remove_empty_parent_ = other.remove_empty_parent_;
+  }
+  return *this;
+}
+
+void OwnedDir::Remove() {
+  if (path_.empty()) return;
+  // Never recurse into a mount (a container rootfs bound into the share).
+  if (auto mounts = MountPointsUnder(path_); !mounts.empty()) {
+    spdlog::error("{}: not removed, {} mount(s) remain below it (first: {})", path_.string(), mounts.size(),
+                  mounts.back());
+    path_.clear();
+    return;
+  }
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+  if (remove_empty_parent_) fs::remove(path_.parent_path(), ignored);  // the namespace dir, once empty
+  path_.clear();
+}
+
+std::shared_ptr<Sandbox> Sandbox::Start(Params params) {
+  return std::shared_ptr<Sandbox>(new Sandbox(std::move(params)));
+}
+
+// Members unwind in reverse order when a step throws: the host ends before
+// its directories go.
+Sandbox::Sandbox(Params params)
+    : params_(std::move(params)), state_dir_(host::StateDir(params_.ns, params_.id)) {
+  const fs::path sockets = host::SocketDirFor(state_dir_.path());
+  // Other shims create their socket dirs next to ours: the parent stays.
+  if (sockets != state_dir_.path()) socket_dir_ = OwnedDir(sockets, /*remove_empty_parent=*/false);
+  spdlog::info("sandbox {}: starting ({} isolation, {} MiB, {} cpus)", params_.id,
+               host::ToString(params_.config.isolation), params_.config.memory_mb, params_.config.cpus);
+  host_ = host::StartAgentHost({params_.id, params_.config, state_dir_.path(), sockets,
+                                host::SandboxCgroupParent(params_.ns, params_.id)});
+  agent_ = std::make_shared<host::AgentClient>(host_->channel());
+  debug_target_ = host_->debug_target();
+  console_log_ = host_->console_log().string();
+  host_pid_ = host_->pid();
+}
+
+host::GuestContainer Sandbox::PrepareContainer(const std::string& container_id,
+                                                          const fs::path& host_rootfs,
+                                                          const std::string& spec_json) {
+  std::lock_guard lock(mu_);
+  if (!host_) throw std::runtime_error(fmt::format("sandbox {} has ended", params_.id));
+  // TODO(merge volumes): PrepareContainer also maps the spec's bind mounts.
+  return host_->PrepareContainer(container_id, host_rootfs, spec_json);
+}
+
+void Sandbox::ReleaseContainer(const std::string& container_id) {
+  std::lock_guard lock(mu_);
+  if (host_) host_->ReleaseContainer(container_id);
+}
+
+std::optional<std::string> Sandbox::unexpected_exit() const {
+  std::lock_guard lock(mu_);
+  return host_ ? host_->unexpected_exit() : ended_unexpectedly_;
+}
+
+Sandbox::~Sandbox() { Stop(); }
+
+bool Sandbox::stopped() const {
+  std::lock_guard lock(mu_);
+  return stopped_;
+}
+
+void Sandbox::Stop() {
+  std::unique_ptr<host::AgentHost> host;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    if (host_) ended_unexpectedly_ = host_->unexpected_exit();
+  }
+  if (agent_) {
+    try {
+      agent_->Shutdown(std::chrono::seconds(5));
+    } catch (const host::AgentError& e) {
+      spdlog::debug("sandbox {}: agent shutdown: {}", params_.id, e.what());
+    }
+  }
+  if (host_) host_->WaitEnded(std::chrono::seconds(10));
+  {
+    std::lock_guard lock(mu_);
+    host = std::move(host_);
+  }
+  host.reset();  // the VM object and its share go with it
+  spdlog::info("sandbox {}: ended", params_.id);
+  socket_dir_.Remove();
+  state_dir_.Remove();
+}
+
+}  // namespace uvmshim::shim

@@ -1,0 +1,96 @@
+// One sandbox per pod (or per lone container): the agent's host (a host
+// process in process isolation, a utility VM in hyperv), the agent
+// connection and the sandbox's state and socket directories. Tasks hold it by
+// shared_ptr; it ends with its sandbox task (Stop) or with the last holder.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "agent_client.h"
+#include "agent_host.h"
+#include "sandbox_config.h"
+
+namespace uvmshim::shim {
+
+// A directory this object created and removes (recursively) when destroyed.
+class OwnedDir {
+ public:
+  OwnedDir() = default;
+  // Created 0700; throws std::runtime_error. `remove_empty_parent`: Remove()
+  // also removes the parent once empty (a namespace dir of the state root).
+  explicit OwnedDir(std::filesystem::path path, bool remove_empty_parent = true);
+  ~OwnedDir() { Remove(); }
+  OwnedDir(OwnedDir&& other) noexcept
+      : path_(std::exchange(other.path_, {})), remove_empty_parent_(other.remove_empty_parent_) {}
+  OwnedDir& operator=(OwnedDir&& other) noexcept;
+  const std::filesystem::path& path() const { return path_; }
+  void Remove();  // idempotent
+
+ private:
+  std::filesystem::path path_;
+  bool remove_empty_parent_ = true;
+};
+
+class Sandbox {
+ public:
+  struct Params {
+    std::string id;  // the sandbox (pause) container's id, or the lone container's
+    std::string ns;
+    host::SandboxConfig config;
+  };
+  // Boots the agent host and returns once the agent answers; throws
+  // std::runtime_error (std::invalid_argument for bad config), leaving nothing behind.
+  static std::shared_ptr<Sandbox> Start(Params params);
+  ~Sandbox();  // Stop()
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  // Asks the agent to shut down, waits for its host (process or UVM) to end,
+  // removes the state and socket directories. Idempotent.
+  void Stop();
+
+  const std::string& id() const { return params_.id; }
+  const std::string& ns() const { return params_.ns; }
+  const host::SandboxConfig& config() const { return params_.config; }
+  host::Isolation isolation() const { return params_.config.isolation; }
+  const std::filesystem::path& state_dir() const { return state_dir_.path(); }
+  // Valid for the sandbox's whole life; calls fail (AgentError) once stopped.
+  const std::shared_ptr<host::AgentClient>& agent() const { return agent_; }
+  bool stopped() const;
+  // The agent host's view of one container (see AgentHost::PrepareContainer);
+  // throws std::runtime_error once the sandbox stopped.
+  host::GuestContainer PrepareContainer(const std::string& container_id,
+                                                   const std::filesystem::path& host_rootfs,
+                                                   const std::string& spec_json);
+  void ReleaseContainer(const std::string& container_id);  // idempotent
+  // Why the host ended when nobody asked it to (VM killed, agent crashed).
+  std::optional<std::string> unexpected_exit() const;
+
+  // Recorded at start for state.json (uvmctl, `shim delete`).
+  const std::string& debug_target() const { return debug_target_; }
+  const std::string& console_log() const { return console_log_; }
+  std::int64_t host_pid() const { return host_pid_; }
+
+ private:
+  explicit Sandbox(Params params);
+
+  const Params params_;
+  OwnedDir state_dir_;
+  OwnedDir socket_dir_;  // empty when the sockets fit in state_dir_
+  std::unique_ptr<host::AgentHost> host_;
+  std::shared_ptr<host::AgentClient> agent_;
+  std::string debug_target_;
+  std::string console_log_;
+  std::int64_t host_pid_ = 0;
+  mutable std::mutex mu_;
+  bool stopped_ = false;
+  std::optional<std::string> ended_unexpectedly_;
+};
+
+}  // namespace uvmshim::shim

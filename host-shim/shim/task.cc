@@ -1,0 +1,73 @@
+#include "shim/task.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace uvmshim::shim {
+namespace fs = std::filesystem;
+
+std::int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void SetTimestamp(google::protobuf::Timestamp* ts, std::int64_t nanos) {
+  ts->set_seconds(nanos / 1'000'000'000);
+  ts->set_nanos(static_cast<std::int32_t>(nanos % 1'000'000'000));
+}
+
+void Process::StartRelay(host::AgentClient& agent, const std::string& container_id) {
+  host::StdioFds fds{files->stdin_fd(), files->stdout_fd(), files->stderr_fd()};
+  relay = std::make_unique<host::StdioRelay>(agent, container_id, exec_id, fds, stdio.terminal);
+  relay->Start();
+  if (stdin_closed) relay->FinishStdin();
+}
+
+Task::Task(std::string id_, std::string bundle_, std::shared_ptr<Sandbox> sandbox_)
+    : id(std::move(id_)), bundle(std::move(bundle_)), sandbox(std::move(sandbox_)),
+      agent(sandbox->agent()) {}
+
+fs::path Task::state_dir() const { return host::StateDir(sandbox->ns(), id); }
+
+void Task::SaveState() {
+  try {
+    host::WriteState(state_dir(), state);
+  } catch (const std::exception& e) {
+    spdlog::warn("task {}: saving state: {}", id, e.what());
+  }
+}
+
+Task::~Task() {
+  for (auto& [exec_id, process] : processes) {
+    if (process->status == ProcessStatus::kRunning && !sandbox->stopped()) {
+      try {
+        agent->SignalProcess(id, exec_id, 9, exec_id.empty());
+      } catch (const host::AgentError& e) {
+        spdlog::debug("task {}: kill \"{}\": {}", id, exec_id, e.what());
+      }
+    }
+    if (process->waiter.joinable()) process->waiter.join();
+    process->relay.reset();
+  }
+  if (created_in_agent && !sandbox->stopped()) {
+    try {
+      agent->DeleteContainer(id, true);
+    } catch (const host::AgentError& e) {
+      spdlog::debug("task {}: delete in the agent: {}", id, e.what());
+    }
+  }
+  if (prepared) sandbox->ReleaseContainer(id);
+  rootfs.Unmount();
+  std::error_code ignored;
+  if (owns_sandbox()) {
+    sandbox->Stop();  // ends the UVM / host agent and removes the sandbox's dirs
+  } else {
+    fs::remove_all(state_dir(), ignored);
+    fs::remove(state_dir().parent_path(), ignored);  // the namespace dir, once empty
+  }
+  spdlog::info("task {}: torn down", id);
+}
+
+}  // namespace uvmshim::shim
