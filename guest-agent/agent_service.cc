@@ -94,7 +94,7 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
   std::shared_ptr<Container> container;
   grpc::Status status;
   try {
-    container = Container::Create(*request, reaper_, ContainerOptions{options_.cgroup_parent});
+    container = Container::Create(*request, reaper_, ContainerOptions{options_.cgroup_parent, options_.in_utility_vm});
   } catch (const LaunchError& e) {
     status = Error(e.code(), std::string("create container ") + id + ": " + e.what());
   } catch (const std::exception& e) {
@@ -117,7 +117,7 @@ grpc::Status AgentService::StartContainer(grpc::ServerContext*, const pb::StartC
   std::shared_ptr<Container> container;
   if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
   pid_t pid = 0;
-  auto status = container->Start(&pid);
+  auto status = container->Start(&pid, reaper_);
   if (!status.ok()) return status;
   response->set_pid(static_cast<uint32_t>(pid));
   spdlog::debug("event=container_started container={} pid={}", request->container_id(), pid);

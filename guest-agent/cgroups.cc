@@ -179,6 +179,14 @@ std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::str
       cgroup->controller_dirs_.emplace_back(controller, dir);
     }
     auto file = [&](const char* controller, const char* name_) { return cgroup->FileIn(controller, name_); };
+    // A limit whose hierarchy is not mounted cannot be applied: say so (the
+    // container refuses to start without it).
+    auto missing = [&](const char* controller) {
+      if (file(controller, "").empty()) error = std::string("the ") + controller + " cgroup hierarchy is not mounted";
+    };
+    if (resources.memory_limit && *resources.memory_limit > 0) missing("memory");
+    if (resources.pids_limit && *resources.pids_limit > 0) missing("pids");
+    if ((resources.cpu_shares && *resources.cpu_shares > 0) || resources.cpu_quota) missing("cpu");
     if (resources.memory_limit && *resources.memory_limit > 0 && !file("memory", "").empty())
       WriteFile(file("memory", "memory.limit_in_bytes"), std::to_string(*resources.memory_limit), &error);
     if (resources.pids_limit && *resources.pids_limit > 0 && !file("pids", "").empty())

@@ -13,6 +13,7 @@
 
 #include "agent.pb.h"
 #include "guest-agent/cgroups.h"
+#include "guest-agent/hooks.h"
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
@@ -24,6 +25,7 @@ namespace pb = ::uvmshim::agent::v1;
 
 struct ContainerOptions {
   std::string cgroup_parent = "uvmshim";
+  bool in_utility_vm = false;  // for spec_policy.h: what the machine offers, hooks refused
 };
 
 class Container {
@@ -39,7 +41,7 @@ class Container {
   const std::string& id() const { return id_; }
   const std::shared_ptr<Process>& init() const { return init_; }
 
-  grpc::Status Start(pid_t* pid);
+  grpc::Status Start(pid_t* pid, Reaper& reaper);  // reaper: for poststart hooks
   grpc::Status Exec(const pb::ExecProcessRequest& request, Reaper& reaper, pid_t* pid);
   // "" = init. NOT_FOUND when unknown.
   grpc::Status FindProcess(const std::string& exec_id, std::shared_ptr<Process>* process);
@@ -58,6 +60,10 @@ class Container {
 
   const std::string id_;
   const OciSpec spec_;
+  bool in_utility_vm_ = false;
+  OciHooks hooks_;      // process isolation only
+  std::string bundle_;  // for the hooks' state: the rootfs's parent directory
+  bool poststop_ran_ = false;
   std::shared_ptr<Process> init_;
   std::unique_ptr<Cgroup> cgroup_;
 

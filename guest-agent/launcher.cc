@@ -306,6 +306,7 @@ void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shar
   } catch (const SpecError& e) {
     throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
   }
+  plan->personality = launch.personality;
   PipeStdio stdio;
   if (!launch.terminal) stdio = MakePipeStdio(launch.open_stdin);
   SyncPair sync = MakeSyncPair();

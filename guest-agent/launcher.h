@@ -53,6 +53,7 @@ struct ExecLaunch {
   bool terminal = false;
   bool open_stdin = false;
   std::vector<UniqueFd> cgroup_procs;
+  long personality = -1;  // the container's linux.personality, -1 = none
 };
 
 // Starts a process in the namespaces of a running container's init.
