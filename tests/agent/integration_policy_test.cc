@@ -130,7 +130,7 @@ TEST_F(Policy, HonouredFieldsTakeEffect) {
   spec["linux"]["sysctl"] = {{"kernel.msgmax", "4242"}};
   spec["process"]["ioPriority"] = {{"class", "IOPRIO_CLASS_BE"}, {"priority", 6}};
   ASSERT_TRUE(Create(agent(), "honoured", spec).ok());
-  OutputReader out(stub(), "honoured", "", pb::OUTPUT_STREAM_STDOUT);
+  OutputReader out(stub(), "honoured", "", pb::STDOUT);
   ASSERT_TRUE(out.WaitAttached());
   {
     grpc::ClientContext context;

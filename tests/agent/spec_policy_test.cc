@@ -110,8 +110,9 @@ TEST(SpecPolicy, TableHasNoDuplicatesAndEveryLeafHasAVerdict) {
   std::set<std::string_view> seen;
   for (const auto& field : SpecFieldTable()) {
     EXPECT_TRUE(seen.insert(field.path).second) << field.path;
-    if (field.verdict == FieldVerdict::kRefused || field.verdict == FieldVerdict::kConditional)
+    if (field.verdict == FieldVerdict::kRefused || field.verdict == FieldVerdict::kConditional) {
       EXPECT_FALSE(field.note.empty()) << field.path << " needs a reason";
+    }
   }
 }
 
@@ -208,9 +209,9 @@ TEST_P(SpecPolicyCase, ErrorNamesTheField) {
     EXPECT_NE(error.find(c.error), std::string::npos) << c.name << " gave: " << error;
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, SpecPolicyCase, testing::ValuesIn(kCases), [](const auto& info) {
+INSTANTIATE_TEST_SUITE_P(Table, SpecPolicyCase, testing::ValuesIn(kCases), [](const auto& param_info) {
   std::string name;
-  for (char ch : std::string(info.param.name)) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+  for (char ch : std::string(param_info.param.name)) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
   return name;
 });
 
@@ -279,7 +280,9 @@ TEST_P(EngineSpec, IsAcceptedInBothModes) {
       EXPECT_NE(error.find("spec: hooks.prestart cannot run"), std::string::npos) << error;
     } else {
       EXPECT_EQ(error, "") << GetParam() << (in_vm ? " (hyperv)" : " (process)");
-      if (error.empty()) EXPECT_TRUE(CheckSpecPolicy(spec.dump(), env).empty()) << "unknown fields in " << GetParam();
+      if (error.empty()) {
+        EXPECT_TRUE(CheckSpecPolicy(spec.dump(), env).empty()) << "unknown fields in " << GetParam();
+      }
     }
   }
   EXPECT_NO_THROW(ParseOciHooks(spec.dump()));
@@ -288,9 +291,9 @@ TEST_P(EngineSpec, IsAcceptedInBothModes) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineSpec,
                          testing::Values("containerd-1.6-ctr-default.json", "cri-1.6-besteffort.json",
                                          "cri-1.6-guaranteed.json", "docker-20.10-run.json"),
-                         [](const auto& info) {
+                         [](const auto& param_info) {
                            std::string name;
-                           for (char ch : std::string(info.param)) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           for (char ch : std::string(param_info.param)) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
                            return name;
                          });
 

@@ -16,7 +16,7 @@
 namespace uvmshim::e2e {
 namespace {
 
-constexpr const char* kProbe = R"(
+constexpr const char* kProbe = R"SH(
 for n in /dev/vport* /dev/virtio-ports /dev/hvc* /dev/ttyS* /dev/vsock /dev/vhost-vsock /dev/vhost-net /dev/mem /dev/kmsg; do
   [ -e "$n" ] && echo "node:$n"
 done
@@ -35,7 +35,7 @@ for d in /sys/class/virtio-ports/*; do
   rm -f /dev/probe-port
 done
 echo "ports:$ports"
-)";
+)SH";
 
 class CtrIsolation : public CtrFixture, public ::testing::TestWithParam<RuntimeCase> {
  protected:
@@ -55,7 +55,9 @@ TEST_P(CtrIsolation, ContainerCannotReachTheAgentChannel) {
   EXPECT_NE(r.out.find("pid1:sh\n"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("opened:"), std::string::npos) << "a container opened an agent port: " << r.out;
   // In a UVM the ports exist (agent, debug): the mknod/open probe really ran.
-  if (rc.is_hyperv()) EXPECT_EQ(r.out.find("ports:0"), std::string::npos) << r.out;
+  if (rc.is_hyperv()) {
+    EXPECT_EQ(r.out.find("ports:0"), std::string::npos) << r.out;
+  }
   ExpectNothingLeftOf("reach");
 }
 
