@@ -147,7 +147,9 @@ struct Where {
 bool IsSet(const json& value) {
   if (value.is_null()) return false;
   if (value.is_boolean()) return value.get<bool>();
-  if (value.is_string() || value.is_array() || value.is_object()) return !value.empty();
+  // json::empty() is false for every string: compare the text itself.
+  if (value.is_string()) return !value.get_ref<const std::string&>().empty();
+  if (value.is_array() || value.is_object()) return !value.empty();
   return true;
 }
 
