@@ -79,6 +79,7 @@ TEST_F(Policy, EveryRefusedFieldFailsTheCreateByNameAndLeavesNothing) {
     json spec = Spec({"true"});
     std::string path(field.path);
     Set(spec, path, json{{"asks", 1}});
+    if (path == "linux.personality.flags") spec["linux"]["personality"]["domain"] = "LINUX";  // required
     std::string id = "refused" + std::to_string(n++);
     grpc::Status status = Create(agent(), id, spec);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path << ": " << status.error_message();
