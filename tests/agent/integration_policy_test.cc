@@ -122,7 +122,7 @@ TEST_F(Policy, ConditionalFieldsRefusedOnThisMachineByName) {
 
 TEST_F(Policy, HonouredFieldsTakeEffect) {
   SpecOptions options;
-  options.args = {"sh", "-c", "uname -m; cat /proc/sys/kernel/domainname /proc/sys/kernel/msgmax"};
+  options.args = {"sh", "-c", "uname -m; cat /proc/sys/kernel/domainname /proc/sys/kernel/msgmax; ionice -p $$"};
   options.hostname = "box";
   // RunContainer takes options; add the fields through a raw spec instead.
   json spec = json::parse(MakeSpec(options));
@@ -143,8 +143,23 @@ TEST_F(Policy, HonouredFieldsTakeEffect) {
   pb::WaitProcessResponse waited;
   ASSERT_TRUE(Wait(agent(), "honoured", "", &waited).ok());
   EXPECT_EQ(waited.exit_status(), 0u);
-  EXPECT_EQ(out.Finish(), "i686\nexample.test\n4242\n");
+  EXPECT_EQ(out.Finish(), "i686\nexample.test\n4242\nbest-effort: prio 6\n");
   DeleteContainer(agent(), "honoured");
+}
+
+TEST_F(Policy, ExecsGetTheContainersPersonality) {
+  json spec = Spec({"sleep", "1000"});
+  spec["linux"]["personality"] = {{"domain", "LINUX32"}};
+  ASSERT_TRUE(Create(agent(), "pers", spec).ok());
+  {
+    grpc::ClientContext context;
+    pb::StartContainerRequest request;
+    request.set_container_id("pers");
+    pb::StartContainerResponse response;
+    ASSERT_TRUE(stub().StartContainer(&context, request, &response).ok());
+  }
+  EXPECT_EQ(RunExec(agent(), "pers", "x1", {"uname", "-m"}).out, "i686\n");
+  DeleteContainer(agent(), "pers");
 }
 
 TEST_F(Policy, HooksRunOnTheHostWithTheState) {
