@@ -3,6 +3,7 @@
 // every runtime case; runc is the reference the harness is checked against.
 //   - no device node of the agent's channels (virtio-serial ports, hvc, ttyS,
 //     vsock, vhost) in the container's /dev;
+//   - no Unix socket (the agent's, in process isolation) in the container's root;
 //   - the container's pid namespace shows neither the agent (PID 1 of the
 //     UVM, or a host process) nor the shim or QEMU;
 //   - a node the container makes itself for a virtio-serial port (numbers read
@@ -25,6 +26,7 @@ for p in /proc/[0-9]*; do
   case "$c" in uvm-agent*|containerd*|qemu*|virtiofsd*) echo "proc:$c";; esac
 done
 echo "pid1:$(cat /proc/1/comm)"
+for s in $(find / -xdev -type s 2>/dev/null); do echo "sock:$s"; done
 ports=0
 for d in /sys/class/virtio-ports/*; do
   [ -r "$d/dev" ] || continue
@@ -53,6 +55,7 @@ TEST_P(CtrIsolation, ContainerCannotReachTheAgentChannel) {
   EXPECT_EQ(r.out.find("node:"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("proc:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("pid1:sh\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("sock:"), std::string::npos) << "a Unix socket is visible in the container: " << r.out;
   EXPECT_EQ(r.out.find("opened:"), std::string::npos) << "a container opened an agent port: " << r.out;
   // In a UVM the ports exist (agent, debug): the mknod/open probe really ran.
   if (rc.is_hyperv()) {
