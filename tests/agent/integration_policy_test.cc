@@ -223,6 +223,50 @@ TEST_F(Policy, HookTimeoutKillsTheHook) {
   ExpectNoCgroupOf(agent(), "slowhook");
 }
 
+// The specs engines write (tests/fixtures/specs), made runnable here: the
+// busybox rootfs (read-only: it is shared), no bind mounts of the engines'
+// files, fresh namespaces instead of a pod sandbox's, Docker's libnetwork
+// hook replaced by /bin/true, negative oomScoreAdj raised to 0. Everything else (limits, capabilities, masked
+// paths, Docker's cgroup mount, hugepage limits, swap = limit) is as written.
+TEST_F(Policy, EngineSpecsRunInProcessIsolation) {
+  for (const char* name : {"containerd-1.6-ctr-default.json", "cri-1.6-besteffort.json", "cri-1.6-guaranteed.json",
+                           "docker-20.10-run.json"}) {
+    std::ifstream in(std::string(UVMSHIM_SPEC_FIXTURES) + "/" + name);
+    ASSERT_TRUE(in.good()) << name;
+    json spec = json::parse(in);
+    spec["root"] = {{"path", BusyboxRootfs()}, {"readonly", true}};
+    spec["process"]["args"] = {"sh", "-c", "echo ok"};
+    json mounts = json::array();
+    for (const auto& m : spec["mounts"])
+      if (m.value("type", "") != "bind") mounts.push_back(m);
+    spec["mounts"] = mounts;
+    for (auto& ns : spec["linux"]["namespaces"]) ns.erase("path");
+    // Root here lacks CAP_SYS_RESOURCE: lower scores fail (as under runc);
+    // containerd's restrict_oom_score_adj raises them the same way.
+    if (spec["process"].value("oomScoreAdj", 0) < 0) spec["process"]["oomScoreAdj"] = 0;
+    if (spec.contains("hooks"))
+      for (auto& hook : spec["hooks"]["prestart"]) hook = {{"path", "/bin/true"}};
+    std::string id = "engine" + std::to_string(std::hash<std::string>()(name) % 1000);
+    grpc::Status status = Create(agent(), id, spec);
+    ASSERT_TRUE(status.ok()) << name << ": " << status.error_message();
+    OutputReader out(stub(), id, "", pb::STDOUT);
+    ASSERT_TRUE(out.WaitAttached());
+    {
+      grpc::ClientContext context;
+      pb::StartContainerRequest request;
+      request.set_container_id(id);
+      pb::StartContainerResponse response;
+      ASSERT_TRUE(stub().StartContainer(&context, request, &response).ok()) << name;
+    }
+    pb::WaitProcessResponse waited;
+    ASSERT_TRUE(Wait(agent(), id, "", &waited).ok());
+    EXPECT_EQ(waited.exit_status(), 0u) << name;
+    EXPECT_EQ(out.Finish(), "ok\n") << name;
+    DeleteContainer(agent(), id);
+    ExpectNoCgroupOf(agent(), id);
+  }
+}
+
 TEST(PolicyNoCgroups, LimitsWithoutCgroupsAreRefused) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   AgentProcess agent({"--cgroup-parent", ""});
