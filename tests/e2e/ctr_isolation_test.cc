@@ -12,6 +12,8 @@
 //     denies unlisted devices.
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include "ctr_fixture.h"
 
 namespace uvmshim::e2e {
@@ -33,7 +35,7 @@ for d in /sys/class/virtio-ports/*; do
   ports=$((ports+1))
   IFS=: read ma mi < "$d/dev"
   if ! mknod /dev/probe-port c "$ma" "$mi" 2>/dev/null; then echo "mknod-denied:$d"; continue; fi
-  if (exec 3<>/dev/probe-port) 2>/dev/null; then echo "opened:$d"; else echo "open-denied:$d"; fi
+  if why=$( (exec 3<>/dev/probe-port) 2>&1 ); then echo "opened:$d"; else echo "open-denied:$d: $why"; fi
   rm -f /dev/probe-port
 done
 echo "ports:$ports"
@@ -52,6 +54,7 @@ TEST_P(CtrIsolation, ContainerCannotReachTheAgentChannel) {
   const RuntimeCase& rc = GetParam();
   auto r = CtrRun(rc, {"--rm"}, "reach", {"sh", "-c", kProbe});
   ASSERT_EQ(r.exit_code, 0) << r.Describe() << env().LogTail();
+  std::cout << "probe (" << rc.name << "):\n" << r.out;  // what the container saw, for the log
   EXPECT_EQ(r.out.find("node:"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("proc:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("pid1:sh\n"), std::string::npos) << r.out;
