@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "guest-agent/oci_spec.h"
 
@@ -168,10 +169,11 @@ bool HasPrivateNamespace(const json& spec, std::string_view type, const PolicyEn
     if (ns.value("type", "") != type) continue;
     std::string path = ns.value("path", "");
     if (path.empty()) return true;
-    if (type != "network") return true;  // joining another container's namespace
+    // Joined by path: private unless it is the agent's own (the host's).
+    const auto& own = type == "network" ? environment.own_net : type == "ipc" ? environment.own_ipc : environment.own_uts;
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) return true;  // the create reports the bad path
-    return !(st.st_dev == environment.own_netns_dev && st.st_ino == environment.own_netns_ino);
+    return !(st.st_dev == own.dev && st.st_ino == own.ino);
   }
   return false;
 }
@@ -327,9 +329,8 @@ PolicyEnvironment PolicyEnvironment::Probe(bool in_utility_vm) {
   meminfo << meminfo_file.rdbuf();
   env.swap_total_kb = MeminfoValue(meminfo.str(), "SwapTotal");
   env.hugepages_total = MeminfoValue(meminfo.str(), "HugePages_Total");
-  if (stat("/proc/self/ns/net", &st) == 0) {
-    env.own_netns_dev = st.st_dev;
-    env.own_netns_ino = st.st_ino;
+  for (auto [name, id] : {std::pair{"net", &env.own_net}, std::pair{"ipc", &env.own_ipc}, std::pair{"uts", &env.own_uts}}) {
+    if (stat((std::string("/proc/self/ns/") + name).c_str(), &st) == 0) *id = {st.st_dev, st.st_ino};
   }
   return env;
 }

@@ -32,9 +32,12 @@ struct PolicyEnvironment {
   bool selinux = false;           // SELinux enabled in this kernel
   uint64_t swap_total_kb = 0;     // /proc/meminfo SwapTotal
   uint64_t hugepages_total = 0;   // /proc/meminfo HugePages_Total
-  // The agent's own network namespace (st_dev, st_ino of /proc/self/ns/net):
-  // a container joining it shares the host's network stack.
-  uint64_t own_netns_dev = 0, own_netns_ino = 0;
+  // The agent's own namespaces (st_dev, st_ino of /proc/self/ns/X): a
+  // container joining one by path shares the host's (or the VM's).
+  struct NamespaceId {
+    uint64_t dev = 0, ino = 0;
+  };
+  NamespaceId own_net, own_ipc, own_uts;
 
   static PolicyEnvironment Probe(bool in_utility_vm);
 };

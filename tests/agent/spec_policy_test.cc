@@ -31,12 +31,10 @@ json BaseSpec() {
 }
 
 PolicyEnvironment PlainHost() {
-  PolicyEnvironment env;  // no LSMs, no swap, no huge pages
-  struct stat st {};
-  if (stat("/proc/self/ns/net", &st) == 0) {
-    env.own_netns_dev = st.st_dev;
-    env.own_netns_ino = st.st_ino;
-  }
+  // This machine's namespaces, but no LSMs, no swap, no huge pages.
+  PolicyEnvironment env = PolicyEnvironment::Probe(false);
+  env.apparmor = env.selinux = false;
+  env.swap_total_kb = env.hugepages_total = 0;
   return env;
 }
 
@@ -226,6 +224,11 @@ TEST(SpecPolicy, NetSysctlNeedsAPrivateNetworkNamespace) {
   EXPECT_NE(PolicyError(spec).find("needs a private network namespace"), std::string::npos);
   spec["linux"]["sysctl"] = {{"kernel.shmmax", "100"}};
   EXPECT_NE(PolicyError(spec).find("spec: linux.sysctl.kernel.shmmax needs a private ipc namespace"), std::string::npos);
+  // Joining the host's ipc namespace by path is not private either.
+  spec["linux"]["namespaces"].push_back({{"type", "ipc"}, {"path", "/proc/self/ns/ipc"}});
+  EXPECT_NE(PolicyError(spec).find("needs a private ipc namespace"), std::string::npos);
+  spec["linux"]["namespaces"].back()["path"] = "";
+  EXPECT_EQ(PolicyError(spec), "");
 }
 
 TEST(SpecPolicy, UnknownFieldsWarnAndPass) {
