@@ -110,6 +110,7 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
     }
     ContainerOptions container_options;
     container_options.cgroup_parent = options_.cgroup_parent;
+    container_options.in_utility_vm = options_.in_utility_vm;
     container_options.container_namespace_paths_only = options_.in_utility_vm;
     container_options.is_container_init = [this](pid_t pid) { return IsRunningContainerInit(pid); };
     container = Container::Create(*request, reaper_, container_options);
@@ -137,7 +138,7 @@ grpc::Status AgentService::StartContainer(grpc::ServerContext*, const pb::StartC
   std::shared_ptr<Container> container;
   if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
   pid_t pid = 0;
-  auto status = container->Start(&pid);
+  auto status = container->Start(&pid, reaper_);
   if (!status.ok()) return status;
   response->set_pid(static_cast<uint32_t>(pid));
   spdlog::debug("event=container_started container={} pid={}", request->container_id(), pid);

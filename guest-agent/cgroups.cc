@@ -167,6 +167,15 @@ std::unique_ptr<Cgroup> Cgroup::Create(const std::string& parent, const std::str
       }
       cgroup->controller_dirs_.emplace_back(controller, dir);
     }
+    auto file = [&](const char* controller, const char* name_) { return cgroup->FileIn(controller, name_); };
+    // A limit whose hierarchy is not mounted cannot be applied: say so (the
+    // container refuses to start without it).
+    auto missing = [&](const char* controller) {
+      if (file(controller, "").empty()) error = std::string("the ") + controller + " cgroup hierarchy is not mounted";
+    };
+    if (resources.memory_limit && *resources.memory_limit > 0) missing("memory");
+    if (resources.pids_limit && *resources.pids_limit > 0) missing("pids");
+    if ((resources.cpu_shares && *resources.cpu_shares > 0) || resources.cpu_quota) missing("cpu");
   }
   cgroup->Apply(resources, &error);
   if (!error.empty()) *warning = "cgroup limits: " + error;

@@ -18,6 +18,7 @@
 #include "guest-agent/ids.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/logging.h"
+#include "guest-agent/spec_policy.h"
 
 namespace uvmshim::agent {
 namespace {
@@ -98,6 +99,9 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   OciSpec spec;
   try {
     spec = ParseOciSpec(request.spec_json());
+    // Every field honoured or refused by name (spec_policy.h).
+    for (const auto& warning : CheckSpecPolicy(request.spec_json(), PolicyEnvironment::Probe(options.in_utility_vm)))
+      spdlog::warn("event=spec_field_ignored container={} field={}", request.container_id(), LogQuote(warning));
   } catch (const SpecTooLarge& e) {
     throw LaunchError(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
   } catch (const SpecError& e) {
@@ -128,6 +132,15 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   bool terminal = request.terminal() || spec.process.terminal;
   std::shared_ptr<Container> container(new Container(request.container_id(), std::move(spec)));
   container->seccomp_ = std::move(seccomp);
+  container->in_utility_vm_ = options.in_utility_vm;
+  if (!options.in_utility_vm) {
+    try {
+      container->hooks_ = ParseOciHooks(request.spec_json());
+    } catch (const SpecError& e) {
+      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    }
+    container->bundle_ = rootfs.substr(0, std::max<size_t>(rootfs.find_last_of('/'), 1));
+  }
   std::string warning;
   if (!options.cgroup_parent.empty())  // "" = no cgroups at all
     container->cgroup_ = Cgroup::Create(options.cgroup_parent, container->id_, container->spec_.resources, &warning);
@@ -147,6 +160,13 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
     if (container->cgroup_)
       spdlog::warn("event=device_rules_unavailable container={} reason={}", container->id_, LogQuote(device_error));
   }
+  const OciResources& limits = container->spec_.resources;
+  bool wants_limits = (limits.memory_limit && *limits.memory_limit > 0) || (limits.pids_limit && *limits.pids_limit > 0) ||
+                      (limits.cpu_shares && *limits.cpu_shares > 0) || (limits.cpu_quota && *limits.cpu_quota > 0);
+  if (wants_limits && (!container->cgroup_ || !warning.empty()))  // never run without the asked limits
+    throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION,
+                      "spec: linux.resources cannot be applied: " +
+                          (warning.empty() ? std::string("the agent runs without cgroups") : warning));
 
   container->init_ = std::make_shared<Process>(container->id_, "", terminal);
   InitLaunch launch;
@@ -163,6 +183,17 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   } catch (...) {
     container->init_->WaitExitFor(std::chrono::seconds(5));  // then the cgroup is empty
     throw;
+  }
+  try {
+    HookState state{container->id_, "created", container->init_->pid(), container->bundle_,
+                    &container->hooks_.annotations};
+    RunHooks(container->hooks_.prestart, "prestart", state, reaper);
+    RunHooks(container->hooks_.create_runtime, "createRuntime", state, reaper);
+  } catch (const std::exception& e) {
+    container->init_sync_.reset();
+    container->init_->Signal(SIGKILL, reaper);
+    container->init_->WaitExitFor(std::chrono::seconds(5));
+    throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION, e.what());
   }
   return container;
 }
@@ -185,7 +216,7 @@ grpc::Status Container::Update(const std::string& resources_json) {
 
 bool Container::OomKilled() const { return cgroup_ && cgroup_->OomKills() > 0; }
 
-grpc::Status Container::Start(pid_t* pid) {
+grpc::Status Container::Start(pid_t* pid, Reaper& reaper) {
   UniqueFd sync;
   {
     std::lock_guard lock(mu_);
@@ -202,6 +233,13 @@ grpc::Status Container::Start(pid_t* pid) {
     return Error(e.code(), "start container " + id_ + ": " + e.what());
   }
   *pid = init_->pid();
+  if (!hooks_.poststart.empty()) {
+    try {
+      RunHooks(hooks_.poststart, "poststart", HookState{id_, "running", *pid, bundle_, &hooks_.annotations}, reaper);
+    } catch (const std::exception& e) {
+      spdlog::warn("event=hook_failed container={} error={}", id_, LogQuote(e.what()));
+    }
+  }
   return grpc::Status::OK;
 }
 
@@ -234,6 +272,8 @@ grpc::Status Container::Exec(const pb::ExecProcessRequest& request, Reaper& reap
   OciProcess process_spec;
   try {
     process_spec = ParseOciProcess(request.process_json());
+    for (const auto& warning : CheckProcessPolicy(request.process_json(), PolicyEnvironment::Probe(in_utility_vm_)))
+      spdlog::warn("event=spec_field_ignored container={} exec={} field={}", id_, request.exec_id(), LogQuote(warning));
   } catch (const SpecTooLarge& e) {
     return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
   } catch (const SpecError& e) {
@@ -268,6 +308,7 @@ grpc::Status Container::Exec(const pb::ExecProcessRequest& request, Reaper& reap
   launch.terminal = terminal;
   launch.open_stdin = request.stdin();
   launch.namespaces = ExecNamespaces();
+  if (spec_.personality) launch.personality = static_cast<long>(*spec_.personality);
   try {
     std::vector<UniqueFd> ns_fds;
     {
@@ -418,6 +459,14 @@ grpc::Status Container::Destroy(bool force, Reaper& reaper) {
     for (int attempt = 0; attempt < 50 && !cgroup_->Remove(); ++attempt)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     cgroup_.reset();
+  }
+  if (!hooks_.poststop.empty() && !poststop_ran_) {
+    poststop_ran_ = true;
+    try {
+      RunHooks(hooks_.poststop, "poststop", HookState{id_, "stopped", 0, bundle_, &hooks_.annotations}, reaper);
+    } catch (const std::exception& e) {
+      spdlog::warn("event=hook_failed container={} error={}", id_, LogQuote(e.what()));
+    }
   }
   return grpc::Status::OK;
 }

@@ -14,6 +14,7 @@
 
 #include "agent.pb.h"
 #include "guest-agent/cgroups.h"
+#include "guest-agent/hooks.h"
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
@@ -30,6 +31,7 @@ struct ContainerOptions {
   // container init this agent created (never PID 1, the agent itself).
   bool container_namespace_paths_only = false;
   std::function<bool(pid_t)> is_container_init;
+  bool in_utility_vm = false;  // for spec_policy.h: what the machine offers, hooks refused
 };
 
 class Container {
@@ -45,7 +47,7 @@ class Container {
   const std::string& id() const { return id_; }
   const std::shared_ptr<Process>& init() const { return init_; }
 
-  grpc::Status Start(pid_t* pid);
+  grpc::Status Start(pid_t* pid, Reaper& reaper);  // reaper: for poststart hooks
   grpc::Status Exec(const pb::ExecProcessRequest& request, Reaper& reaper, pid_t* pid);
   // "" = init. NOT_FOUND when unknown.
   grpc::Status FindProcess(const std::string& exec_id, std::shared_ptr<Process>* process);
@@ -68,6 +70,10 @@ class Container {
 
   const std::string id_;
   const OciSpec spec_;
+  bool in_utility_vm_ = false;
+  OciHooks hooks_;      // process isolation only
+  std::string bundle_;  // for the hooks' state: the rootfs's parent directory
+  bool poststop_ran_ = false;
   std::shared_ptr<Process> init_;
   std::unique_ptr<Cgroup> cgroup_;
   std::shared_ptr<const SeccompProgram> seccomp_;  // compiled linux.seccomp, shared with execs

@@ -119,6 +119,11 @@ int SetUpContainer(const InitConfig& config, const OciSpec& spec, const ExecPlan
     if (!uts) throw std::runtime_error("hostname: the spec has no uts namespace");
     if (sethostname(spec.hostname.data(), spec.hostname.size()) != 0) Fail("sethostname " + spec.hostname, errno);
   }
+  if (!spec.domainname.empty()) {
+    if (!spec.FindNamespace("uts")) throw std::runtime_error("domainname: the spec has no uts namespace");
+    if (setdomainname(spec.domainname.data(), spec.domainname.size()) != 0)
+      Fail("setdomainname " + spec.domainname, errno);
+  }
   if (config.new_network_namespace) BringUpLoopback();
 
   int master = -1;
@@ -187,6 +192,7 @@ int RunContainerInitHelper() {
     OciSpec spec = ParseOciSpec(config.spec_json);
     plan = MakeExecPlan(spec.process);
     if (!config.seccomp_hex.empty()) plan->seccomp = SeccompProgramFromHex(config.seccomp_hex, config.seccomp_flags);
+    if (spec.personality) plan->personality = static_cast<long>(*spec.personality);
     int master = SetUpContainer(config, spec, *plan);
     if (master >= 0) {
       if (!SendSyncMessage(kInitSyncFd, SyncKind::kPtyMaster, 0, 0, nullptr, master)) return 1;

@@ -363,6 +363,7 @@ void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shar
     throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
   }
   plan->seccomp = launch.seccomp;
+  plan->personality = launch.personality;
   PipeStdio stdio;
   if (!launch.terminal) stdio = MakePipeStdio(launch.open_stdin);
   SyncPair sync = MakeSyncPair();

@@ -60,6 +60,7 @@ struct ExecLaunch {
   bool open_stdin = false;
   std::vector<UniqueFd> cgroup_procs;
   std::shared_ptr<const SeccompProgram> seccomp;  // the container's filter, or null
+  long personality = -1;  // the container's linux.personality, -1 = none
 };
 
 // Starts a process in the namespaces of a running container's init.

@@ -96,6 +96,18 @@ std::vector<int> ParseCapabilityList(const json& value, const Where& where) {
   return caps;
 }
 
+// IOPRIO_PRIO_VALUE of linux/ioprio.h (not in every libc's headers).
+void ParseIoPriority(const json& value, const Where& where, OciProcess& process) {
+  RequireObject(value, where);
+  auto klass = OptionalString(value, "class", where).value_or("");
+  int class_number = klass == "IOPRIO_CLASS_RT" ? 1 : klass == "IOPRIO_CLASS_BE" ? 2 : klass == "IOPRIO_CLASS_IDLE" ? 3 : 0;
+  if (class_number == 0) where.Field("class").Fail("must be IOPRIO_CLASS_RT, IOPRIO_CLASS_BE or IOPRIO_CLASS_IDLE");
+  int priority = 0;
+  if (const json* p = Member(value, "priority")) priority = AsInteger<int>(*p, where.Field("priority"));
+  if (priority < 0 || priority > 7) where.Field("priority").Fail("must be between 0 and 7");
+  process.io_priority = (class_number << 13) | priority;
+}
+
 OciProcess ParseProcessObject(const json& object, const Where& where) {
   RequireObject(object, where);
   OciProcess process;
@@ -175,6 +187,8 @@ OciProcess ParseProcessObject(const json& object, const Where& where) {
     if (*process.oom_score_adj < -1000 || *process.oom_score_adj > 1000)
       where.Field("oomScoreAdj").Fail("must be between -1000 and 1000");
   }
+  process.apparmor_profile = OptionalString(object, "apparmorProfile", where).value_or("");
+  if (const json* io = Member(object, "ioPriority")) ParseIoPriority(*io, where.Field("ioPriority"), process);
   return process;
 }
 
@@ -303,6 +317,14 @@ void ParseLinux(const json& linux_obj, const Where& where, OciSpec& spec) {
       spec.sysctl[key] = AsString(value, w.Field(key));
     }
   }
+  if (const json* personality = Member(linux_obj, "personality")) {
+    Where w = where.Field("personality");
+    RequireObject(*personality, w);
+    auto domain = OptionalString(*personality, "domain", w).value_or("");
+    if (domain == "LINUX") spec.personality = 0x0000;         // PER_LINUX
+    else if (domain == "LINUX32") spec.personality = 0x0008;  // PER_LINUX32
+    else w.Field("domain").Fail("must be LINUX or LINUX32");
+  }
   if (auto propagation = OptionalString(linux_obj, "rootfsPropagation", where)) {
     static constexpr std::array<std::string_view, 7> kAllowed = {
         "", "private", "rprivate", "slave", "rslave", "shared", "rshared"};
@@ -339,6 +361,8 @@ OciSpec ParseOciSpec(std::string_view json_text) {
   }
   spec.hostname = OptionalString(doc, "hostname", root).value_or("");
   if (spec.hostname.size() > 64) root.Field("hostname").Fail("is longer than 64 bytes");
+  spec.domainname = OptionalString(doc, "domainname", root).value_or("");
+  if (spec.domainname.size() > 64) root.Field("domainname").Fail("is longer than 64 bytes");
   if (const json* mounts = Member(doc, "mounts")) {
     spec.has_mounts = true;
     ParseMounts(*mounts, root.Field("mounts"), spec);

@@ -54,6 +54,8 @@ struct OciProcess {
   std::vector<OciRlimit> rlimits;
   bool no_new_privileges = false;
   std::optional<int> oom_score_adj;
+  std::string apparmor_profile;      // "" = none (spec_policy.cc refuses it without AppArmor)
+  std::optional<int> io_priority;    // IOPRIO_PRIO_VALUE(class, priority) for ioprio_set(2)
 };
 
 struct OciMount {
@@ -92,6 +94,7 @@ struct OciSpec {
   std::string root_path;
   bool root_readonly = false;
   std::string hostname;
+  std::string domainname;
   bool has_mounts = false;  // false: the spec has no "mounts" key (defaults apply)
   std::vector<OciMount> mounts;
   bool has_namespaces = false;
@@ -103,6 +106,7 @@ struct OciSpec {
   std::map<std::string, std::string> sysctl;
   std::string rootfs_propagation;
   std::optional<SeccompProfile> seccomp;  // linux.seccomp
+  std::optional<unsigned long> personality;  // PER_LINUX / PER_LINUX32
 
   bool HasNamespace(std::string_view type) const;
   const OciNamespace* FindNamespace(std::string_view type) const;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <sys/personality.h>
 #include <sched.h>
 #include <signal.h>
 #include <linux/close_range.h>
@@ -178,6 +179,8 @@ std::unique_ptr<ExecPlan> MakeExecPlan(const OciProcess& process) {
   plan->no_new_privileges = process.no_new_privileges;
   if (process.user.umask) plan->umask = static_cast<int>(*process.user.umask & 0777);
   if (process.oom_score_adj) plan->oom_score_adj = std::to_string(*process.oom_score_adj);
+  if (process.io_priority) plan->io_priority = *process.io_priority;
+  if (!process.apparmor_profile.empty()) plan->apparmor_exec = "exec " + process.apparmor_profile;
   plan->cwd = process.cwd;
   plan->cwd_step = "cwd " + process.cwd;
   return plan;
@@ -208,6 +211,22 @@ int ApplyProcessIdentity(const ExecPlan& plan, const char** failed_step) noexcep
       if (fd >= 0) close(fd);
       errno = error;
       return fail("oom_score_adj");
+    }
+    close(fd);
+  }
+  if (plan.io_priority >= 0 && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, plan.io_priority) != 0)
+    return fail("ioprio_set (process.ioPriority)");
+  if (plan.personality >= 0 && personality(static_cast<unsigned long>(plan.personality)) == -1)
+    return fail("personality (linux.personality)");
+  if (!plan.apparmor_exec.empty()) {
+    // Takes effect at the execve of the user's command, as runc does it.
+    int fd = open("/proc/self/attr/apparmor/exec", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) fd = open("/proc/self/attr/exec", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, plan.apparmor_exec.data(), plan.apparmor_exec.size()) < 0) {
+      int error = errno;
+      if (fd >= 0) close(fd);
+      errno = error;
+      return fail("set AppArmor profile (process.apparmorProfile)");
     }
     close(fd);
   }

@@ -74,6 +74,9 @@ struct ExecPlan {
   bool no_new_privileges = false;
   int umask = -1;
   std::string oom_score_adj;  // text to write to /proc/self/oom_score_adj, "" = leave
+  int io_priority = -1;       // ioprio_set(2) value, -1 = leave
+  long personality = -1;      // personality(2) (linux.personality), -1 = leave
+  std::string apparmor_exec;  // "exec <profile>" for /proc/self/attr/apparmor/exec, "" = none
   std::string cwd;
   std::string cwd_step;
   // The container's filter (execs get it too, as with runc); null = none.
@@ -88,9 +91,10 @@ std::unique_ptr<ExecPlan> MakeExecPlan(const OciProcess& process);
 // async-signal-safe: default dispositions and an empty signal mask.
 void ResetSignalsForExec() noexcept;
 
-// async-signal-safe: oom_score_adj, rlimits, umask, seccomp (without
-// no_new_privs), capability bounding set, groups/gid/uid, capabilities, cwd,
-// no_new_privs. Returns 0, or an errno with
+// async-signal-safe: oom_score_adj, io priority, personality, AppArmor
+// profile on exec, rlimits, umask, seccomp (without no_new_privs),
+// capability bounding set, groups/gid/uid, capabilities, cwd, no_new_privs.
+// Returns 0, or an errno with
 // *failed_step naming the step.
 int ApplyProcessIdentity(const ExecPlan& plan, const char** failed_step) noexcept;
 

@@ -321,8 +321,14 @@ void QemuVm::StartVirtiofsd() {
   const std::string log = (config_.state_dir / "virtiofsd.log").string();
   try {
     virtiofsd_ = bp::child(options_.virtiofsd.string(),
+                           // Confined to the share, spelled out rather than left to defaults:
+                           // its own mount/pid/net namespaces pivoted into the shared
+                           // directory (symlinks cannot leave it), no extended
+                           // attributes, ACLs or security labels passed to the host.
                            bp::args({"--socket-path=" + socket.string(), "-o",
-                                     "source=" + fs::absolute(config_.share_dir).string(), "-o", "cache=auto"}),
+                                     "source=" + fs::absolute(config_.share_dir).string(), "-o", "cache=auto",
+                                     "-o", "sandbox=namespace", "-o", "no_xattr", "-o", "no_posix_acl", "-o",
+                                     "no_security_label"}),
                            bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
   } catch (const std::exception& error) {
     throw VmError(fmt::format("virtiofsd: {}", error.what()));
