@@ -190,6 +190,8 @@ std::string Cgroup::ApplyDeviceRules(const std::vector<DeviceRule>& rules) {
   for (const auto& [file, line] : DeviceCgroupV1Writes(rules))
     if (!WriteFile(dir + "/" + file, line, &error)) return error;
   return "";
+}
+
 bool Cgroup::Apply(const OciResources& resources, std::string* error) const {
   std::string first;
   std::string* e = &first;
