@@ -3,7 +3,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <boost/process/args.hpp>
@@ -12,6 +15,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 
@@ -36,6 +40,44 @@ struct NewSession : bp::extend::handler {
   }
 };
 
+// The agent accepts on this fd number (--listen-fd).
+constexpr int kAgentListenFd = 3;
+
+// Puts the listening socket at kAgentListenFd in the agent, open across exec.
+struct PassListener : bp::extend::handler {
+  int fd;
+  template <class Executor>
+  void on_exec_setup(Executor&) const {
+    if (fd == kAgentListenFd) {
+      ::fcntl(fd, F_SETFD, 0);
+    } else {
+      ::dup2(fd, kAgentListenFd);  // the copy is not close-on-exec
+    }
+  }
+};
+
+// Binds and listens before the agent exists: the shim's connect is queued by
+// the kernel and answered once the agent accepts, instead of failing and
+// waiting out gRPC's reconnect backoff while the agent starts.
+UniqueFd ListenForAgent(const fs::path& socket) {
+  sockaddr_un address{};
+  if (socket.native().size() >= sizeof address.sun_path)
+    throw std::runtime_error(fmt::format("agent socket {}: path too long", socket.string()));
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, socket.c_str(), socket.native().size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto fail = [&](std::string_view what) {
+    throw std::runtime_error(fmt::format("agent socket {}: {}: {}", socket.string(), what,
+                                         std::strerror(errno)));
+  };
+  if (!fd) fail("socket");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fail("bind");
+  // No window: the state dir is 0700 already.
+  if (::chmod(socket.c_str(), 0600) != 0) fail("chmod");
+  if (::listen(fd.get(), 16) != 0) fail("listen");
+  return fd;
+}
+
 std::string TailOf(const fs::path& file, std::size_t max_bytes = 2048) {
   std::ifstream in(file, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -56,10 +98,14 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
   fs::remove(socket);
   target_ = "unix://" + socket.string();
   const std::string log = console_log().string();
-  child_ = bp::child(config_.agent_binary.string(), bp::args({"--listen", target_, "--log-level", config_.log_level,
-                                                              "--cgroup-parent", config_.cgroup_parent}),
-                     bp::std_in < bp::null, bp::std_out > log, bp::std_err > log,
-                     NewSession{});
+  {
+    UniqueFd listener = ListenForAgent(socket);  // ours closes once the agent has its copy
+    child_ = bp::child(config_.agent_binary.string(),
+                       bp::args({"--listen", target_, "--listen-fd", std::to_string(kAgentListenFd),
+                                 "--log-level", config_.log_level, "--cgroup-parent", config_.cgroup_parent}),
+                       bp::std_in < bp::null, bp::std_out > log, bp::std_err > log,
+                       NewSession{}, PassListener{{}, listener.get()});
+  }
   spdlog::debug("agent host: started {} pid={} listen={}", config_.agent_binary.string(),
                 child_.id(), target_);
   channel_ = ConnectAgent(target_);
