@@ -131,8 +131,8 @@ UnixListener::UnixListener(const std::string& path, UniqueFd listening, std::fun
   int accepting = 0;
   socklen_t size = sizeof accepting;
   if (getsockopt(listen_fd_.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || !accepting)
-    throw std::runtime_error("listen fd " + std::to_string(listen_fd_.get()) + " for " + path +
-                             ": not a listening socket");
+    throw std::runtime_error("--listen-fd " + std::to_string(listen_fd_.get()) + " (for " + path +
+                             "): not a listening socket");
   // Inherited across exec: not ours to pass on to containers.
   fcntl(listen_fd_.get(), F_SETFD, FD_CLOEXEC);
   fcntl(listen_fd_.get(), F_SETFL, fcntl(listen_fd_.get(), F_GETFL) | O_NONBLOCK);
