@@ -44,6 +44,7 @@ struct NewSession : bp::extend::handler {
 constexpr int kAgentListenFd = 3;
 
 // Puts the listening socket at kAgentListenFd in the agent, open across exec.
+// Pass it last: the stdio handlers before it may dup2 from a fd numbered 3.
 struct PassListener : bp::extend::handler {
   int fd;
   template <class Executor>
@@ -72,9 +73,13 @@ UniqueFd ListenForAgent(const fs::path& socket) {
   };
   if (!fd) fail("socket");
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fail("bind");
-  // No window: the state dir is 0700 already.
-  if (::chmod(socket.c_str(), 0600) != 0) fail("chmod");
-  if (::listen(fd.get(), 16) != 0) fail("listen");
+  // No window before the chmod: the state dir is 0700 already.
+  if (::chmod(socket.c_str(), 0600) != 0 || ::listen(fd.get(), 16) != 0) {
+    const int error = errno;
+    ::unlink(socket.c_str());
+    errno = error;
+    fail("chmod+listen");
+  }
   return fd;
 }
 
