@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,6 +18,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <thread>
 #include <stdexcept>
 
 #include "agent_client.h"
@@ -83,6 +85,34 @@ UniqueFd ListenForAgent(const fs::path& socket) {
   return fd;
 }
 
+// One Ping that waits for the agent to serve; cancelled as soon as the agent
+// exits (its pidfd turns readable) instead of polling whether it still runs.
+bool WaitFirstAnswer(const std::shared_ptr<grpc::Channel>& channel, pid_t pid,
+                     std::chrono::milliseconds timeout) {
+  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  UniqueFd answered(::eventfd(0, EFD_CLOEXEC));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  context.set_wait_for_ready(true);
+  std::thread watcher;
+  if (exited && answered) {
+    watcher = std::thread([&] {
+      pollfd fds[2] = {{exited.get(), POLLIN, 0}, {answered.get(), POLLIN, 0}};
+      while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
+      }
+      if (fds[0].revents & POLLIN) context.TryCancel();
+    });
+  }
+  agentpb::PingResponse response;
+  const bool ok = agentpb::Agent::NewStub(channel)->Ping(&context, {}, &response).ok();
+  if (watcher.joinable()) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(answered.get(), &one, sizeof one);
+    watcher.join();
+  }
+  return ok;
+}
+
 std::string TailOf(const fs::path& file, std::size_t max_bytes = 2048) {
   std::ifstream in(file, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), {});
@@ -114,19 +144,14 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
   spdlog::debug("agent host: started {} pid={} listen={}", config_.agent_binary.string(),
                 child_.id(), target_);
   channel_ = ConnectAgent(target_);
-  AgentClient client(channel_);
-  const auto deadline = std::chrono::steady_clock::now() + config_.ready_timeout;
-  while (!client.Ping(std::chrono::milliseconds(200))) {
-    if (!child_.running()) {
-      throw std::runtime_error(fmt::format("agent exited during start (status {}): {}",
-                                           child_.exit_code(), TailOf(log)));
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      Kill();
-      throw std::runtime_error(fmt::format("agent did not answer within {} ms: {}",
-                                           config_.ready_timeout.count(), TailOf(log)));
-    }
+  if (WaitFirstAnswer(channel_, child_.id(), config_.ready_timeout)) return;
+  if (!child_.running()) {
+    throw std::runtime_error(fmt::format("agent exited during start (status {}): {}",
+                                         child_.exit_code(), TailOf(log)));
   }
+  Kill();
+  throw std::runtime_error(fmt::format("agent did not answer within {} ms: {}",
+                                       config_.ready_timeout.count(), TailOf(log)));
 }
 
 ProcessAgentHost::~ProcessAgentHost() {
