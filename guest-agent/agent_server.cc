@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <grpcpp/server_posix.h>
 #include <spdlog/spdlog.h>
@@ -122,8 +123,25 @@ UnixListener::UnixListener(const std::string& path, std::function<void(int fd)> 
   if (bound != 0) fail("bind", error);
   if (chmod(path.c_str(), 0600) != 0) fail("chmod", errno);
   if (listen(listen_fd_.get(), 128) != 0) fail("listen", errno);
+  StartAccepting();
+}
+
+UnixListener::UnixListener(const std::string& path, UniqueFd listening, std::function<void(int fd)> adopt)
+    : path_(path), adopt_(std::move(adopt)), listen_fd_(std::move(listening)) {
+  int accepting = 0;
+  socklen_t size = sizeof accepting;
+  if (getsockopt(listen_fd_.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || !accepting)
+    throw std::runtime_error("--listen-fd " + std::to_string(listen_fd_.get()) + " (for " + path +
+                             "): not a listening socket");
+  // Inherited across exec: not ours to pass on to containers.
+  fcntl(listen_fd_.get(), F_SETFD, FD_CLOEXEC);
+  fcntl(listen_fd_.get(), F_SETFL, fcntl(listen_fd_.get(), F_GETFL) | O_NONBLOCK);
+  StartAccepting();
+}
+
+void UnixListener::StartAccepting() {
   stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop_fd_) fail("eventfd", errno);
+  if (!stop_fd_) throw std::runtime_error("listen " + path_ + ": eventfd: " + std::strerror(errno));
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -171,18 +189,28 @@ void WaitForShutdownRequest(AgentService& service) {
   }
 }
 
-void StopAgent(AgentService& service, grpc::Server& server) {
+void StopAgent(AgentService& service) {
   spdlog::info("event=shutting_down");
   // Containers first: their ends complete the Wait/ReadOutput calls in flight.
   service.DestroyAllContainers();
-  server.Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // No grpc::Server::Shutdown: a graceful one waits (up to its deadline) for
+  // every client to hang up, and the shim keeps its channel until we are gone;
+  // gRPC 1.51 also crashes in SendGoAway for fd-adopted connections. Shutdown's
+  // own answer has already left (AgentService::Shutdown wakes us in OnDone).
   if (!service.options().cgroup_parent.empty()) Cgroup::RemoveParent(service.options().cgroup_parent);
   spdlog::info("event=stopped");
 }
 
-void ServeUntilShutdown(AgentService& service, grpc::Server& server) {
+void ExitAgentProcess(int status) {
+  spdlog::default_logger()->flush();
+  // Skips ~Server (a graceful shutdown again) and the static destructors of
+  // gRPC, whose threads still run: the kernel closes every fd.
+  std::_Exit(status);
+}
+
+void ServeUntilShutdown(AgentService& service) {
   WaitForShutdownRequest(service);
-  StopAgent(service, server);
+  StopAgent(service);
 }
 
 }  // namespace uvmshim::agent

@@ -41,11 +41,16 @@ void ServeOnConnectedFd(grpc::Server& server, int fd);
 class UnixListener {
  public:
   UnixListener(const std::string& path, std::function<void(int fd)> adopt);
+  // Accepts on `listening`, a socket already bound at `path` and listening,
+  // inherited from the process that started us (the shim binds it first, so
+  // its connect never races our start). Still removes `path` at destruction.
+  UnixListener(const std::string& path, UniqueFd listening, std::function<void(int fd)> adopt);
   ~UnixListener();  // stops accepting (joins the accept thread)
   UnixListener(const UnixListener&) = delete;
   UnixListener& operator=(const UnixListener&) = delete;
 
  private:
+  void StartAccepting();
   void Run();
 
   std::string path_;
@@ -58,14 +63,18 @@ class UnixListener {
 // Blocks until Shutdown was called or SIGTERM/SIGINT arrived.
 void WaitForShutdownRequest(AgentService& service);
 
-// Destroys every container, stops the server (calls still in flight get 1 s)
-// and removes the cgroup parent. Stop the listeners before (no new
-// connections into a stopping server). The caller then exits (or powers the
-// VM off). main():
-//   WaitForShutdownRequest(service); listener.reset(); StopAgent(service, *server);
-void StopAgent(AgentService& service, grpc::Server& server);
+// Destroys every container and removes the cgroup parent; leaves the gRPC
+// server alone (no graceful shutdown: it would wait for clients to hang up).
+// Stop the listeners before. The caller then ends the process with
+// ExitAgentProcess (or powers the VM off). main():
+//   WaitForShutdownRequest(service); listener.reset(); StopAgent(service); ExitAgentProcess(0);
+void StopAgent(AgentService& service);
+
+// Flushes the log and ends the process at once, without running ~Server or
+// static destructors (gRPC's threads are still serving).
+[[noreturn]] void ExitAgentProcess(int status);
 
 // WaitForShutdownRequest then StopAgent (listeners keep running meanwhile).
-void ServeUntilShutdown(AgentService& service, grpc::Server& server);
+void ServeUntilShutdown(AgentService& service);
 
 }  // namespace uvmshim::agent

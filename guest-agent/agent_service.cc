@@ -273,10 +273,23 @@ grpc::Status AgentService::DeleteContainer(grpc::ServerContext*, const pb::Delet
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::Shutdown(grpc::ServerContext*, const pb::ShutdownRequest*, pb::ShutdownResponse*) {
+grpc::ServerUnaryReactor* AgentService::Shutdown(grpc::CallbackServerContext*, const pb::ShutdownRequest*,
+                                                  pb::ShutdownResponse*) {
   spdlog::info("event=shutdown_requested");
-  RequestShutdown();
-  return grpc::Status::OK;
+  // The main thread ends the process once woken: wake it only when the answer
+  // has left (OnDone), so the client reads it instead of a broken connection.
+  class AnswerThenShutdown final : public grpc::ServerUnaryReactor {
+   public:
+    explicit AnswerThenShutdown(AgentService& service) : service_(service) { Finish(grpc::Status::OK); }
+    void OnDone() override {
+      service_.RequestShutdown();
+      delete this;
+    }
+
+   private:
+    AgentService& service_;
+  };
+  return new AnswerThenShutdown(*this);
 }
 
 grpc::Status AgentService::Console(grpc::ServerContext* context,

@@ -21,13 +21,16 @@ struct AgentOptions {
   std::string cgroup_parent = "uvmshim";  // containers get <parent>/<id>
 };
 
-class AgentService final : public pb::Agent::Service {
+// Shutdown is a callback method: its reactor's OnDone (the answer was sent)
+// is what wakes WaitForShutdownRequest, so the agent can exit right away
+// without a graceful gRPC shutdown that waits for the client to hang up.
+class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Agent::Service> {
  public:
   // Starts the reaper: SIGCHLD must already be blocked (PrepareAgentProcess).
   explicit AgentService(AgentOptions options);
   ~AgentService() override;
 
-  // Readable (eventfd) once Shutdown was called or RequestShutdown() ran.
+  // Readable (eventfd) once Shutdown's answer was sent or RequestShutdown() ran.
   int shutdown_event_fd() const { return shutdown_event_.get(); }
   void RequestShutdown();
   // Kills and forgets every container (at exit).
@@ -57,7 +60,8 @@ class AgentService final : public pb::Agent::Service {
                                pb::DeleteContainerResponse*) override;
   grpc::Status UpdateContainer(grpc::ServerContext*, const pb::UpdateContainerRequest*,
                                pb::UpdateContainerResponse*) override;
-  grpc::Status Shutdown(grpc::ServerContext*, const pb::ShutdownRequest*, pb::ShutdownResponse*) override;
+  grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext*, const pb::ShutdownRequest*,
+                                     pb::ShutdownResponse*) override;
   grpc::Status Console(grpc::ServerContext*,
                        grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>*) override;
 

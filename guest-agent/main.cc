@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  int listen_fd = -1;
+  app.add_option("--listen-fd", listen_fd,
+                 "an inherited socket already bound at the unix --listen path and listening")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--cgroup-parent", cgroup_parent, "containers get cgroups <parent>/<id>; \"\" for none")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -44,6 +48,8 @@ int main(int argc, char** argv) {
   try {
     agent::SetupLogging(log_level);
     agent::ListenAddress address = agent::ParseListenAddress(listen);
+    if (listen_fd >= 0 && address.kind != agent::ListenAddress::Kind::kUnix)
+      throw std::invalid_argument("--listen-fd needs a unix:// --listen address, got " + listen);
     agent::PrepareAgentProcess();
     agent::AgentOptions options;
     options.cgroup_parent = cgroup_parent;
@@ -55,10 +61,13 @@ int main(int argc, char** argv) {
     std::unique_ptr<agent::vm::ChannelListener> listener;
 #endif
     switch (address.kind) {
-      case agent::ListenAddress::Kind::kUnix:
-        unix_listener = std::make_unique<agent::UnixListener>(
-            address.path, [raw = server.get()](int fd) { agent::ServeOnConnectedFd(*raw, fd); });
+      case agent::ListenAddress::Kind::kUnix: {
+        auto adopt = [raw = server.get()](int fd) { agent::ServeOnConnectedFd(*raw, fd); };
+        unix_listener = listen_fd >= 0 ? std::make_unique<agent::UnixListener>(
+                                             address.path, agent::UniqueFd(listen_fd), adopt)
+                                       : std::make_unique<agent::UnixListener>(address.path, adopt);
         break;
+      }
       case agent::ListenAddress::Kind::kVsock:
       case agent::ListenAddress::Kind::kSerial:
 #ifdef UVMSHIM_AGENT_VM_CHANNELS
@@ -77,7 +86,8 @@ int main(int argc, char** argv) {
 #ifdef UVMSHIM_AGENT_VM_CHANNELS
     listener.reset();
 #endif
-    agent::StopAgent(service, *server);
+    agent::StopAgent(service);
+    agent::ExitAgentProcess(0);  // no ~Server: it would wait for the shim to hang up
   } catch (const std::exception& e) {
     spdlog::critical("event=fatal error={}", agent::LogQuote(e.what()));
     return 1;

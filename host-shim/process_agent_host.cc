@@ -3,7 +3,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <boost/process/args.hpp>
@@ -12,8 +16,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <stdexcept>
 
 #include "agent_client.h"
@@ -37,6 +43,77 @@ struct NewSession : bp::extend::handler {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
   }
 };
+
+// The agent accepts on this fd number (--listen-fd).
+constexpr int kAgentListenFd = 3;
+
+// Puts the listening socket at kAgentListenFd in the agent, open across exec.
+// Pass it last: the stdio handlers before it may dup2 from a fd numbered 3.
+struct PassListener : bp::extend::handler {
+  int fd;
+  template <class Executor>
+  void on_exec_setup(Executor&) const {
+    if (fd == kAgentListenFd) {
+      ::fcntl(fd, F_SETFD, 0);
+    } else {
+      ::dup2(fd, kAgentListenFd);  // the copy is not close-on-exec
+    }
+  }
+};
+
+// Binds and listens before the agent exists: the shim's connect is queued by
+// the kernel and answered once the agent accepts, instead of failing and
+// waiting out gRPC's reconnect backoff while the agent starts.
+UniqueFd ListenForAgent(const fs::path& socket) {
+  sockaddr_un address{};
+  if (socket.native().size() >= sizeof address.sun_path)
+    throw std::runtime_error(fmt::format("agent socket {}: path too long", socket.string()));
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, socket.c_str(), socket.native().size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto fail = [&](std::string_view what) {
+    throw std::runtime_error(fmt::format("agent socket {}: {}: {}", socket.string(), what,
+                                         std::strerror(errno)));
+  };
+  if (!fd) fail("socket");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fail("bind");
+  // No window before the chmod: the state dir is 0700 already.
+  if (::chmod(socket.c_str(), 0600) != 0 || ::listen(fd.get(), 16) != 0) {
+    const int error = errno;
+    ::unlink(socket.c_str());
+    errno = error;
+    fail("chmod+listen");
+  }
+  return fd;
+}
+
+// One Ping that waits for the agent to serve; cancelled as soon as the agent
+// exits (its pidfd turns readable) instead of polling whether it still runs.
+bool WaitFirstAnswer(const std::shared_ptr<grpc::Channel>& channel, pid_t pid,
+                     std::chrono::milliseconds timeout) {
+  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  UniqueFd answered(::eventfd(0, EFD_CLOEXEC));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  context.set_wait_for_ready(true);
+  std::thread watcher;
+  if (exited && answered) {
+    watcher = std::thread([&] {
+      pollfd fds[2] = {{exited.get(), POLLIN, 0}, {answered.get(), POLLIN, 0}};
+      while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
+      }
+      if (fds[0].revents & POLLIN) context.TryCancel();
+    });
+  }
+  agentpb::PingResponse response;
+  const bool ok = agentpb::Agent::NewStub(channel)->Ping(&context, {}, &response).ok();
+  if (watcher.joinable()) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(answered.get(), &one, sizeof one);
+    watcher.join();
+  }
+  return ok;
+}
 
 std::string TailOf(const fs::path& file, std::size_t max_bytes = 2048) {
   std::ifstream in(file, std::ios::binary);
@@ -63,26 +140,25 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
   fs::remove(socket_);
   target_ = "unix://" + socket_.string();
   const std::string log = console_log().string();
-  child_ = bp::child(config_.agent_binary.string(), bp::args({"--listen", target_, "--log-level", config_.log_level,
-                                                              "--cgroup-parent", config_.cgroup_parent}),
-                     bp::std_in < bp::null, bp::std_out > log, bp::std_err > log,
-                     NewSession{});
+  {
+    UniqueFd listener = ListenForAgent(socket_);  // ours closes once the agent has its copy
+    child_ = bp::child(config_.agent_binary.string(),
+                       bp::args({"--listen", target_, "--listen-fd", std::to_string(kAgentListenFd),
+                                 "--log-level", config_.log_level, "--cgroup-parent", config_.cgroup_parent}),
+                       bp::std_in < bp::null, bp::std_out > log, bp::std_err > log,
+                       NewSession{}, PassListener{{}, listener.get()});
+  }
   spdlog::debug("agent host: started {} pid={} listen={}", config_.agent_binary.string(),
                 child_.id(), target_);
   channel_ = ConnectAgent(target_);
-  AgentClient client(channel_);
-  const auto deadline = std::chrono::steady_clock::now() + config_.ready_timeout;
-  while (!client.Ping(std::chrono::milliseconds(200))) {
-    if (!child_.running()) {
-      throw std::runtime_error(fmt::format("agent exited during start (status {}): {}",
-                                           child_.exit_code(), TailOf(log)));
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      Kill();
-      throw std::runtime_error(fmt::format("agent did not answer within {} ms: {}",
-                                           config_.ready_timeout.count(), TailOf(log)));
-    }
+  if (WaitFirstAnswer(channel_, child_.id(), config_.ready_timeout)) return;
+  if (!child_.running()) {
+    throw std::runtime_error(fmt::format("agent exited during start (status {}): {}",
+                                         child_.exit_code(), TailOf(log)));
   }
+  Kill();
+  throw std::runtime_error(fmt::format("agent did not answer within {} ms: {}",
+                                       config_.ready_timeout.count(), TailOf(log)));
 }
 
 ProcessAgentHost::~ProcessAgentHost() {
