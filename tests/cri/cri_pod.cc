@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <iterator>
+#include <cstdio>
+#include <algorithm>
 
 namespace uvmshim::cri {
 
@@ -92,7 +95,18 @@ std::vector<pid_t> PidsNamedUnder(const fs::path& dir, const std::string& exe_pr
     auto exe = e2e::ProcessExeName(pid);
     if (exe && exe->rfind(exe_prefix, 0) == 0) out.push_back(pid);
   }
-  return out;
+  // A program that forks itself (virtiofsd's sandbox: a child in its own pid
+  // namespace) is one instance: keep only those whose parent is not another.
+  std::vector<pid_t> instances;
+  for (pid_t pid : out) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    pid_t parent = 0;
+    if (auto close = text.rfind(')'); close != std::string::npos)
+      std::sscanf(text.c_str() + close + 1, " %*c %d", &parent);
+    if (std::find(out.begin(), out.end(), parent) == out.end()) instances.push_back(pid);
+  }
+  return instances;
 }
 
 std::vector<CriLogLine> ReadCriLog(const fs::path& file) {

@@ -49,7 +49,8 @@ std::optional<long> InfoPid(const google::protobuf::Map<std::string, std::string
 std::optional<std::string> PodNetnsPath(const v1::PodSandboxStatusResponse& verbose_status);
 
 // Processes whose executable's name starts with `exe_prefix` and whose command line or cwd
-// refers to `dir` (the env dir).
+// refers to `dir` (the env dir); a process forked by another such one (virtiofsd's sandbox child)
+// is not counted: one per running instance.
 std::vector<pid_t> PidsNamedUnder(const std::filesystem::path& dir, const std::string& exe_prefix);
 inline std::vector<pid_t> QemuPidsUnder(const std::filesystem::path& dir) { return PidsNamedUnder(dir, "qemu-system"); }
 

@@ -25,6 +25,7 @@ std::vector<RuntimeCase> PodCases() {
   return {{"uvm_process", kUvmRuntime, Isolation::kProcess, ModeSelector::kAnnotation},
           {"uvm_hyperv", kUvmRuntime, Isolation::kHyperv, ModeSelector::kAnnotation}};
 }
+std::vector<RuntimeCase> HypervPodCases() { return {PodCases()[1]}; }
 
 // The CRI annotations of a pod's sandbox or app container.
 std::vector<std::string> PodFlags(const std::string& type, const std::string& sandbox_id) {
@@ -173,8 +174,10 @@ TEST_P(Pod, AppContainerWithoutItsSandboxIsRefused) {
   ExpectNothingLeftOf("orphan1");
 }
 
-TEST_P(Pod, HypervJoinsOnlyNamespacesOfThePodsTasks) {
-  if (!rc().is_hyperv()) GTEST_SKIP() << "process isolation joins host paths, as runc does";
+// Process isolation joins host paths, as runc does: these are hyperv-only.
+class HypervPod : public Pod {};
+
+TEST_P(HypervPod, JoinsOnlyNamespacesOfThePodsTasks) {
   ASSERT_NO_FATAL_FAILURE(StartSandbox("nspod"));
   // PID 1 of the UVM is the agent: a container must never join its namespaces.
   for (const char* path : {"/proc/1/ns/pid", "/proc/self/ns/pid", "/proc/99999/ns/pid"}) {
@@ -254,8 +257,7 @@ TEST_P(Pod, NonsenseSizeAnnotationsAreRefusedAndLeaveNothing) {
   }
 }
 
-TEST_P(Pod, SizingAnnotationsSizeTheUvm) {
-  if (!rc().is_hyperv()) GTEST_SKIP() << "process isolation has no UVM to size";
+TEST_P(HypervPod, SizingAnnotationsSizeTheUvm) {
   auto flags = PodFlags("sandbox", "sized1");
   // 300 MiB of pod limits + the default 128 MiB overhead.
   flags.insert(flags.end(), {"--annotation", "io.kubernetes.cri.sandbox-memory=314572800"});
@@ -309,6 +311,7 @@ TEST_P(LongRootPod, SixtyFourHexIdsWorkUnderALongRoot) {
 
 std::string CaseName(const ::testing::TestParamInfo<RuntimeCase>& param_info) { return param_info.param.name; }
 INSTANTIATE_TEST_SUITE_P(Modes, Pod, ::testing::ValuesIn(PodCases()), CaseName);
+INSTANTIATE_TEST_SUITE_P(Modes, HypervPod, ::testing::ValuesIn(HypervPodCases()), CaseName);
 INSTANTIATE_TEST_SUITE_P(Modes, LongRootPod, ::testing::ValuesIn(PodCases()), CaseName);
 
 }  // namespace
