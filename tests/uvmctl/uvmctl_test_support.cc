@@ -394,7 +394,7 @@ std::vector<std::string> EntriesBelow(const fs::path& dir) {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec))
-    out.push_back(fs::relative(it->path(), dir).string());
+    out.push_back(it->path().lexically_relative(dir).string());  // no canonical(): entries may vanish meanwhile
   std::sort(out.begin(), out.end());
   return out;
 }
