@@ -60,6 +60,14 @@ std::string Unescape(const std::string& text) {
   return out;
 }
 
+bool IsDevShm(const std::string& destination) {
+  std::string normal = fs::path(destination).lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  return normal == "/dev/shm";
+}
+
+}  // namespace
+
 std::vector<std::string> MountPointsUnder(const fs::path& dir) {
   std::string base = fs::absolute(dir).lexically_normal().string();
   while (base.size() > 1 && base.back() == '/') base.pop_back();
@@ -72,20 +80,12 @@ std::vector<std::string> MountPointsUnder(const fs::path& dir) {
     point = Unescape(point);
     if (point == base || point.starts_with(base + "/")) points.push_back(point);
   }
+  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
   return points;
 }
 
-bool IsDevShm(const std::string& destination) {
-  std::string normal = fs::path(destination).lexically_normal().string();
-  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
-  return normal == "/dev/shm";
-}
-
-}  // namespace
-
 std::vector<std::string> DetachMountsUnder(const fs::path& dir) {
-  auto points = MountPointsUnder(dir);
-  std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  const auto points = MountPointsUnder(dir);
   std::vector<std::string> failed;
   for (const auto& point : points) {
     if (::umount2(point.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL && errno != ENOENT) {

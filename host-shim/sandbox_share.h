@@ -57,6 +57,9 @@ class SandboxShare {
   std::set<std::string> containers_;
 };
 
+// Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.
+std::vector<std::string> MountPointsUnder(const std::filesystem::path& dir);
+
 // Lazily unmounts every mount at or below `dir`, deepest first (what a killed
 // shim left). Returns the mount points that could not be unmounted.
 std::vector<std::string> DetachMountsUnder(const std::filesystem::path& dir);

@@ -62,8 +62,8 @@ void RemoveSocketDirIfEmpty(const fs::path& socket) {
 // sandbox's share); true when none is left, so `dir` may be removed
 // recursively without reaching into a container's rootfs.
 bool UnmountUnder(const fs::path& dir) {
-  for (const auto& point : shim::MountPointsUnder(dir)) ::umount2(point.c_str(), MNT_DETACH);
-  return shim::MountPointsUnder(dir).empty();
+  host::DetachMountsUnder(dir);
+  return host::MountPointsUnder(dir).empty();
 }
 
 // The daemon's log: the bundle's `log` FIFO (containerd copies it into its

@@ -89,26 +89,4 @@ bool UnmountAll(const std::filesystem::path& target) {
   return any;
 }
 
-std::vector<std::string> MountPointsUnder(const std::filesystem::path& dir) {
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  std::vector<std::string> points;
-  for (std::string line; std::getline(mountinfo, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, devices, root, point;
-    fields >> id >> parent >> devices >> root >> point;
-    std::string unescaped;  // mountinfo writes space, tab, newline, backslash as \ooo
-    for (std::size_t i = 0; i < point.size(); ++i) {
-      if (point[i] == '\\' && i + 3 < point.size()) {
-        unescaped += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
-        i += 3;
-      } else {
-        unescaped += point[i];
-      }
-    }
-    if (unescaped == dir.string() || unescaped.starts_with(dir.string() + "/")) points.push_back(unescaped);
-  }
-  std::sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
-  return points;
-}
-
 }  // namespace uvmshim::shim

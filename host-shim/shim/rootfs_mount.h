@@ -38,9 +38,6 @@ class RootfsMount {
   int mounted_ = 0;
 };
 
-// Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.
-std::vector<std::string> MountPointsUnder(const std::filesystem::path& dir);
-
 // Unmounts everything at target (after a crash); true if something was mounted.
 bool UnmountAll(const std::filesystem::path& target);
 

@@ -1,5 +1,7 @@
 #include "shim/sandbox.h"
 
+#include "sandbox_share.h"
+
 #include <sys/stat.h>
 
 #include <fmt/format.h>
@@ -38,7 +40,7 @@ OwnedDir& OwnedDir::operator=(OwnedDir&& other) noexcept {
 void OwnedDir::Remove() {
   if (path_.empty()) return;
   // Never recurse into a mount (a container rootfs bound into the share).
-  if (auto mounts = MountPointsUnder(path_); !mounts.empty()) {
+  if (auto mounts = host::MountPointsUnder(path_); !mounts.empty()) {
     spdlog::error("{}: not removed, {} mount(s) remain below it (first: {})", path_.string(), mounts.size(),
                   mounts.back());
     path_.clear();
