@@ -11,6 +11,7 @@
 #include "guest-agent/ids.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/logging.h"
+#include "guest-agent/pod_network_setup.h"
 
 #ifndef UVMSHIM_AGENT_VERSION
 #define UVMSHIM_AGENT_VERSION "0.0.0"
@@ -113,7 +114,9 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
     container_options.in_utility_vm = options_.in_utility_vm;
     container_options.container_namespace_paths_only = options_.in_utility_vm;
     container_options.is_container_init = [this](pid_t pid) { return IsRunningContainerInit(pid); };
+    if (request->has_network()) CheckNetworkRequest(*request);
     container = Container::Create(*request, reaper_, container_options);
+    if (request->has_network()) ConfigureNetworkOrDestroy(*request, *container, reaper_);
   } catch (const LaunchError& e) {
     status = Error(e.code(), std::string("create container ") + id + ": " + e.what());
   } catch (const std::invalid_argument& e) {

@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent_host.h"
 #include "sandbox_config.h"
+#include "uvm/utility_vm.h"
 
 namespace uvmshim::host {
 
@@ -18,6 +20,7 @@ struct SandboxSpec {
   std::filesystem::path state_dir;    // private, 0700: logs, state, the share
   std::filesystem::path socket_dir;   // private, 0700: sockets (SocketDirFor(state_dir))
   std::string cgroup_parent = "uvmshim";  // process isolation: host cgroups of the sandbox
+  std::vector<uvm::VmNic> nics;            // hyperv: the pod's network cards (netns/)
 };
 
 // Starts the agent host and returns once its agent answers. Throws

@@ -87,6 +87,7 @@ std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
   config.debug_console = spec.config.console_log;
   config.socket_dir = spec.socket_dir;
   config.boot_timeout = spec.config.boot_timeout;
+  config.nics = spec.nics;
   // The share exists (a shared mount point) before virtiofsd starts.
   auto share = std::make_unique<SandboxShare>(spec.state_dir / "share");
   config.share_dir = share->dir();

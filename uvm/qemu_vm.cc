@@ -28,6 +28,7 @@
 #include "agent.grpc.pb.h"
 #include "common/ids.h"
 #include "uvm/agent_channel.h"
+#include "uvm/qemu_nic.h"
 #include "uvm/qmp_client.h"
 
 namespace uvmshim::uvm {
@@ -48,8 +49,12 @@ constexpr unsigned CLOSE_RANGE_CLOEXEC = 1U << 2;
 // for the VM), an empty signal mask, and none of our descriptors. It dies
 // with the thread that spawned it (the exit watcher, which lives exactly as
 // long as the VM), so a host process that is killed leaves no VM behind.
+// `inherit`: descriptors it keeps (the network cards' taps, same numbers).
 struct VmmChildSetup : bp::extend::handler {
+  VmmChildSetup() = default;
+  explicit VmmChildSetup(std::vector<int> fds) : inherit(std::move(fds)) {}
   pid_t parent = ::getpid();
+  std::vector<int> inherit;
   template <class Executor>
   void on_exec_setup(Executor&) const {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -59,6 +64,7 @@ struct VmmChildSetup : bp::extend::handler {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (int fd : inherit) ::fcntl(fd, F_SETFD, 0);
   }
 };
 
@@ -241,6 +247,7 @@ void QemuVm::Validate() const {
     if (::geteuid() != 0)
       throw VmError(fmt::format("{}: sharing share_dir with virtiofsd needs root", who));
   }
+  ValidateNics(config_.nics, who);
   if (!FindInPath(options_.qemu_binary))
     throw VmError(fmt::format("{}: {} not found in PATH (package qemu-system-x86)", who, options_.qemu_binary));
 }
@@ -313,6 +320,8 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
     add({"-chardev", "socket,id=vfs,path=" + (sockets / "virtiofs.sock").string(),
          "-device", std::string("vhost-user-fs-pci,chardev=vfs,tag=") + kShareTag});
   }
+  const auto nics = QemuNicArguments(config_.nics);
+  cmd.insert(cmd.end(), nics.begin(), nics.end());
   return cmd;
 }
 
@@ -367,7 +376,7 @@ void QemuVm::Start() {
       if (!config_.share_dir.empty()) StartVirtiofsd();
       start_time_ = Clock::now();
       qemu_ = bp::child(qemu_path_, bp::args(std::vector<std::string>(command_.begin() + 1, command_.end())),
-                        bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
+                        bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup(NicFds(config_.nics)));
       qemu_pid_ = qemu_.id();
     } catch (const std::exception& error) {
       spawned.set_value(error.what());

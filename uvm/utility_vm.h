@@ -20,6 +20,15 @@ class VmError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One network card of the VM (a hyperv pod's interface, issue #11).
+struct VmNic {
+  std::string mac;   // "02:42:0a:58:00:05": the pod interface's MAC
+  unsigned mtu = 0;  // 0 = the device's default
+  // QEMU: an open tap device (host-shim/netns/) the VMM inherits; it must stay
+  // open until Start() returned (the caller closes its copy then).
+  int tap_fd = -1;
+};
+
 struct VmConfig {
   std::string id;                      // unique per host; names sockets/logs
   std::filesystem::path kernel;        // vmlinuz
@@ -40,6 +49,7 @@ struct VmConfig {
   // (host-shim/sandbox_share.h). Empty = nothing shared.
   std::filesystem::path share_dir;
   std::chrono::milliseconds boot_timeout{std::chrono::seconds(120)};
+  std::vector<VmNic> nics;  // none: the VM has no network device
 };
 
 // Where VmConfig::rootfs_dir appears inside the guest (the agent mounts the

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "netns/pod_network_attachment.h"
 #include "paths.h"
 
 namespace uvmshim::shim {
@@ -110,12 +111,14 @@ std::string NsFileOf(const std::string& type) {
 
 }  // namespace
 
-void ResolveNamespacePaths(json& spec, host::Isolation isolation,
-                           const std::function<bool(std::uint32_t)>& is_sandbox_task) {
-  if (isolation != host::Isolation::kHyperv) return;
+std::optional<PodNetnsRef> ResolveNamespacePaths(json& spec, host::Isolation isolation,
+                                                 const std::function<bool(std::uint32_t)>& is_sandbox_task,
+                                                 bool starts_sandbox) {
+  std::optional<PodNetnsRef> pod_netns;
+  if (isolation != host::Isolation::kHyperv) return pod_netns;
   if (!spec.contains("linux") || !spec["linux"].is_object() || !spec["linux"].contains("namespaces") ||
       !spec["linux"]["namespaces"].is_array())
-    return;
+    return pod_netns;
   auto& namespaces = spec["linux"]["namespaces"];
   for (std::size_t i = 0; i < namespaces.size(); ++i) {
     auto& ns = namespaces[i];
@@ -132,16 +135,24 @@ void ResolveNamespacePaths(json& spec, host::Isolation isolation,
       continue;  // a guest path: the agent checks it again
     }
     if (type == "network") {
-      if (!NetnsHasOnlyLoopback(path))
+      if (host::netns::IsHostNetns(path))
         throw std::invalid_argument(fmt::format(
-            "{} \"{}\": networking for hyperv pods is not implemented yet (issue #11)", field, path));
-      ns.erase("path");  // loopback only: a new guest netns gives the same view
+            "{} \"{}\": the host's network namespace cannot be given to a utility VM", field, path));
+      if (!NetnsHasOnlyLoopback(path)) {
+        if (!starts_sandbox)
+          throw std::invalid_argument(fmt::format(
+              "{} \"{}\": a container of a running hyperv pod shares the pod's network "
+              "(/proc/<pid>/ns/net of its sandbox); it cannot bring its own", field, path));
+        pod_netns = PodNetnsRef{path, field};  // the UVM carries its interfaces
+      }
+      ns.erase("path");  // the agent makes a new guest netns (with the pod's interfaces, if any)
       continue;
     }
     throw std::invalid_argument(fmt::format(
         "{} \"{}\": in hyperv isolation only /proc/<pid>/ns/{} of a task of this pod can be joined",
         field, path, NsFileOf(type)));
   }
+  return pod_netns;
 }
 
 }  // namespace uvmshim::shim

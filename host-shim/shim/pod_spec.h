@@ -36,13 +36,23 @@ std::optional<std::string> PodSandboxOf(const std::filesystem::path& bundle, con
 // Throws std::invalid_argument when it cannot be opened or joined.
 bool NetnsHasOnlyLoopback(const std::string& path);
 
+// A host network namespace a new sandbox's UVM must carry (issue #11).
+struct PodNetnsRef {
+  std::string path;   // e.g. CNI's /var/run/netns/cni-<uuid>
+  std::string field;  // "linux.namespaces[N].path", for errors
+};
+
 // hyperv: the agent runs in the UVM, so linux.namespaces[].path must name
 // what the guest can join. Keeps /proc/<pid>/ns/<type> when <pid> is the init
 // of a task of this sandbox (is_sandbox_task(pid)); turns a host network
-// namespace with only loopback into a new guest one (same view: loopback
-// only); refuses everything else with std::invalid_argument naming the field.
-// Process isolation: paths are host paths and stay as runc would use them.
-void ResolveNamespacePaths(nlohmann::json& spec, host::Isolation isolation,
-                           const std::function<bool(std::uint32_t pid)>& is_sandbox_task);
+// namespace into a new guest one: with only loopback, the same view; with
+// interfaces (CNI's), returned so that the new sandbox's UVM carries them
+// (`starts_sandbox`; an app container of a running pod cannot bring its own).
+// Refuses the host's own network namespace and everything else with
+// std::invalid_argument naming the field. Process isolation: paths are host
+// paths and stay as runc would use them.
+std::optional<PodNetnsRef> ResolveNamespacePaths(nlohmann::json& spec, host::Isolation isolation,
+                                                 const std::function<bool(std::uint32_t pid)>& is_sandbox_task,
+                                                 bool starts_sandbox = true);
 
 }  // namespace uvmshim::shim

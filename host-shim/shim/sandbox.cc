@@ -65,8 +65,15 @@ Sandbox::Sandbox(Params params)
   if (sockets != state_dir_.path()) socket_dir_ = OwnedDir(sockets, /*remove_empty_parent=*/false);
   spdlog::info("sandbox {}: starting ({} isolation, {} MiB, {} cpus)", params_.id,
                host::ToString(params_.config.isolation), params_.config.memory_mb, params_.config.cpus);
-  host_ = host::StartAgentHost({params_.id, params_.config, state_dir_.path(), sockets,
-                                host::SandboxCgroupParent(params_.ns, params_.id)});
+  host::SandboxSpec spec{params_.id, params_.config, state_dir_.path(), sockets,
+                         host::SandboxCgroupParent(params_.ns, params_.id), {}};
+  if (params_.network_namespace && params_.config.isolation == host::Isolation::kHyperv) {
+    network_ = host::netns::PodNetworkAttachment::Attach(params_.network_namespace->path,
+                                                         params_.network_namespace->field);
+    spec.nics = network_->nics();
+  }
+  host_ = host::StartAgentHost(spec);
+  if (network_) network_->CloseTapFds();  // QEMU holds them: the taps end with it
   agent_ = std::make_shared<host::AgentClient>(host_->channel());
   debug_target_ = host_->debug_target();
   console_log_ = host_->console_log().string();
@@ -90,6 +97,10 @@ void Sandbox::ReleaseContainer(const std::string& container_id) {
 std::optional<std::string> Sandbox::unexpected_exit() const {
   std::lock_guard lock(mu_);
   return host_ ? host_->unexpected_exit() : ended_unexpectedly_;
+}
+
+const host::agentpb::PodNetwork* Sandbox::pod_network() const {
+  return network_ && network_->has_interfaces() ? &network_->network() : nullptr;
 }
 
 Sandbox::~Sandbox() { Stop(); }
@@ -120,6 +131,7 @@ void Sandbox::Stop() {
     host = std::move(host_);
   }
   host.reset();  // the VM object and its share go with it
+  network_.reset();  // QEMU is gone, so are the taps: remove the filters
   spdlog::info("sandbox {}: ended", params_.id);
   socket_dir_.Remove();
   state_dir_.Remove();

@@ -14,6 +14,8 @@
 
 #include "agent_client.h"
 #include "agent_host.h"
+#include "netns/pod_network_attachment.h"
+#include "shim/pod_spec.h"
 #include "sandbox_config.h"
 
 namespace uvmshim::shim {
@@ -43,6 +45,9 @@ class Sandbox {
     std::string id;  // the sandbox (pause) container's id, or the lone container's
     std::string ns;
     host::SandboxConfig config;
+    // hyperv: the host network namespace (CNI's) whose interfaces the VM
+    // carries (netns/pod_network_attachment.h); none = loopback only.
+    std::optional<PodNetnsRef> network_namespace;
   };
   // Boots the agent host and returns once the agent answers; throws
   // std::runtime_error (std::invalid_argument for bad config), leaving nothing behind.
@@ -62,6 +67,9 @@ class Sandbox {
   const std::filesystem::path& state_dir() const { return state_dir_.path(); }
   // Valid for the sandbox's whole life; calls fail (AgentError) once stopped.
   const std::shared_ptr<host::AgentClient>& agent() const { return agent_; }
+  // What the agent configures in the pod's guest network namespace (the
+  // sandbox container's CreateContainer); null without pod interfaces.
+  const host::agentpb::PodNetwork* pod_network() const;
   bool stopped() const;
   // The agent host's view of one container (see AgentHost::PrepareContainer);
   // throws std::runtime_error once the sandbox stopped.
@@ -83,6 +91,8 @@ class Sandbox {
   const Params params_;
   OwnedDir state_dir_;
   OwnedDir socket_dir_;  // empty when the sockets fit in state_dir_
+  // Declared before host_: its filters go after the VM has ended.
+  std::unique_ptr<host::netns::PodNetworkAttachment> network_;
   std::unique_ptr<host::AgentHost> host_;
   std::shared_ptr<host::AgentClient> agent_;
   std::string debug_target_;

@@ -134,13 +134,15 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
   std::shared_ptr<Sandbox> sandbox;
   if (role.kind == PodRole::Kind::kContainer) sandbox = RunningSandbox(role.sandbox_id);
   host::SandboxConfig config = sandbox ? sandbox->config() : SandboxConfigFor(request, annotations);
-  ResolveNamespacePaths(spec, config.isolation,
-                        [&](std::uint32_t task_pid) { return sandbox && IsRunningTaskOf(sandbox, task_pid); });
+  const auto pod_netns = ResolveNamespacePaths(
+      spec, config.isolation, [&](std::uint32_t task_pid) { return sandbox && IsRunningTaskOf(sandbox, task_pid); },
+      /*starts_sandbox=*/!sandbox);
   // Bad bind mounts fail here, before a sandbox (maybe a VM) is started for nothing.
   host::BindMountsOf(spec, config.isolation == host::Isolation::kHyperv);
   RootfsMount rootfs_mount;
   const fs::path rootfs = MountRootfs(request, spec, rootfs_mount);
-  if (!sandbox) sandbox = Sandbox::Start({id, options_.ns, std::move(config)});
+  const bool new_sandbox = !sandbox;
+  if (new_sandbox) sandbox = Sandbox::Start({id, options_.ns, std::move(config), pod_netns});
   auto task = std::make_unique<Task>(id, request.bundle(), sandbox);
   task->rootfs = std::move(rootfs_mount);
 
@@ -154,6 +156,7 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
   create.set_rootfs_path(guest.rootfs);
   create.set_terminal(request.terminal());
   create.set_stdin(!request.stdin().empty());
+  if (new_sandbox && sandbox->pod_network()) *create.mutable_network() = *sandbox->pod_network();
   pid = task->agent->CreateContainer(create);
   task->created_in_agent = true;
 
