@@ -46,9 +46,14 @@ std::chrono::milliseconds CallTimeout(const std::string& handler) {
   return IsHypervHandler(handler) ? 300s : 90s;
 }
 
-CriEnv::CriEnv() {
+CriEnv::CriEnv() { Start(); }
+
+CriEnv::CriEnv(const CriBridgeNetwork& bridge) : bridge_(bridge) { Start(); }
+
+void CriEnv::Start() {
   WriteFiles();
   e2e::ContainerdEnv::Options options;
+  if (bridge_) options.netns = bridge_->netns_path;
   if (auto shim = e2e::UvmShimBinary()) options.shim_dir = shim->parent_path();
   options.config_extra = files_.path() / "cri.toml";
   options.cri = true;
@@ -88,9 +93,21 @@ void CriEnv::WriteFiles() {
   }
   fs::create_symlink(loopback, dir / "cni-bin" / "loopback");
   fs::create_symlink(e2e::SourceDir() / "tests" / "cri" / "cni-loopback-only", dir / "cni-bin" / "cni-loopback-only");
-  WriteFile(dir / "cni-conf" / "10-loopback-only.conflist",
-            R"({"cniVersion": "1.0.0", "name": "uvmshim-loopback-only",)"
-            R"( "plugins": [{"type": "cni-loopback-only"}]})" "\n");
+  if (bridge_) {
+    for (const char* plugin : {"bridge", "host-local", "portmap"})
+      fs::create_symlink(fs::path("/usr/lib/cni") / plugin, dir / "cni-bin" / plugin);
+    // host-local keeps its leases in our dir, not the system's /var/lib/cni.
+    WriteFile(dir / "cni-conf" / "10-bridge.conflist",
+              R"({"cniVersion": "1.0.0", "name": "uvmshim-bridge", "plugins": [)"
+              R"({"type": "bridge", "bridge": "uvmbr0", "isGateway": true, "ipMasq": false, "hairpinMode": true,)"
+              R"( "ipam": {"type": "host-local", "dataDir": ")" + (dir / "cni-ipam").string() + R"(",)"
+              R"( "ranges": [[{"subnet": ")" + bridge_->subnet + R"("}]], "routes": [{"dst": "0.0.0.0/0"}]}},)"
+              R"( {"type": "portmap", "capabilities": {"portMappings": true}}]})" "\n");
+  } else {
+    WriteFile(dir / "cni-conf" / "10-loopback-only.conflist",
+              R"({"cniVersion": "1.0.0", "name": "uvmshim-loopback-only",)"
+              R"( "plugins": [{"type": "cni-loopback-only"}]})" "\n");
+  }
 
   // uvm shim runtime configs: one per handler, selected by options.ConfigPath.
   WriteFile(dir / "process.toml", "isolation = \"process\"\n");

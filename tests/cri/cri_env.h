@@ -33,9 +33,18 @@ std::optional<std::string> MissingPrerequisite(const std::string& handler);
 // Deadline of one CRI call for this handler (hyperv boots a VM under emulation here).
 std::chrono::milliseconds CallTimeout(const std::string& handler);
 
+// A CNI bridge network (bridge + host-local + portmap, Debian's plugins) instead of the
+// loopback-only one: containerd runs in the network namespace `netns_path` (the test's own), so
+// the bridge, its gateway address, portmap's iptables rules and every pod packet stay there.
+struct CriBridgeNetwork {
+  std::string netns_path;               // e.g. /run/netns/<test's own>
+  std::string subnet = "10.88.7.0/24";  // the bridge's gateway is its .1
+};
+
 class CriEnv {
  public:
   CriEnv();   // throws std::runtime_error naming the step that failed
+  explicit CriEnv(const CriBridgeNetwork& bridge);
   ~CriEnv();
   CriEnv(const CriEnv&) = delete;
   CriEnv& operator=(const CriEnv&) = delete;
@@ -58,9 +67,11 @@ class CriEnv {
   void RemoveAllPods();
 
  private:
+  void Start();
   void WriteFiles();
   void ImportImage(const std::filesystem::path& archive, const std::string& ref);
 
+  std::optional<CriBridgeNetwork> bridge_;
   e2e::TempDir files_{"uvmshim-cri"};
   std::unique_ptr<e2e::ContainerdEnv> containerd_;
   std::unique_ptr<CriClient> client_;

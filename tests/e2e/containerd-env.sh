@@ -32,6 +32,8 @@
 #   --log-level L     containerd log level (default info). Env: CENV_LOG_LEVEL.
 #   --env NAME=VALUE  extra environment for containerd and so for every shim it starts
 #                     (repeatable). UVMSHIM_ROOT=$CENV_DIR/uvmshim is always set (overridable).
+#   --netns PATH      run containerd (so its shims and CNI plugins) in the network namespace PATH
+#                     (nsenter --net, nothing else changes): a CNI bridge stays in that namespace.
 #
 # Variables (exported by cenv_start, written to DIR/env):
 #   CENV_DIR              the temp dir (everything lives under it)
@@ -103,9 +105,11 @@ _cenv_launch_containerd() {
   local dir=$1 path=$PATH pid i extra=()
   [[ -n ${CENV_SHIM_DIR:-} ]] && path=$CENV_SHIM_DIR:$PATH
   [[ -r $dir/containerd.env ]] && mapfile -t extra <"$dir/containerd.env"
+  local enter=()
+  if [[ -r $dir/containerd.netns ]]; then enter=(nsenter "--net=$(<"$dir/containerd.netns")"); fi
   # setsid: containerd must not get the caller's terminal signals before our own cleanup runs.
   # No subshell with job control here: $! is containerd itself (env and setsid exec, no fork).
-  PATH=$path env "${extra[@]}" setsid containerd --config "$dir/config.toml" \
+  PATH=$path env "${extra[@]}" "${enter[@]}" setsid containerd --config "$dir/config.toml" \
     >>"$dir/containerd.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$dir/containerd.pid"
@@ -160,7 +164,7 @@ EOF
 # Starts a private containerd. See the header for OPTIONS. Exports the CENV_* variables.
 cenv_start() {
   local shim_dir=${UVMSHIM_SHIM_DIR:-} image=${CENV_IMAGE:-} no_image=0 cri=0 extra=''
-  local snapshotter=${CENV_SNAPSHOTTER:-} level=${CENV_LOG_LEVEL:-info} dir ns env_extra=()
+  local snapshotter=${CENV_SNAPSHOTTER:-} level=${CENV_LOG_LEVEL:-info} dir ns env_extra=() netns=''
   while [[ $# -gt 0 ]]; do
     case $1 in
       --shim-dir) shim_dir=$2; shift 2 ;;
@@ -170,6 +174,7 @@ cenv_start() {
       --cri) cri=1; shift ;;
       --config-extra) extra=$2; shift 2 ;;
       --log-level) level=$2; shift 2 ;;
+      --netns) netns=$2; shift 2 ;;
       --env)
         [[ $2 == [A-Za-z_]*=* ]] || { _cenv_log "cenv_start: --env wants NAME=VALUE, got '$2'"; return 2; }
         env_extra+=("$2"); shift 2 ;;
@@ -193,6 +198,7 @@ cenv_start() {
   # Environment of containerd, inherited by every shim it starts. The uvm shim keeps its
   # per-sandbox state under UVMSHIM_ROOT: inside our dir, so cleanup and leak checks see it.
   printf '%s\n' "UVMSHIM_ROOT=$dir/uvmshim" "${env_extra[@]}" >"$dir/containerd.env"
+  if [[ -n $netns ]]; then printf '%s' "$netns" >"$dir/containerd.netns"; fi
 
   export CENV_DIR=$dir CONTAINERD_ADDRESS=$dir/containerd.sock CONTAINERD_NAMESPACE=$ns
   export CENV_TTRPC_ADDRESS=$dir/containerd.sock.ttrpc CENV_STATE=$dir/state CENV_ROOT=$dir/root

@@ -380,6 +380,7 @@ ContainerdEnv::ContainerdEnv(const Options& options)
   for (const auto& e : options.containerd_env) { argv.push_back("--env"); argv.push_back(e); }
   if (!options.config_extra.empty()) { argv.push_back("--config-extra"); argv.push_back(options.config_extra); }
   if (options.cri) argv.push_back("--cri");
+  if (!options.netns.empty()) { argv.push_back("--netns"); argv.push_back(options.netns); }
 
   auto r = RunCommand(argv, CommandOptions().WithTimeout(120s));
   auto out = Trim(r.out);

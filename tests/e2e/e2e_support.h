@@ -103,6 +103,7 @@ class ContainerdEnv {
     std::vector<std::string> containerd_env; // NAME=VALUE for containerd (and so for shims)
     std::filesystem::path config_extra;      // TOML appended to config.toml
     bool cri = false;
+    std::string netns;                       // containerd runs in this network namespace (path)
   };
 
   explicit ContainerdEnv(const Options& options);  // throws std::runtime_error with the script's stderr

@@ -1,0 +1,153 @@
+// Pod networking on a CNI bridge (issue #11), every handler with the same expectations. Everything
+// runs in a network namespace the test creates (containerd, so CNI's bridge and portmap's rules,
+// live in it): the pods' addresses and every packet stay there.
+#include <unistd.h>
+
+#include <atomic>
+
+#include "cri_pod_fixture.h"
+
+namespace uvmshim::cri {
+namespace {
+
+// `ip netns add` of a unique name; deleted (by name) at the end.
+class TestNetns {
+ public:
+  TestNetns() {
+    static std::atomic<int> counter{0};
+    name_ = "uvmshim-net-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    auto r = e2e::RunCommand({"ip", "netns", "add", name_});
+    if (!r.ok()) throw std::runtime_error("ip netns add: " + r.Describe());
+    Run({"ip", "link", "set", "lo", "up"});
+  }
+  ~TestNetns() { e2e::RunCommand({"ip", "netns", "del", name_}); }
+  TestNetns(const TestNetns&) = delete;
+  TestNetns& operator=(const TestNetns&) = delete;
+
+  std::string path() const { return "/run/netns/" + name_; }
+  // A command inside the namespace.
+  e2e::CommandResult Run(const std::vector<std::string>& argv,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30)) const {
+    std::vector<std::string> full{"ip", "netns", "exec", name_};
+    full.insert(full.end(), argv.begin(), argv.end());
+    return e2e::RunCommand(full, e2e::CommandOptions().WithTimeout(timeout));
+  }
+  // The interface names in the namespace (ip -o link).
+  std::string Links() const {
+    auto r = Run({"ip", "-o", "link", "show"});
+    return r.out;
+  }
+
+ private:
+  std::string name_;
+};
+
+class CriNetworkTest : public CriPodTest {
+ protected:
+  void SetUp() override {
+    if (auto why = MissingPrerequisite(handler())) GTEST_SKIP() << *why;
+    netns_ = std::make_unique<TestNetns>();
+    env_ = std::make_unique<CriEnv>(CriBridgeNetwork{netns_->path()});
+    cri().set_timeout(CallTimeout(handler()));
+  }
+  void TearDown() override {
+    env_.reset();
+    netns_.reset();
+  }
+
+  // busybox wget from the bridge side; "" when it fails until the deadline.
+  std::string FetchFromBridge(const std::string& url, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    std::string body;
+    e2e::WaitFor([&] {
+      auto r = netns_->Run({"busybox", "wget", "-q", "-T", "5", "-O", "-", url}, std::chrono::seconds(15));
+      if (!r.ok()) return false;
+      body = r.out;
+      return true;
+    }, timeout);
+    return body;
+  }
+
+  std::unique_ptr<TestNetns> netns_;
+};
+
+// A pod gets its address from CNI, its container shows it on eth0, a web server in it answers
+// from the bridge side by pod IP, /etc/resolv.conf has the pod's DNS settings; after removal no
+// veth, tap or netns is left in the test's namespace.
+TEST_P(CriNetworkTest, PodOnBridgeServesHttpByPodIp) {
+  PodOptions pod_options;
+  pod_options.name = "web";
+  pod_options.dns_servers = {"10.88.7.53"};
+  pod_options.dns_searches = {"pods.test"};
+  auto pod_config = MakePodConfig(env(), pod_options);
+  const std::string pod = RunPod(pod_config);
+  const auto status = cri().PodSandboxStatus(pod, true);
+  const std::string ip = status.status().network().ip();
+  ASSERT_EQ(ip.rfind("10.88.7.", 0), 0u) << "pod IP " << ip << LogTail();
+  const auto netns_path = PodNetnsPath(status);
+  ASSERT_TRUE(netns_path) << "no pod netns in the sandbox spec";
+
+  ContainerOptions web;
+  web.name = "web";
+  web.command = {"sh", "-c",
+                 "mkdir -p /www && echo served-by-" + handler() + " >/www/index.html && exec httpd -f -p 8080 -h /www"};
+  const std::string container = StartContainer(pod, pod_config, web);
+
+  const std::string addresses = ShOut(container, "ip -o addr show eth0");
+  EXPECT_NE(addresses.find("inet " + ip + "/24"), std::string::npos) << addresses;
+  EXPECT_NE(ShOut(container, "ip route").find("default via 10.88.7.1"), std::string::npos);
+  const std::string resolv = ShOut(container, "cat /etc/resolv.conf");
+  EXPECT_NE(resolv.find("nameserver 10.88.7.53"), std::string::npos) << resolv;
+  EXPECT_NE(resolv.find("search pods.test"), std::string::npos) << resolv;
+
+  EXPECT_EQ(Trim(FetchFromBridge("http://" + ip + ":8080/index.html")), "served-by-" + handler()) << LogTail();
+  // The container reaches the bridge's gateway too (the other direction).
+  EXPECT_EQ(Sh(container, "ping -c 1 -W 5 10.88.7.1").exit_code(), 0);
+
+  StopAndRemoveAll();
+  ExpectNothingLeft({*netns_path});
+  const std::string links = netns_->Links();
+  EXPECT_EQ(links.find("veth"), std::string::npos) << links;
+  EXPECT_EQ(links.find("tap"), std::string::npos) << links;
+}
+
+// Two pods of the handler reach each other by pod IP.
+TEST_P(CriNetworkTest, PodToPodByIp) {
+  std::vector<std::string> ips, containers;
+  for (const char* name : {"a", "b"}) {
+    PodOptions pod_options;
+    pod_options.name = std::string("pod-") + name;
+    auto pod_config = MakePodConfig(env(), pod_options);
+    const std::string pod = RunPod(pod_config);
+    ips.push_back(cri().PodSandboxStatus(pod).status().network().ip());
+    ContainerOptions web;
+    web.name = name;
+    web.command = {"sh", "-c", std::string("mkdir -p /www && echo pod-") + name +
+                                   " >/www/index.html && exec httpd -f -p 8080 -h /www"};
+    containers.push_back(StartContainer(pod, pod_config, web));
+  }
+  ASSERT_NE(ips[0], ips[1]);
+  auto fetch = [&](const std::string& from, const std::string& ip) {
+    std::string body;
+    e2e::WaitFor([&] {
+      auto r = Sh(from, "wget -q -T 5 -O - http://" + ip + ":8080/index.html");
+      body = Trim(r.stdout());
+      return r.exit_code() == 0;
+    }, 120s);
+    return body;
+  };
+  EXPECT_EQ(fetch(containers[0], ips[1]), "pod-b");
+  EXPECT_EQ(fetch(containers[1], ips[0]), "pod-a");
+  StopAndRemoveAll();
+}
+
+INSTANTIATE_TEST_SUITE_P(Handlers, CriNetworkTest,
+                         ::testing::Values(std::string(kRuncHandler), std::string(kUvmProcessHandler),
+                                           std::string(kUvmHypervHandler)),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (auto& c : name) if (c == '-') c = '_';
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace uvmshim::cri
