@@ -18,7 +18,7 @@
 #include <string>
 
 #include "common/netlink.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 namespace nl = ::uvmshim::netlink;
