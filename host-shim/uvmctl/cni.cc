@@ -125,6 +125,10 @@ PluginRun RunPlugin(const fs::path& binary, const std::vector<std::string>& env,
   return run;
 }
 
+struct PluginNotFound : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 fs::path FindPlugin(const std::string& type, const std::vector<fs::path>& dirs) {
   if (type.empty() || type.find('/') != std::string::npos || type == "." || type == "..")
     throw std::invalid_argument(fmt::format("CNI plugin type \"{}\": not a plugin name", type));
@@ -134,7 +138,7 @@ fs::path FindPlugin(const std::string& type, const std::vector<fs::path>& dirs) 
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     looked += (looked.empty() ? "" : ", ") + dir.string();
   }
-  throw std::runtime_error(fmt::format("CNI plugin \"{}\" not found in CNI_PATH ({})", type, looked));
+  throw PluginNotFound(fmt::format("CNI plugin \"{}\" not found in CNI_PATH ({})", type, looked));
 }
 
 std::string JoinPaths(const std::vector<fs::path>& dirs) {
@@ -179,6 +183,11 @@ void ValidateConflist(const json& conflist) {
     if (!plugin.is_object() || !plugin.contains("type") || !plugin["type"].is_string())
       throw std::invalid_argument(fmt::format("CNI network list: plugins[{}].type must be a string", i));
   }
+}
+
+void CheckPluginsInstalled(const json& conflist, const std::vector<fs::path>& plugin_dirs) {
+  ValidateConflist(conflist);
+  for (const auto& plugin : conflist["plugins"]) FindPlugin(plugin["type"].get<std::string>(), plugin_dirs);
 }
 
 json InvokeCniPlugin(const std::string& command, const json& config, const CniRuntime& runtime) {
@@ -230,6 +239,8 @@ void DelNetworkList(const json& conflist, const CniRuntime& runtime, const json&
   for (auto it = plugins.rbegin(); it != plugins.rend(); ++it) {
     try {
       InvokeCniPlugin("DEL", PluginConfig(conflist, *it, runtime, previous), runtime);
+    } catch (const PluginNotFound& e) {
+      spdlog::warn("DEL skipped: {}", e.what());
     } catch (const std::exception& e) {
       failures += (failures.empty() ? "" : "; ") + std::string(e.what());
     }

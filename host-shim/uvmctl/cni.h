@@ -41,13 +41,18 @@ nlohmann::json AddNetworkList(const nlohmann::json& conflist, const CniRuntime& 
 
 // DEL of every plugin in reverse order, each given `previous` (the ADD's
 // result, or null when the ADD did not complete). Every plugin is called even
-// when one fails; then the failures are thrown together.
+// when one fails; then the failures are thrown together. A plugin that is no
+// longer installed is skipped with a warning: no retry could run it.
 void DelNetworkList(const nlohmann::json& conflist, const CniRuntime& runtime,
                     const nlohmann::json& previous);
 
 // The first IPv4 address of a CNI result without its prefix length
 // ("10.89.0.2"), else the first address of any family; empty when none.
 std::string FirstAddress(const nlohmann::json& result);
+
+// Throws std::runtime_error naming the first plugin of `conflist` that is not
+// an executable in `plugin_dirs` (checked before anything is set up).
+void CheckPluginsInstalled(const nlohmann::json& conflist, const std::vector<std::filesystem::path>& plugin_dirs);
 
 // Checks a conflist's shape (the fields this runtime relies on); throws
 // std::invalid_argument naming the field.

@@ -136,6 +136,8 @@ ContainerNetwork::ContainerNetwork(const NetworkRequest& request, const std::str
   json bridge = {{"ifname", "eth0"}, {"conflist", BridgeConflist(config, !request.ports.empty())}, {"started", false}};
   if (!request.ports.empty()) bridge["capability_args"] = {{"portMappings", PortMappingsArg(request.ports)}};
   record["attachments"].push_back(bridge);
+  for (const auto& attachment : record["attachments"])
+    CheckPluginsInstalled(attachment["conflist"], config.cni_path);  // before anything exists
   WriteRecord(record);  // before the namespace exists: a kill -9 from here on leaves a record for `rm`
   try {
     netns_ = CreateNamedNetns(config.netns_dir, "uvm-" + id).string();

@@ -169,7 +169,7 @@ TEST_P(NetworkBridgeTest, AddressInPsAndInsideAndNothingLeftAfterRm) {
   const std::string name = NetName("br");
   ASSERT_NO_FATAL_FAILURE(NetRunDetached(name, {"--network", "bridge"}, {"sleep", "1000"}));
   const auto row = NetPsRow(name);
-  ASSERT_GE(row.size(), 9u) << "no ADDRESS column for " << name;
+  ASSERT_GE(row.size(), 8u) << "no ADDRESS column for " << name;
   const std::string address = row.back();
   EXPECT_TRUE(address.starts_with("10.89.0.")) << address;
   EXPECT_TRUE(fs::exists("/run/netns/uvm-" + name));
@@ -196,11 +196,12 @@ TEST_P(NetworkBridgeTest, PublishedPortServesHttpdThroughTheHostPort) {
   const std::string name = NetName("web");
   ASSERT_NO_FATAL_FAILURE(
       NetRunDetached(name, {"--network", "bridge", "-p", "18080:80"}, {"httpd", "-f", "-p", "80", "-h", "/www"}));
-  // The test namespace's own address on the bridge (the gateway) and the host port.
+  // The test namespace's own address on the bridge (the gateway) and the host port
+  // (no wget -T: busybox 1.35's wget crashes with it; RunProcess has a deadline).
   ProcessResult fetch;
   EXPECT_TRUE(WaitFor(
       [&] {
-        fetch = InTestNetns({"/bin/busybox", "wget", "-q", "-T", "5", "-O", "-", "http://10.89.0.1:18080/index.html"}, 20s);
+        fetch = InTestNetns({"/bin/busybox", "wget", "-q", "-O", "-", "http://10.89.0.1:18080/index.html"}, 20s);
         return fetch.exit_code == 0;
       },
       StartTimeout(), 500ms))
@@ -212,7 +213,7 @@ TEST_P(NetworkBridgeTest, PublishedPortServesHttpdThroughTheHostPort) {
   auto rm = NetUvmctl({"rm", "-f", name});
   ASSERT_EQ(rm.exit_code, 0) << rm.Describe();
   EXPECT_EQ(NetworkLeftovers(name), std::vector<std::string>{});
-  auto after = InTestNetns({"/bin/busybox", "wget", "-q", "-T", "3", "-O", "-", "http://10.89.0.1:18080/index.html"}, 20s);
+  auto after = InTestNetns({"/bin/busybox", "wget", "-q", "-O", "-", "http://10.89.0.1:18080/index.html"}, 20s);
   EXPECT_NE(after.exit_code, 0) << "the port is still served after rm: " << after.Describe();
 }
 
@@ -234,11 +235,11 @@ TEST_P(NetworkBridgeTest, KilledUvmctlThenRmLeavesNothing) {
   ASSERT_TRUE(WaitFor(
       [&] {
         row = NetPsRow(name);
-        return (row.size() >= 9 && row[3] == "running") || !PidAlive(run->pid());
+        return (row.size() >= 8 && row[3] == "running") || !PidAlive(run->pid());
       },
       StartTimeout(), 500ms))
       << run->Stderr();
-  ASSERT_TRUE(row.size() >= 9 && row[3] == "running") << "uvmctl ended: " << run->Stderr();
+  ASSERT_TRUE(row.size() >= 8 && row[3] == "running") << "uvmctl ended: " << run->Stderr();
   EXPECT_TRUE(row.back().starts_with("10.89.0.")) << row.back();
   ASSERT_EQ(::kill(run->pid(), SIGKILL), 0);
   EXPECT_EQ(run->Wait(10s), 128 + SIGKILL);

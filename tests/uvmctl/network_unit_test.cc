@@ -234,6 +234,10 @@ TEST_F(CniExecTest, PluginErrorsCarryTheirMessageAndDelCallsEveryPlugin) {
 TEST_F(CniExecTest, MissingPluginHungPluginAndGarbageOutput) {
   const json missing = {{"cniVersion", "1.0.0"}, {"name", "n"}, {"plugins", {{{"type", "nope"}}}}};
   EXPECT_NE(ErrorOf([&] { AddNetworkList(missing, runtime_); }).find("\"nope\" not found"), std::string::npos);
+  EXPECT_NE(ErrorOf([&] { CheckPluginsInstalled(missing, runtime_.plugin_dirs); }).find("\"nope\" not found"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf([&] { DelNetworkList(missing, runtime_, nullptr); }), "")
+      << "DEL of a plugin that is gone cannot be retried: skipped with a warning";
   const json escape = {{"cniVersion", "1.0.0"}, {"name", "n"}, {"plugins", {{{"type", "../bin/sh"}}}}};
   EXPECT_NE(ErrorOf([&] { AddNetworkList(escape, runtime_); }).find("not a plugin name"), std::string::npos);
 
