@@ -14,14 +14,14 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 extern char** environ;
 
 namespace uvmshim::uvmctl {
 namespace fs = std::filesystem;
 using nlohmann::json;
-using host::UniqueFd;
+using ::uvmshim::UniqueFd;
 
 namespace {
 

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "common/ids.h"
+#include "common/private_dir.h"
 #include "paths.h"
 #include "uvmctl/cni.h"
 #include "uvmctl/netns.h"
@@ -24,7 +26,7 @@ fs::path RecordDir() { return host::RuntimeRoot() / "networks"; }
 fs::path RecordPath(const std::string& id) { return RecordDir() / (id + ".json"); }
 
 void WriteRecord(const json& record) {
-  fs::create_directories(RecordDir());
+  CreatePrivateDir(RecordDir());
   const fs::path path = RecordPath(record["id"].get<std::string>());
   const fs::path tmp = path.string() + ".tmp";
   {
@@ -37,7 +39,7 @@ void WriteRecord(const json& record) {
 }
 
 std::optional<json> ReadRecord(const std::string& id) {
-  if (!host::IsValidId(id)) return std::nullopt;  // never a path outside RecordDir()
+  if (!::uvmshim::IsValidId(id)) return std::nullopt;  // never a path outside RecordDir()
   std::ifstream in(RecordPath(id));
   if (!in) return std::nullopt;
   try {
