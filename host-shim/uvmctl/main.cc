@@ -16,6 +16,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +34,7 @@
 #include "signal_forwarder.h"
 #include "terminal.h"
 #include "uvmctl/console.h"
+#include "uvmctl/container_network.h"
 #include "uvmctl/hcs_document_command.h"
 #include "uvmctl/update_command.h"
 #include "uvmctl/session.h"
@@ -59,6 +61,8 @@ struct RunOptions {
   bool detach = false;
   std::vector<std::string> env;
   std::vector<std::string> volumes;  // HOST:DEST[:ro]
+  std::string network;               // "" (today's default) | none | bridge
+  std::vector<std::string> publish;  // HOSTPORT:PORT[/tcp|udp]
   std::string cwd = "/";
   std::string user;
   std::string hostname;
@@ -190,6 +194,7 @@ int Run(const RunOptions& options) {
       throw std::runtime_error(fmt::format("{} {}: no such file", flag, path));
 
   const std::vector<VolumeOption> volumes = ParseVolumes(options.volumes);
+  const uvmctl::NetworkRequest network_request = uvmctl::ParseNetworkRequest(options.network, options.publish);
   const fs::path bundle = BundleDir(options.ns, id);
   if (fs::exists(bundle) || fs::exists(StateDir(options.ns, id)))
     throw std::runtime_error(fmt::format("container {} already exists", id));
@@ -215,9 +220,11 @@ int Run(const RunOptions& options) {
   if (!options.user.empty()) std::tie(spec.process.uid, spec.process.gid) = ParseUser(options.user);
   spec.hostname = options.hostname.empty() ? id : options.hostname;
   spec.volumes = volumes;
+  uvmctl::ContainerNetwork network(network_request, id, spec.hostname, bundle);  // undone when Run ends, unless -d
   {
     auto json = nlohmann::json::parse(BuildSpecJson(spec));
     json["root"]["path"] = fs::absolute(options.rootfs).lexically_normal().string();
+    network.ApplyToSpec(json);
     std::ofstream(bundle / "config.json") << json.dump();
   }
   {
@@ -299,6 +306,7 @@ int Run(const RunOptions& options) {
   live = true;
   if (options.detach) {
     cleanup.keep = true;
+    network.Keep();
     std::cout << id << std::endl;
     return 0;
   }
@@ -378,16 +386,17 @@ int Exec(const ExecOptions& options) {
 }
 
 int Ps() {
-  std::printf("%-24s %-10s %-9s %-8s %-8s %-8s %s\n", "ID", "NAMESPACE", "ISOLATION", "STATUS",
-              "SHIM", "HOST_PID", "CREATED");
+  std::printf("%-24s %-10s %-9s %-8s %-8s %-8s %-19s %s\n", "ID", "NAMESPACE", "ISOLATION", "STATUS",
+              "SHIM", "HOST_PID", "CREATED", "ADDRESS");
   for (const auto& s : ListStates()) {
     bool shim_alive = s.shim_pid > 0 && ::kill(static_cast<pid_t>(s.shim_pid), 0) == 0;
     std::time_t created = s.created_unix;
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", std::gmtime(&created));
-    std::printf("%-24s %-10s %-9s %-8s %-8lld %-8lld %s\n", s.id.c_str(), s.ns.c_str(),
+    const std::string address = s.ns == "uvmctl" ? uvmctl::ContainerAddress(s.id) : "-";
+    std::printf("%-24s %-10s %-9s %-8s %-8lld %-8lld %-19s %s\n", s.id.c_str(), s.ns.c_str(),
                 s.isolation.c_str(), shim_alive ? s.status.c_str() : "dead",
-                static_cast<long long>(s.shim_pid), static_cast<long long>(s.host_pid), when);
+                static_cast<long long>(s.shim_pid), static_cast<long long>(s.host_pid), when, address.c_str());
   }
   return 0;
 }
@@ -402,6 +411,20 @@ int Logs(const std::string& id, bool console) {
 }
 
 int Remove(const std::string& id, bool force) {
+  uvmctl::NetworkRemoval network(id, force);  // refuses before anything changes
+  auto remove_bundle = [&](const std::string& ns) {
+    std::error_code ignored;
+    if (ns != "uvmctl") return;
+    fs::remove_all(BundleDir(ns, id), ignored);
+    fs::remove(BundleDir(ns, id).parent_path(), ignored);
+    fs::remove(BundleDir(ns, id).parent_path().parent_path(), ignored);
+  };
+  const auto states = ListStates();
+  if (network.pending() && std::none_of(states.begin(), states.end(), [&](const auto& s) { return s.id == id; })) {
+    network.Complete();  // uvmctl was killed before its shim recorded the sandbox
+    remove_bundle("uvmctl");
+    return 0;
+  }
   SandboxState state = FindState(id);
   bool shim_alive = state.shim_pid > 0 && ::kill(static_cast<pid_t>(state.shim_pid), 0) == 0;
   if (shim_alive) {
@@ -427,12 +450,8 @@ int Remove(const std::string& id, bool force) {
     bp::system(shim.string(), bp::args({"-namespace", state.ns, "-id", id, "-bundle", state.bundle, "delete"}),
                bp::std_out > bp::null);
   }
-  std::error_code ignored;
-  if (state.ns == "uvmctl") {
-    fs::remove_all(BundleDir(state.ns, id), ignored);
-    fs::remove(BundleDir(state.ns, id).parent_path(), ignored);
-    fs::remove(BundleDir(state.ns, id).parent_path().parent_path(), ignored);
-  }
+  network.Complete();
+  remove_bundle(state.ns);
   return 0;
 }
 
@@ -460,6 +479,12 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("-d,--detach", run.detach, "leave the container running; print its id");
   run_cmd->add_option("-e,--env", run.env, "environment K=V")->allow_extra_args(false);
   run_cmd->add_option("-v,--volume", run.volumes, "bind HOST:DEST[:ro] (file or directory)")
+      ->allow_extra_args(false);
+  run_cmd->add_option("--network", run.network,
+                      "none (a new namespace: loopback only) or bridge (CNI: uvmctl's bridge, an address, -p); "
+                      "default: the host's network (process) or the UVM's (hyperv)")
+      ->check(CLI::IsMember({"none", "bridge"}));
+  run_cmd->add_option("-p,--publish", run.publish, "publish HOSTPORT:PORT[/tcp|udp] (with --network bridge)")
       ->allow_extra_args(false);
   run_cmd->add_option("-w,--cwd", run.cwd, "working directory inside");
   run_cmd->add_option("-u,--user", run.user, "UID[:GID]");
