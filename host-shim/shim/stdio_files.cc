@@ -105,9 +105,13 @@ void HandOverToReader(UniqueFd& fd, const std::string& path) {
 StdioFiles::StdioFiles(const StdioPaths& paths, const std::string& container_id,
                        const std::string& ns) {
   if (!paths.stdin_path.empty()) {
-    // Read+write: the shim's own write end keeps the FIFO from reporting EOF
-    // before the client attached; CloseIO ends stdin explicitly.
-    int fd = ::open(paths.stdin_path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    // Read-only, as runc's shim: EOF reaches the process when the client
+    // closes its write end (`echo x | ctr task exec ...` sends no CloseIO; a
+    // read-write open of our own hung such execs forever). Before any client
+    // writer came, poll() reports nothing (no POLLHUP until a writer has come
+    // and gone), so the relay, which polls before it reads, never takes that
+    // for EOF. CloseIO still ends stdin explicitly.
+    int fd = ::open(paths.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) Fail("open stdin", paths.stdin_path);
     ClearNonBlock(fd);
     stdin_.reset(fd);

@@ -52,12 +52,18 @@ op_timeout=60; [[ $mode == hyperv ]] && op_timeout=240
 
 cenv_start "${env_args[@]}" >/dev/null || { echo "stdio-stress: containerd did not start" >&2; exit 1; }
 ctr=(ctr -a "$CONTAINERD_ADDRESS" -n "$CONTAINERD_NAMESPACE")
+failures=0
 work=$CENV_DIR/stress
 mkdir -p "$work"
-cleanup() { cenv_stop >/dev/null 2>&1; }
+# STRESS_LOG_DIR=DIR keeps containerd's log (with the shims' lines) when a check failed.
+cleanup() {
+  if (( failures > 0 )) && [[ -n ${STRESS_LOG_DIR:-} ]]; then
+    cp "$CENV_LOG" "$STRESS_LOG_DIR/containerd-$mode-$$.log" && echo "stdio-stress: log kept in $STRESS_LOG_DIR/containerd-$mode-$$.log"
+  fi
+  cenv_stop >/dev/null 2>&1
+}
 trap cleanup EXIT
 
-failures=0
 started=$SECONDS
 in_time() { (( SECONDS - started < time_limit )); }
 report() { echo "stdio-stress mode=$mode $*"; }
@@ -129,7 +135,8 @@ report "check=exec_background_child done=$done_n/$bg hangs=$hung"
 hung=0 done_n=0 wrong=0
 for ((i = 1; i <= stdin_n; i++)); do
   in_time || break
-  seq 1 "$((i * 37))" | run_bounded "${ctr[@]}" task exec -i --exec-id "i$i" sb sh -c 'wc -l; echo eof' > "$work/out"
+  seq 1 "$((i * 37))" > "$work/in"  # a file, not a pipe: run_bounded must run in this shell to set rc
+  run_bounded "${ctr[@]}" task exec --exec-id "i$i" sb sh -c 'wc -l; echo eof' < "$work/in" > "$work/out"
   done_n=$i
   if (( rc == 124 )); then hung=$((hung + 1)); fail "stdin exec i$i hung (EOF not delivered?)"; continue; fi
   if [[ $(tr -d ' ' < "$work/out") != "$((i * 37))"$'\n'"eof" ]]; then
