@@ -22,16 +22,25 @@ while (($#)); do
 done
 build=$(cd -- "$build" && pwd) || exit 2
 images=${UVMSHIM_IMAGES:-$build/images}
-cenv_start --shim-dir "$build/bin" --image "$build/tests/e2e/busybox-oci.tar" --env "UVMSHIM_IMAGES=$images" >/dev/null \
-  || { echo "faults: containerd did not start" >&2; exit 1; }
-trap 'cenv_stop >/dev/null 2>&1' EXIT
-ctr=(ctr -a "$CONTAINERD_ADDRESS" -n "$CONTAINERD_NAMESPACE")
-printf 'isolation = "hyperv"\n[agent]\ncall_timeout_seconds = 5\n' > "$CENV_DIR/hyperv.toml"
-printf 'isolation = "process"\n[agent]\ncall_timeout_seconds = 5\n' > "$CENV_DIR/process.toml"
+# Each fault gets a containerd of its own: what one fault leaves cannot be
+# blamed on the next.
+env_up() {
+  cenv_start --shim-dir "$build/bin" --image "$build/tests/e2e/busybox-oci.tar" --env "UVMSHIM_IMAGES=$images" >/dev/null \
+    || { echo "faults: containerd did not start" >&2; return 1; }
+  ctr=(ctr -a "$CONTAINERD_ADDRESS" -n "$CONTAINERD_NAMESPACE")
+  printf 'isolation = "hyperv"\n[agent]\ncall_timeout_seconds = 5\n' > "$CENV_DIR/hyperv.toml"
+  printf 'isolation = "process"\n[agent]\ncall_timeout_seconds = 5\n' > "$CENV_DIR/process.toml"
+}
+env_down() { cenv_stop >/dev/null 2>&1; }
+trap env_down EXIT
 failures=0
 
 wanted() { ((${#only[@]} == 0)) && return 0; local n; for n in "${only[@]}"; do [[ $n == "$1" ]] && return 0; done; return 1; }
-status_of() { "${ctr[@]}" task ls 2>/dev/null | awk -v id="$1" '$1 == id {print $3}'; }
+status_of() {  # STATUS column, "" when not listed, ERR when ctr failed
+  local out
+  out=$(timeout 30 "${ctr[@]}" task ls 2>/dev/null) || { echo ERR; return; }
+  awk -v id="$1" '$1 == id {print $3}' <<< "$out"
+}
 state_of() { echo "$CENV_UVMSHIM_ROOT/$CONTAINERD_NAMESPACE/$1/state.json"; }
 wait_for() {  # wait_for SECONDS CMD...: true once CMD succeeds
   local until=$((SECONDS + $1)); shift
@@ -60,14 +69,15 @@ nothing_left() {
 run_fault() {
   local name=$1 mode=$2 flags=$3 inject=$4 id result start
   wanted "$name" || return 0
+  env_up || { failures=$((failures + 1)); return; }
   id=f-${name//_/-}
   start=$SECONDS
   # shellcheck disable=SC2086
   if ! timeout 300 "${ctr[@]}" run -d $flags --runtime io.containerd.uvm.v1 \
       --runtime-config-path "$CENV_DIR/$mode.toml" "$CENV_IMAGE_REF" "$id" sleep 100000 >/dev/null; then
-    echo "FAULT $name start_failed"; failures=$((failures + 1)); return
+    echo "FAULT $name start_failed"; failures=$((failures + 1)); env_down; return
   fi
-  wait_for 240 test "$(status_of "$id")" == RUNNING || { echo "FAULT $name never_running"; failures=$((failures + 1)); return; }
+  wait_for 240 test "$(status_of "$id")" == RUNNING || { echo "FAULT $name never_running"; failures=$((failures + 1)); env_down; return; }
   start=$SECONDS
   "$inject" "$id"
   if wait_for 90 stopped_or_gone "$id"; then result=exit_reported; else result=NO_EXIT; failures=$((failures + 1)); fi
@@ -76,6 +86,7 @@ run_fault() {
   timeout 60 "${ctr[@]}" container rm "$id" >/dev/null 2>&1
   if wait_for 20 nothing_left 2>/dev/null; then :; else nothing_left; result+=",LEFTOVERS"; failures=$((failures + 1)); fi
   echo "FAULT $name $result ${took}s"
+  env_down
 }
 
 shim_of() { jq -r .shim_pid "$(state_of "$1")"; }
