@@ -165,8 +165,14 @@ if (( concurrent > 0 )) && in_time; then
   report "check=exec_concurrent n=$concurrent failures=$bad hangs=$hung"
 fi
 
+# The kill is asynchronous: delete once the task is STOPPED (bounded).
 run_bounded "${ctr[@]}" task kill -s SIGKILL sb
-run_bounded "${ctr[@]}" task delete sb >/dev/null 2>&1 || { sleep 1; "${ctr[@]}" task delete -f sb >/dev/null 2>&1; }
+for ((w = 0; w < op_timeout * 5; w++)); do
+  [[ $("${ctr[@]}" task ls 2>/dev/null | awk '$1 == "sb" {print $3}') == STOPPED ]] && break
+  sleep 0.2
+done
+run_bounded "${ctr[@]}" task delete sb > /dev/null
+(( rc == 0 )) || fail "sandbox task delete failed (rc $rc)"
 "${ctr[@]}" container rm sb >/dev/null 2>&1
 
 # ---- 5. ctr run --rm: every byte arrives
