@@ -14,24 +14,12 @@
 #include <stdexcept>
 
 #include "common/serial_reset.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::uvm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { if (fd_ >= 0) ::close(fd_); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { int fd = fd_; fd_ = -1; return fd; }
-
- private:
-  int fd_;
-};
 
 std::string PathOf(const std::string& target) {
   for (const char* prefix : {"unix://", "unix:"})
@@ -62,7 +50,7 @@ std::shared_ptr<grpc::Channel> ConnectSerialChannel(const std::string& target, s
                                                     const grpc::ChannelArguments& args) {
   const auto deadline = Clock::now() + timeout;
   const std::string path = PathOf(target);
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) Fail(target, std::string("socket: ") + std::strerror(errno));
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
@@ -79,7 +67,6 @@ std::shared_ptr<grpc::Channel> ConnectSerialChannel(const std::string& target, s
   // byte so that nothing of the new connection is taken from gRPC.
   const std::string ready = serial::ReadyLine(nonce);
   std::string window;
-  std::size_t discarded = 0;
   while (window != ready) {
     pollfd pfd{fd.get(), POLLIN, 0};
     const int n = ::poll(&pfd, 1, RemainingMs(deadline));
@@ -95,12 +82,8 @@ std::shared_ptr<grpc::Channel> ConnectSerialChannel(const std::string& target, s
       Fail(target, std::string("read: ") + std::strerror(errno));
     }
     window.push_back(c);
-    if (window.size() > ready.size()) {
-      window.erase(0, 1);
-      ++discarded;
-    }
+    if (window.size() > ready.size()) window.erase(0, 1);
   }
-  (void)discarded;
   // gRPC drives an adopted fd with non-blocking socket calls.
   const int flags = ::fcntl(fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0)
