@@ -29,14 +29,16 @@ trap 'cenv_stop >/dev/null 2>&1' EXIT
 work=$CENV_DIR/boot; mkdir -p "$work"
 
 start=$SECONDS
+pids=()
 for ((i = 1; i <= count; i++)); do
   ( s=$SECONDS
     timeout -k 5 "$timeout_s" ctr -a "$CONTAINERD_ADDRESS" -n "$CONTAINERD_NAMESPACE" run -d \
       --runtime io.containerd.uvm.v1 --annotation io.uvmshim.isolation=hyperv "$CENV_IMAGE_REF" "vm$i" sleep 100000 \
       > "$work/$i.out" 2> "$work/$i.err"
     echo "$? $((SECONDS - s))" > "$work/$i.rc" ) &
+  pids+=($!)
 done
-wait
+wait "${pids[@]}"  # not a bare wait: containerd is a child of this shell too
 started=0 failed=0 hung=0 unexplained=0 slowest=0
 for ((i = 1; i <= count; i++)); do
   read -r rc took < "$work/$i.rc"
