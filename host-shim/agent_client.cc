@@ -7,8 +7,11 @@ namespace {
 
 void Check(const grpc::Status& status, std::string_view call, std::string_view subject) {
   if (status.ok()) return;
+  const char* hint = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                         ? " (the agent did not answer in time: its VM or the agent is stalled)"
+                         : "";
   throw AgentError(status.error_code(),
-                   fmt::format("{} {}: {}", call, subject, status.error_message()));
+                   fmt::format("{} {}: {}{}", call, subject, status.error_message(), hint));
 }
 
 std::string Subject(const std::string& container_id, const std::string& exec_id) {
@@ -45,8 +48,16 @@ std::shared_ptr<grpc::Channel> ConnectAgent(const std::string& target) {
                                    AgentChannelArguments());
 }
 
-AgentClient::AgentClient(std::shared_ptr<grpc::Channel> channel)
-    : channel_(std::move(channel)), stub_(agentpb::Agent::NewStub(channel_)) {}
+bool IsUnanswered(const AgentError& error) {
+  return error.code() == grpc::StatusCode::DEADLINE_EXCEEDED || error.code() == grpc::StatusCode::UNAVAILABLE;
+}
+
+AgentClient::AgentClient(std::shared_ptr<grpc::Channel> channel, AgentDeadlines deadlines)
+    : channel_(std::move(channel)), stub_(agentpb::Agent::NewStub(channel_)), deadlines_(deadlines) {}
+
+void AgentClient::Arm(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) const {
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+}
 
 agentpb::VersionResponse AgentClient::Version(std::chrono::milliseconds timeout) {
   grpc::ClientContext ctx;
@@ -67,6 +78,7 @@ bool AgentClient::Ping(std::chrono::milliseconds timeout) {
 
 std::uint32_t AgentClient::CreateContainer(const agentpb::CreateContainerRequest& request) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.lifecycle);
   agentpb::CreateContainerResponse response;
   Check(stub_->CreateContainer(&ctx, request, &response), "CreateContainer",
         request.container_id());
@@ -75,6 +87,7 @@ std::uint32_t AgentClient::CreateContainer(const agentpb::CreateContainerRequest
 
 std::uint32_t AgentClient::StartContainer(const std::string& container_id) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.lifecycle);
   agentpb::StartContainerRequest request;
   request.set_container_id(container_id);
   agentpb::StartContainerResponse response;
@@ -84,6 +97,7 @@ std::uint32_t AgentClient::StartContainer(const std::string& container_id) {
 
 std::uint32_t AgentClient::ExecProcess(const agentpb::ExecProcessRequest& request) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.lifecycle);
   agentpb::ExecProcessResponse response;
   Check(stub_->ExecProcess(&ctx, request, &response), "ExecProcess",
         Subject(request.container_id(), request.exec_id()));
@@ -93,6 +107,7 @@ std::uint32_t AgentClient::ExecProcess(const agentpb::ExecProcessRequest& reques
 void AgentClient::SignalProcess(const std::string& container_id, const std::string& exec_id,
                                 std::uint32_t signal, bool all) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.call);
   agentpb::SignalProcessRequest request;
   request.set_container_id(container_id);
   request.set_exec_id(exec_id);
@@ -117,6 +132,7 @@ ExitResult AgentClient::WaitProcess(const std::string& container_id,
 
 void AgentClient::UpdateContainer(const std::string& container_id, const std::string& resources_json) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.call);
   agentpb::UpdateContainerRequest request;
   request.set_container_id(container_id);
   request.set_resources_json(resources_json);
@@ -126,6 +142,7 @@ void AgentClient::UpdateContainer(const std::string& container_id, const std::st
 
 void AgentClient::CloseStdin(const std::string& container_id, const std::string& exec_id) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.call);
   agentpb::CloseStdinRequest request;
   request.set_container_id(container_id);
   request.set_exec_id(exec_id);
@@ -137,6 +154,7 @@ void AgentClient::CloseStdin(const std::string& container_id, const std::string&
 void AgentClient::ResizePty(const std::string& container_id, const std::string& exec_id,
                             std::uint32_t width, std::uint32_t height) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.call);
   agentpb::ResizePtyRequest request;
   request.set_container_id(container_id);
   request.set_exec_id(exec_id);
@@ -149,6 +167,7 @@ void AgentClient::ResizePty(const std::string& container_id, const std::string& 
 
 agentpb::StatsResponse AgentClient::Stats(const std::string& container_id) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.call);
   agentpb::StatsRequest request;
   request.set_container_id(container_id);
   agentpb::StatsResponse response;
@@ -158,6 +177,7 @@ agentpb::StatsResponse AgentClient::Stats(const std::string& container_id) {
 
 agentpb::ListProcessesResponse AgentClient::ListProcesses(const std::string& container_id) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.call);
   agentpb::ListProcessesRequest request;
   request.set_container_id(container_id);
   agentpb::ListProcessesResponse response;
@@ -167,6 +187,7 @@ agentpb::ListProcessesResponse AgentClient::ListProcesses(const std::string& con
 
 void AgentClient::DeleteContainer(const std::string& container_id, bool force) {
   grpc::ClientContext ctx;
+  Arm(ctx, deadlines_.call);  // force: kill + unmount, quick even under TCG
   agentpb::DeleteContainerRequest request;
   request.set_container_id(container_id);
   request.set_force(force);

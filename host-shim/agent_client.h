@@ -33,6 +33,18 @@ struct ExitResult {
   bool oom_killed = false;
 };
 
+// How long the shim waits for the agent: a stalled VM or a frozen agent must
+// turn into an error, never a hang. WaitProcess and the stdio streams have no
+// deadline (a process may run for months); they end when the agent's host ends.
+struct AgentDeadlines {
+  std::chrono::milliseconds call{std::chrono::seconds(30)};        // signal, list, stats, resize, stdin, update, delete
+  std::chrono::milliseconds lifecycle{std::chrono::seconds(120)};  // create, start, exec (TCG: slow)
+};
+
+// DEADLINE_EXCEEDED or UNAVAILABLE: the agent did not answer (stalled or gone),
+// as opposed to answering with an error.
+bool IsUnanswered(const AgentError& error);
+
 // Channel settings for the agent connection: large messages and windows so a
 // stdout stream is not throttled by gRPC defaults.
 grpc::ChannelArguments AgentChannelArguments();
@@ -40,7 +52,8 @@ std::shared_ptr<grpc::Channel> ConnectAgent(const std::string& target);
 
 class AgentClient {
  public:
-  explicit AgentClient(std::shared_ptr<grpc::Channel> channel);
+  explicit AgentClient(std::shared_ptr<grpc::Channel> channel, AgentDeadlines deadlines = {});
+  const AgentDeadlines& deadlines() const { return deadlines_; }
 
   agentpb::VersionResponse Version(std::chrono::milliseconds timeout);
   // True when the agent answered within the timeout.
@@ -66,8 +79,11 @@ class AgentClient {
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
+  void Arm(grpc::ClientContext& ctx, std::chrono::milliseconds timeout) const;
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<agentpb::Agent::Stub> stub_;
+  AgentDeadlines deadlines_;
 };
 
 }  // namespace uvmshim::host

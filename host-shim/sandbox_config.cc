@@ -98,8 +98,12 @@ SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string
     auto agent = root->get_table("agent");
     const std::string where = origin + " [agent]";
     if (!agent) throw std::invalid_argument(where + ": must be a table");
-    RejectUnknown(*agent, {"log_level"}, where);
+    RejectUnknown(*agent, {"log_level", "call_timeout_seconds", "lifecycle_timeout_seconds"}, where);
     Read(*agent, "log_level", config.agent_log_level, where);
+    config.agent_call_timeout = std::chrono::seconds(
+        ReadPositive(*agent, "call_timeout_seconds", config.agent_call_timeout.count(), where));
+    config.agent_lifecycle_timeout = std::chrono::seconds(
+        ReadPositive(*agent, "lifecycle_timeout_seconds", config.agent_lifecycle_timeout.count(), where));
   }
   return config;
 }

@@ -36,6 +36,10 @@ struct SandboxConfig {
   std::chrono::seconds boot_timeout{120};
   bool console_log = true;
   std::string agent_log_level = "info";
+  // Deadlines of the shim's agent calls ([agent] call_timeout_seconds,
+  // lifecycle_timeout_seconds): see host::AgentDeadlines.
+  std::chrono::seconds agent_call_timeout{30};
+  std::chrono::seconds agent_lifecycle_timeout{120};
 };
 
 // Parses the TOML text; unknown keys and wrong types are errors that name the

@@ -32,6 +32,7 @@
 #include "common/unique_fd.h"
 #include "uvm/agent_channel.h"
 #include "uvm/qemu_nic.h"
+#include "uvm/pid_watch.h"
 #include "uvm/qmp_client.h"
 
 namespace uvmshim::uvm {
@@ -432,6 +433,10 @@ void QemuVm::WatchConsole() {
 }
 
 void QemuVm::WatchExit() {
+  const pid_t virtiofsd = virtiofsd_.valid() ? static_cast<pid_t>(virtiofsd_.id()) : 0;
+  WaitVmmWatchingHelper(static_cast<pid_t>(qemu_pid_), virtiofsd, [this, virtiofsd] {
+    Kill(ExitReason::kCrashed, fmt::format("virtiofsd (pid {}) exited: the guest lost its share", virtiofsd));
+  });
   siginfo_t info{};
   int rc;
   do {

@@ -16,6 +16,7 @@
 #include <system_error>
 #include <vector>
 
+#include "common/serial_reset.h"
 #include "guest-agent/logging.h"
 #include "guest-agent/vm/http2_frames.h"
 
@@ -194,6 +195,14 @@ std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
 
   Pending to_guest;  // host -> port -> gRPC
   Pending to_host;   // gRPC -> port -> host
+  // A host that starts with the reset handshake (common/serial_reset.h) gets
+  // its READY line before any byte of this connection's gRPC side.
+  if (auto nonce = serial::ParseResetLine(first.data(), first.size())) {
+    first.erase(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(serial::kLineSize));
+    const std::string ready = serial::ReadyLine(*nonce);
+    std::memcpy(to_host.data.data(), ready.data(), ready.size());
+    to_host.end = ready.size();
+  }
   const int port = port_.get();
   std::string reason;
   std::vector<char> next_connection;
@@ -204,6 +213,12 @@ std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
   bool started = false;
   std::size_t dropped = 0;
   auto take_chunk = [&](const char* data, std::size_t size) {
+    // A reset line starts a new host connection wherever the old one stood.
+    if (serial::ParseResetLine(data, size)) {
+      next_connection.assign(data, data + size);
+      reason = "host reset";
+      return;
+    }
     const bool preface = StartsWithHttp2Preface(data, size);
     if (!started) {
       if (!preface) {

@@ -40,7 +40,8 @@ Sandbox::Sandbox(Params params)
   }
   host_ = host::StartAgentHost(spec);
   if (network_) network_->CloseTapFds();  // QEMU holds them: the taps end with it
-  agent_ = std::make_shared<host::AgentClient>(host_->channel());
+  agent_ = std::make_shared<host::AgentClient>(
+      host_->channel(), host::AgentDeadlines{params_.config.agent_call_timeout, params_.config.agent_lifecycle_timeout});
   debug_target_ = host_->debug_target();
   console_log_ = host_->console_log().string();
   host_pid_ = host_->pid();
@@ -62,11 +63,21 @@ void Sandbox::ReleaseContainer(const std::string& container_id) {
 
 std::optional<std::string> Sandbox::unexpected_exit() const {
   std::lock_guard lock(mu_);
+  if (killed_because_) return killed_because_;
   return host_ ? host_->unexpected_exit() : ended_unexpectedly_;
 }
 
 const host::agentpb::PodNetwork* Sandbox::pod_network() const {
   return network_ && network_->has_interfaces() ? &network_->network() : nullptr;
+}
+
+void Sandbox::Kill(const std::string& why) {
+  std::lock_guard lock(mu_);
+  if (!host_ || killed_because_) return;
+  killed_because_ = fmt::format("sandbox host killed: {}", why);
+  spdlog::error("sandbox {}: {}: killing its {} (pid {})", params_.id, why,
+                isolation() == host::Isolation::kHyperv ? "utility VM" : "host agent", host_pid_);
+  host_->Kill();
 }
 
 Sandbox::~Sandbox() { Stop(); }
@@ -84,14 +95,20 @@ void Sandbox::Stop() {
     stopped_ = true;
     if (host_) ended_unexpectedly_ = host_->unexpected_exit();
   }
+  bool shutdown_answered = false;
   if (agent_) {
     try {
       agent_->Shutdown(std::chrono::seconds(5));
+      shutdown_answered = true;
     } catch (const host::AgentError& e) {
       spdlog::debug("sandbox {}: agent shutdown: {}", params_.id, e.what());
     }
   }
-  if (host_) host_->WaitEnded(std::chrono::seconds(10));
+  if (host_) {
+    // An agent that did not answer will not power its host off: no point waiting.
+    if (shutdown_answered) host_->WaitEnded(std::chrono::seconds(10));
+    else host_->Kill();
+  }
   {
     std::lock_guard lock(mu_);
     host = std::move(host_);

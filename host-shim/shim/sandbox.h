@@ -59,6 +59,10 @@ class Sandbox {
                                                    const std::filesystem::path& host_rootfs,
                                                    const std::string& spec_json);
   void ReleaseContainer(const std::string& container_id);  // idempotent
+  // Ends the agent's host by force (SIGKILL of QEMU or the host agent) when the
+  // agent stopped answering: every call and stream on it then fails, so the
+  // tasks' exits are reported (137) and Delete can finish. Stop() still tidies up.
+  void Kill(const std::string& why);
   // Why the host ended when nobody asked it to (VM killed, agent crashed).
   std::optional<std::string> unexpected_exit() const;
 
@@ -83,6 +87,7 @@ class Sandbox {
   mutable std::mutex mu_;
   bool stopped_ = false;
   std::optional<std::string> ended_unexpectedly_;
+  std::optional<std::string> killed_because_;  // Kill()'s reason
 };
 
 }  // namespace uvmshim::shim

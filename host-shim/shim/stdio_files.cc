@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -41,6 +44,8 @@ UniqueFd OpenOutputFifo(const std::string& path, bool& holds_read_end) {
   return UniqueFd(fd);
 }
 
+std::string FifoPathOf(const std::string& uri) { return uri.starts_with("fifo://") ? uri.substr(7) : uri; }
+
 UniqueFd OpenOutput(const std::string& uri, bool& holds_read_end) {
   holds_read_end = false;
   if (uri.starts_with("file://")) {
@@ -60,14 +65,38 @@ UniqueFd OpenOutput(const std::string& uri, bool& holds_read_end) {
 }
 
 // A FIFO we also hold a read end of loses its unread bytes when we close it
-// before the client opened its own: wait (bounded) until the client took them.
-void DrainBeforeClose(int fd) {
-  for (int i = 0; i < 250; ++i) {
-    int unread = 0;
-    if (::ioctl(fd, FIONREAD, &unread) != 0 || unread == 0) return;
-    ::usleep(20000);
+// before the client opened its own. A time bound on the client draining it
+// (as before) lost output whenever the client was slow. Instead: trade our
+// read-write fd for a write-only one (the bytes stay while any end is open),
+// then close once a reader holds the FIFO (only then does a non-blocking
+// write-only open succeed), waking on inotify's IN_OPEN. Only a client that
+// never comes within kReaderWait loses the bytes.
+constexpr int kReaderWaitMs = 30'000;
+
+void HandOverToReader(UniqueFd& fd, const std::string& path) {
+  int unread = 0;
+  if (::ioctl(fd.get(), FIONREAD, &unread) != 0 || unread == 0) return;
+  UniqueFd writer(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));  // we are a reader: succeeds
+  if (!writer) return;
+  UniqueFd opens(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  if (opens) ::inotify_add_watch(opens.get(), path.c_str(), IN_OPEN);
+  fd.reset();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReaderWaitMs);
+  for (;;) {
+    UniqueFd probe(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (probe || errno != ENXIO) return;  // a reader has it (or the FIFO is gone)
+    if (::ioctl(writer.get(), FIONREAD, &unread) != 0 || unread == 0) return;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{opens.get(), POLLIN, 0};
+    // Without inotify: look again every 50 ms.
+    if (opens ? ::poll(&p, 1, static_cast<int>(left.count())) > 0 : (::usleep(50'000), true)) {
+      char events[4096];
+      while (opens && ::read(opens.get(), events, sizeof events) > 0) {
+      }
+    }
   }
-  spdlog::warn("stdio: no reader took the last output within 5 s");
+  spdlog::warn("stdio {}: no reader opened it within {} ms: {} bytes of output dropped", path, kReaderWaitMs, unread);
 }
 
 }  // namespace
@@ -75,9 +104,13 @@ void DrainBeforeClose(int fd) {
 StdioFiles::StdioFiles(const StdioPaths& paths, const std::string& container_id,
                        const std::string& ns) {
   if (!paths.stdin_path.empty()) {
-    // Read+write: the shim's own write end keeps the FIFO from reporting EOF
-    // before the client attached; CloseIO ends stdin explicitly.
-    int fd = ::open(paths.stdin_path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    // Read-only, as runc's shim: EOF reaches the process when the client
+    // closes its write end (`echo x | ctr task exec ...` sends no CloseIO; a
+    // read-write open of our own hung such execs forever). Before any client
+    // writer came, poll() reports nothing (no POLLHUP until a writer has come
+    // and gone), so the relay, which polls before it reads, never takes that
+    // for EOF. CloseIO still ends stdin explicitly.
+    int fd = ::open(paths.stdin_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) Fail("open stdin", paths.stdin_path);
     ClearNonBlock(fd);
     stdin_.reset(fd);
@@ -86,12 +119,16 @@ StdioFiles::StdioFiles(const StdioPaths& paths, const std::string& container_id,
     StartLoggingBinary(paths.stdout_path, container_id, ns);
     return;
   }
-  if (!paths.stdout_path.empty()) stdout_ = OpenOutput(paths.stdout_path, stdout_holds_read_end_);
+  if (!paths.stdout_path.empty()) {
+    stdout_ = OpenOutput(paths.stdout_path, stdout_holds_read_end_);
+    stdout_fifo_ = FifoPathOf(paths.stdout_path);
+  }
   if (!paths.stderr_path.empty() && !paths.terminal) {
     if (paths.stderr_path == paths.stdout_path) {
       stderr_.reset(::fcntl(stdout_.get(), F_DUPFD_CLOEXEC, 3));
     } else {
       stderr_ = OpenOutput(paths.stderr_path, stderr_holds_read_end_);
+      stderr_fifo_ = FifoPathOf(paths.stderr_path);
     }
   }
 }
@@ -153,8 +190,8 @@ void StdioFiles::StartLoggingBinary(const std::string& uri, const std::string& c
 }
 
 void StdioFiles::CloseOutputs() {
-  if (stdout_ && stdout_holds_read_end_) DrainBeforeClose(stdout_.get());
-  if (stderr_ && stderr_holds_read_end_) DrainBeforeClose(stderr_.get());
+  if (stdout_ && stdout_holds_read_end_) HandOverToReader(stdout_, stdout_fifo_);
+  if (stderr_ && stderr_holds_read_end_) HandOverToReader(stderr_, stderr_fifo_);
   stdout_.reset();
   stderr_.reset();
 }

@@ -40,6 +40,8 @@ class StdioFiles {
   pid_t logger_pid_ = -1;
   bool stdout_holds_read_end_ = false;  // opened O_RDWR: no client reader yet
   bool stderr_holds_read_end_ = false;
+  std::string stdout_fifo_;  // the paths, for handing the last output over on close
+  std::string stderr_fifo_;
 };
 
 }  // namespace uvmshim::shim

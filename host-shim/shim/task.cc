@@ -46,6 +46,8 @@ Task::~Task() {
         agent->SignalProcess(id, exec_id, 9, exec_id.empty());
       } catch (const host::AgentError& e) {
         spdlog::debug("task {}: kill \"{}\": {}", id, exec_id, e.what());
+        // Joining the process's waiter would hang on a stalled agent: end its host.
+        if (host::IsUnanswered(e)) sandbox->Kill(fmt::format("SIGKILL of {} unanswered: {}", id, e.what()));
       }
     }
     if (process->waiter.joinable()) process->waiter.join();
@@ -56,6 +58,7 @@ Task::~Task() {
       agent->DeleteContainer(id, true);
     } catch (const host::AgentError& e) {
       spdlog::debug("task {}: delete in the agent: {}", id, e.what());
+      if (host::IsUnanswered(e)) sandbox->Kill(fmt::format("delete of {} unanswered: {}", id, e.what()));
     }
   }
   if (prepared) sandbox->ReleaseContainer(id);

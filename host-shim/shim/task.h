@@ -37,6 +37,7 @@ struct Process {
   std::unique_ptr<StdioFiles> files;
   std::unique_ptr<host::StdioRelay> relay;
   bool stdin_closed = false;  // CloseIO came before Start made the relay (exec)
+  bool starting = false;      // Start's agent call is in flight (outside the service lock)
   std::thread waiter;
 
   // Starts relaying stdio between the host files and the agent.

@@ -216,49 +216,6 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
   return Status::Ok();
 }
 
-Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResponse& response) {
-  std::unique_lock lock(mutex_);
-  Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  Process* process = FindProcess(*task, request.exec_id(), status);
-  if (!process) return status;
-  if (process->status != ProcessStatus::kCreated)
-    return Status(Code::kFailedPrecondition,
-                  fmt::format("process {} of task {}: already started", request.exec_id(), task->id));
-  try {
-    if (request.exec_id().empty()) {
-      process->pid = task->agent->StartContainer(task->id);
-      task->state.status = "running";
-      task->SaveState();
-      containerd::events::TaskStart event;
-      event.set_container_id(task->id);
-      event.set_pid(process->pid);
-      events_.Publish("/tasks/start", event);
-    } else {
-      agentpb::ExecProcessRequest exec;
-      exec.set_container_id(task->id);
-      exec.set_exec_id(process->exec_id);
-      exec.set_process_json(process->process_json);
-      exec.set_terminal(process->stdio.terminal);
-      exec.set_stdin(!process->stdio.stdin_path.empty());
-      process->pid = task->agent->ExecProcess(exec);
-      process->StartRelay(*task->agent, task->id);
-      containerd::events::TaskExecStarted event;
-      event.set_container_id(task->id);
-      event.set_exec_id(process->exec_id);
-      event.set_pid(process->pid);
-      events_.Publish("/tasks/exec-started", event);
-    }
-  } catch (const host::AgentError& e) {
-    return FromAgentError(e);
-  }
-  process->status = ProcessStatus::kRunning;
-  process->waiter = std::thread([this, task, process] { WatchExit(task, process); });
-  response.set_pid(process->pid);
-  return Status::Ok();
-}
-
 // Every byte the process wrote reaches its reader before the exit is reported.
 void TaskService::WatchExit(Task* task, Process* process) {
   process->relay->WaitOutputDone();
@@ -327,7 +284,7 @@ Status TaskService::Delete(const taskpb::DeleteRequest& request, taskpb::DeleteR
   if (!task) return status;
   Process* process = FindProcess(*task, request.exec_id(), status);
   if (!process) return status;
-  if (process->status == ProcessStatus::kRunning)
+  if (process->status == ProcessStatus::kRunning || process->starting)
     return Status(Code::kFailedPrecondition,
                   fmt::format("process {} of task {} is still running", request.exec_id(), task->id));
   response.set_pid(process->pid);
@@ -422,23 +379,6 @@ Status TaskService::WithAgent(const std::string& id, Call&& call) {
     return FromAgentError(e);
   }
   return Status::Ok();
-}
-
-Status TaskService::Kill(const taskpb::KillRequest& request) {
-  {
-    std::lock_guard lock(mutex_);
-    Status status;
-    Task* task = FindTask(request.id(), status);
-    if (!task) return status;
-    Process* process = FindProcess(*task, request.exec_id(), status);
-    if (!process) return status;
-    if (process->status == ProcessStatus::kStopped)
-      return Status(Code::kNotFound, fmt::format("process {} of task {}: already finished",
-                                                 request.exec_id(), task->id));
-  }
-  return WithAgent(request.id(), [&](host::AgentClient& agent) {
-    agent.SignalProcess(request.id(), request.exec_id(), request.signal(), request.all());
-  });
 }
 
 Status TaskService::Pids(const taskpb::PidsRequest& request, taskpb::PidsResponse& response) {

@@ -15,6 +15,7 @@
 #include "signal_forwarder.h"
 #include "terminal.h"
 #include "common/unique_fd.h"
+#include "uvm/serial_connect.h"
 
 namespace uvmshim::uvmctl {
 
@@ -27,7 +28,12 @@ int Console(const host::SandboxState& sandbox, const std::vector<std::string>& c
   sigemptyset(&winch);
   sigaddset(&winch, SIGWINCH);
   pthread_sigmask(SIG_BLOCK, &winch, nullptr);
-  auto channel = host::ConnectAgent(sandbox.debug_target);
+  // A utility VM's debug port is a serial byte stream shared by its clients in
+  // turn: connect with the reset handshake (uvm/serial_connect.h).
+  auto channel = sandbox.isolation == "hyperv"
+                     ? uvm::ConnectSerialChannel(sandbox.debug_target, std::chrono::seconds(30),
+                                                 host::AgentChannelArguments())
+                     : host::ConnectAgent(sandbox.debug_target);
   host::AgentClient agent(channel);
   if (!agent.Ping(std::chrono::seconds(10)))
     throw std::runtime_error(fmt::format("{}: the agent at {} does not answer", sandbox.id,

@@ -64,6 +64,8 @@ boot_timeout_seconds = 30
 console_log = false
 [agent]
 log_level = "debug"
+call_timeout_seconds = 7
+lifecycle_timeout_seconds = 90
 )", "test.toml");
   EXPECT_EQ(config.isolation, Isolation::kProcess);
   EXPECT_EQ(config.memory_mb, 512u);
@@ -74,6 +76,8 @@ log_level = "debug"
   EXPECT_EQ(config.boot_timeout, std::chrono::seconds(30));
   EXPECT_FALSE(config.console_log);
   EXPECT_EQ(config.agent_log_level, "debug");
+  EXPECT_EQ(config.agent_call_timeout, std::chrono::seconds(7));
+  EXPECT_EQ(config.agent_lifecycle_timeout, std::chrono::seconds(90));
 }
 
 TEST(SandboxConfig, RejectsWhatItDoesNotKnow) {
@@ -89,6 +93,8 @@ TEST(SandboxConfig, RejectsWhatItDoesNotKnow) {
   EXPECT_EQ(message("isolation = \"vm\""), "isolation \"vm\": expected process or hyperv");
   EXPECT_EQ(message("[uvm]\nmemory_mb = \"big\""), "c.toml [uvm]: \"memory_mb\" has the wrong type");
   EXPECT_EQ(message("[uvm]\ncpus = 0"), "c.toml [uvm]: \"cpus\" = 0 is out of range");
+  EXPECT_EQ(message("[agent]\ncall_timeout_seconds = 0"),
+            "c.toml [agent]: \"call_timeout_seconds\" = 0 is out of range");
   EXPECT_NE(message("isolation = "), "no error");
 }
 

@@ -1,3 +1,4 @@
+#include "common/serial_reset.h"
 #include "guest-agent/vm/channels.h"
 
 #include <sys/socket.h>
@@ -103,6 +104,26 @@ TEST(Http2ClientFrames, RecognisesThePreface) {
   EXPECT_TRUE(StartsWithHttp2Preface((preface + "more").data(), preface.size() + 4));
   EXPECT_FALSE(StartsWithHttp2Preface(preface.data(), preface.size() - 1));
   EXPECT_FALSE(StartsWithHttp2Preface(("x" + preface).data(), preface.size() + 1));
+}
+
+}  // namespace
+}  // namespace uvmshim::agent::vm
+
+namespace uvmshim::agent::vm {
+namespace {
+
+TEST(SerialReset, ParsesOnlyAWholeResetLineWithAHexNonce) {
+  const std::string line = serial::ResetLine("0123456789abcdef");
+  EXPECT_EQ(line.size(), serial::kLineSize);
+  EXPECT_EQ(serial::ParseResetLine(line.data(), line.size()), "0123456789abcdef");
+  const std::string followed = line + "PRI * HTTP/2.0";
+  EXPECT_EQ(serial::ParseResetLine(followed.data(), followed.size()), "0123456789abcdef");
+  EXPECT_FALSE(serial::ParseResetLine(line.data(), line.size() - 1));  // cut short
+  const std::string upper = serial::ResetLine("0123456789ABCDEF");
+  EXPECT_FALSE(serial::ParseResetLine(upper.data(), upper.size()));
+  const std::string preface(kHttp2ClientPreface);
+  EXPECT_FALSE(serial::ParseResetLine(preface.data(), preface.size()));
+  EXPECT_EQ(serial::ReadyLine("0123456789abcdef"), "UVMSHIM-READY 0123456789abcdef\n");
 }
 
 }  // namespace

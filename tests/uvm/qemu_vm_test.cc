@@ -14,6 +14,7 @@
 #include "agent.grpc.pb.h"
 #include "uvm/agent_channel.h"
 #include "uvm/qemu_vm.h"
+#include "uvm/serial_connect.h"
 #include "vm_test_support.h"
 
 namespace uvmshim::uvm {
@@ -98,12 +99,10 @@ TEST_F(QemuVmTest, BootsToAReadyAgentServesBothPortsRunsAContainerAndStops) {
     // The debug port: each new host connection gets a fresh gRPC connection
     // in the guest (the agent resets the port's bridge on disconnect).
     for (int round = 0; round < 3; ++round) {
-      grpc::ChannelArguments args;
-      args.SetInt("uvmshim.test.round", round);  // a new connection, not a shared subchannel
-      auto debug = grpc::CreateCustomChannel(vm.DebugAgentTarget(), grpc::InsecureChannelCredentials(), args);
+      // A new connection with the reset handshake (uvm/serial_connect.h).
+      auto debug = ConnectSerialChannel(vm.DebugAgentTarget(), 60s);
       grpc::ClientContext context;
       context.set_deadline(In(30s));
-      context.set_wait_for_ready(true);
       pb::PingResponse pong;
       const grpc::Status status = pb::Agent::NewStub(debug)->Ping(&context, pb::PingRequest(), &pong);
       EXPECT_TRUE(status.ok()) << "debug port, connection " << round << ": " << status.error_message()

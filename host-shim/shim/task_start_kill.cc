@@ -1,0 +1,106 @@
+// TaskService::Start and ::Kill: the two calls that must keep working when
+// the agent stalls. Start's agent call runs outside the service lock; an
+// unanswered SIGKILL ends the sandbox's host (see Sandbox::Kill).
+#include <signal.h>
+
+#include <fmt/format.h>
+
+#include "containerd/events/task.pb.h"
+#include "shim/task_service.h"
+
+namespace uvmshim::shim {
+using ttrpc::Code;
+namespace agentpb = ::uvmshim::agent::v1;
+
+namespace {
+
+Status FromAgentError(const host::AgentError& e) {
+  return Status(static_cast<Code>(e.code()), e.what());
+}
+
+}  // namespace
+
+Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResponse& response) {
+  std::unique_lock lock(mutex_);
+  Status status;
+  Task* task = FindTask(request.id(), status);
+  if (!task) return status;
+  Process* process = FindProcess(*task, request.exec_id(), status);
+  if (!process) return status;
+  if (process->status != ProcessStatus::kCreated || process->starting)
+    return Status(Code::kFailedPrecondition,
+                  fmt::format("process {} of task {}: already started", request.exec_id(), task->id));
+  // The agent call runs outside the lock (a stalled agent must not block State,
+  // Kill or other tasks); `starting` keeps Delete away from task and process meanwhile.
+  process->starting = true;
+  const std::shared_ptr<host::AgentClient> agent = task->agent;
+  agentpb::ExecProcessRequest exec;
+  if (!request.exec_id().empty()) {
+    exec.set_container_id(task->id);
+    exec.set_exec_id(process->exec_id);
+    exec.set_process_json(process->process_json);
+    exec.set_terminal(process->stdio.terminal);
+    exec.set_stdin(!process->stdio.stdin_path.empty());
+  }
+  lock.unlock();
+  std::uint32_t pid = 0;
+  try {
+    pid = request.exec_id().empty() ? agent->StartContainer(request.id()) : agent->ExecProcess(exec);
+  } catch (const host::AgentError& e) {
+    lock.lock();
+    process->starting = false;
+    return FromAgentError(e);
+  }
+  lock.lock();
+  process->starting = false;
+  process->pid = pid;
+  if (request.exec_id().empty()) {
+    task->state.status = "running";
+    task->SaveState();
+    containerd::events::TaskStart event;
+    event.set_container_id(task->id);
+    event.set_pid(process->pid);
+    events_.Publish("/tasks/start", event);
+  } else {
+    process->StartRelay(*agent, task->id);
+    containerd::events::TaskExecStarted event;
+    event.set_container_id(task->id);
+    event.set_exec_id(process->exec_id);
+    event.set_pid(process->pid);
+    events_.Publish("/tasks/exec-started", event);
+  }
+  process->status = ProcessStatus::kRunning;
+  process->waiter = std::thread([this, task, process] { WatchExit(task, process); });
+  response.set_pid(process->pid);
+  return Status::Ok();
+}
+
+Status TaskService::Kill(const taskpb::KillRequest& request) {
+  std::shared_ptr<Sandbox> sandbox;
+  std::shared_ptr<host::AgentClient> agent;
+  {
+    std::lock_guard lock(mutex_);
+    Status status;
+    Task* task = FindTask(request.id(), status);
+    if (!task) return status;
+    Process* process = FindProcess(*task, request.exec_id(), status);
+    if (!process) return status;
+    if (process->status == ProcessStatus::kStopped)
+      return Status(Code::kNotFound, fmt::format("process {} of task {}: already finished",
+                                                 request.exec_id(), task->id));
+    sandbox = task->sandbox;
+    agent = task->agent;  // outlives a concurrent Delete
+  }
+  try {
+    agent->SignalProcess(request.id(), request.exec_id(), request.signal(), request.all());
+  } catch (const host::AgentError& e) {
+    // A SIGKILL must work even when the agent is stalled (VM stopped, agent
+    // frozen): the sandbox's host is killed instead, which ends every process
+    // in it; their exits are then reported as 137 by WatchExit.
+    if (request.signal() != SIGKILL || !host::IsUnanswered(e)) return FromAgentError(e);
+    sandbox->Kill(fmt::format("SIGKILL of {} unanswered: {}", request.id(), e.what()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace uvmshim::shim
