@@ -49,6 +49,7 @@ uvm::VmConfig ConfigFor(const BootOptions& options, const fs::path& state_dir, c
 }  // namespace
 
 fs::path DefaultBareImageDir() { return UVMSHIM_BARE_IMAGE_DIR; }
+fs::path DefaultDebianBareImageDir() { return UVMSHIM_DEBIAN_BARE_IMAGE_DIR; }
 fs::path DefaultUvmImageDir() { return UVMSHIM_UVM_IMAGE_DIR; }
 
 double BootBareFloorOnce(const BootOptions& options) {

@@ -14,6 +14,7 @@ namespace uvmshim::bench {
 inline constexpr const char* kBareFloorMarker = "UVMSHIM-BARE-FLOOR-READY";
 
 std::filesystem::path DefaultBareImageDir();
+std::filesystem::path DefaultDebianBareImageDir();  // the same /init on Debian's kernel
 std::filesystem::path DefaultUvmImageDir();
 
 struct BootOptions {
