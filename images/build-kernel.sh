@@ -4,7 +4,7 @@
 # `olddefconfig`; everything built in, no modules. Produces bzImage (what
 # `-kernel` boots everywhere) and vmlinux (the ELF with the PVH entry note).
 #
-# Cached by a hash of the fragment, this script and the source version: the
+# Cached by a hash of the fragment, the recipe version and the source version: the
 # result lives in CACHE/kernel-<hash>/ and a second build with the same inputs
 # only copies it. The extracted source is shared by every configuration.
 #
@@ -39,7 +39,9 @@ die() { echo "$tag error: $*" >&2; exit 1; }
 source_version=$(dpkg -S "$source_tar" 2>/dev/null | cut -d: -f1 | head -1 |
                  xargs -r dpkg-query -W -f='${Package}-${Version}' 2>/dev/null || true)
 [[ -n $source_version ]] || source_version=$(basename "$source_tar")-$(stat -c '%s-%Y' "$source_tar")
-hash=$( { echo "$source_version"; cat "$fragment"; cat "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-16)
+# Bump when the steps below change what a build produces.
+recipe=1
+hash=$( { echo "$source_version recipe=$recipe"; cat "$fragment"; } | sha256sum | cut -c1-16)
 mkdir -p "$cache" "$out"
 exec 9>"$cache/.kernel-lock"   # one builder at a time per cache
 flock 9
@@ -57,6 +59,8 @@ else
   fi
   say "configuring $source_version with $(basename "$fragment") -> $kdir"
   rm -rf "$kdir" && mkdir -p "$kdir/build"
+  # A failed build leaves nothing half-made in the cache.
+  trap 'rm -rf "$kdir"' EXIT
   make -s -C "$src" O="$kdir/build" ARCH=x86_64 tinyconfig >/dev/null
   "$src/scripts/kconfig/merge_config.sh" -m -O "$kdir/build" "$kdir/build/.config" "$fragment" >/dev/null
   make -s -C "$src" O="$kdir/build" ARCH=x86_64 olddefconfig >/dev/null
@@ -90,6 +94,7 @@ else
   # The object tree is not needed again (the hash covers every input).
   rm -rf "$kdir/build"
   touch "$kdir/.done"
+  trap - EXIT
 fi
 for f in vmlinuz vmlinux kernel-config kernel-release; do
   install -m 0644 "$kdir/$f" "$out/.$f.tmp" && mv -f "$out/.$f.tmp" "$out/$f"
