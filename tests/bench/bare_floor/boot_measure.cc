@@ -54,7 +54,7 @@ fs::path DefaultUvmImageDir() { return UVMSHIM_UVM_IMAGE_DIR; }
 
 double BootBareFloorOnce(const BootOptions& options) {
   TempDir dir;
-  uvm::QemuVm vm(ConfigFor(options, dir.path(), "bare-floor"));
+  uvm::QemuVm vm(ConfigFor(options, dir.path(), "bare-floor"), options.qemu);
   vm.Create();
   const auto start = Clock::now();
   vm.Start();
@@ -67,7 +67,7 @@ double BootBareFloorOnce(const BootOptions& options) {
 
 AgentBoot BootAgentOnce(const BootOptions& options) {
   TempDir dir;
-  uvm::QemuVm vm(ConfigFor(options, dir.path(), "boot-bench"));
+  uvm::QemuVm vm(ConfigFor(options, dir.path(), "boot-bench"), options.qemu);
   vm.Create();
   vm.Start();
   vm.WaitAgentReady();

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "uvm/qemu_vm.h"
 #include "uvm/utility_vm.h"
 
 namespace uvmshim::bench {
@@ -21,6 +22,7 @@ struct BootOptions {
   std::filesystem::path image_dir;
   unsigned memory_mb = 256;
   unsigned cpus = 1;
+  uvm::QemuOptions qemu;  // e.g. tcg_tb_size_mb, to measure what a QEMU option costs
 };
 
 // ms from QemuVm::Start() to the bare floor's marker on the serial console.

@@ -31,12 +31,16 @@ int main(int argc, char** argv) {
                  "the bare floor on Debian's kernel (\"\" to skip)");
   app.add_option("--memory", uvm_options.memory_mb, "guest memory in MiB (both)");
   app.add_option("--cpus", uvm_options.cpus, "guest vCPUs (both)");
+  unsigned tb_size_mb = uvm_options.qemu.tcg_tb_size_mb;
+  app.add_option("--tb-size", tb_size_mb, "TCG translation cache in MiB for every boot (0: QEMU's default)");
   app.add_flag("-v,--verbose", verbose, "print the agent's guest-side timings");
   CLI11_PARSE(app, argc, argv);
   bare_options.memory_mb = uvm_options.memory_mb;
   bare_options.cpus = uvm_options.cpus;
   debian_options.memory_mb = uvm_options.memory_mb;
   debian_options.cpus = uvm_options.cpus;
+  for (BootOptions* options : {&uvm_options, &bare_options, &debian_options})
+    options->qemu.tcg_tb_size_mb = tb_size_mb;
   const bool with_debian = !debian_options.image_dir.empty();
   spdlog::set_level(spdlog::level::warn);
   try {
