@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Memory the guest frees goes back to the host (virtio-balloon free page
 # reporting): a UVM's QEMU + virtiofsd PSS grows while the container holds
-# 96 MiB in a tmpfs, and falls back once the file is removed, without the
+# 56 MiB in its /dev/shm (a 64 MiB tmpfs), and falls back once the file is removed, without the
 # host asking for anything. Without reporting the pages would stay resident.
 # usage: free_page_reporting_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -45,10 +45,10 @@ wait_for() {
 }
 pss=$(pss_mib)
 baseline=$pss
-"$uvmctl" exec "$id" -- sh -c 'dd if=/dev/zero of=/dev/shm/ballast bs=1M count=96 2>/dev/null && sync' ||
+"$uvmctl" exec "$id" -- sh -c 'dd if=/dev/zero of=/dev/shm/ballast bs=1M count=56 2>/dev/null && sync' ||
   fail "could not fill /dev/shm in the guest"
-wait_for '((pss >= baseline + 80))' 60 || fail "PSS did not grow with 96 MiB held in the guest: $baseline -> $pss MiB"
+wait_for '((pss >= baseline + 40))' 60 || fail "PSS did not grow with 56 MiB held in the guest: $baseline -> $pss MiB"
 high=$pss
 "$uvmctl" exec "$id" -- rm -f /dev/shm/ballast || fail "rm in the guest"
-wait_for '((pss <= high - 64))' 120 || fail "freed guest memory stayed on the host: $high MiB held, $pss MiB after freeing"
-echo "PASS: baseline $baseline MiB, holding 96 MiB $high MiB, after freeing $pss MiB"
+wait_for '((pss <= high - 32))' 120 || fail "freed guest memory stayed on the host: $high MiB held, $pss MiB after freeing"
+echo "PASS: baseline $baseline MiB, holding 56 MiB $high MiB, after freeing $pss MiB"
