@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a utility VM boot image: a Debian kernel (vmlinuz) and an initrd
+# Builds a utility VM boot image: a kernel (vmlinuz) and an initrd
 # whose /init is the given program, with the kernel modules it loads (as
 # uncompressed .ko files plus /lib/modules/load-order, dependencies first) and
 # optionally a static busybox for the debug console.
@@ -10,6 +10,9 @@
 #
 # usage: build-image.sh --out DIR --init FILE [--cache DIR]
 #          [--kernel-package linux-image-cloud-amd64] [--modules "m1 m2 ..."]
+#          [--kernel-dir DIR]  (a kernel of our own from build-kernel.sh:
+#                               DIR/vmlinuz + DIR/kernel-release, all built in,
+#                               so no modules and the module lists stay empty)
 #          [--hyperv-modules "m1 ..."]  (own list, loaded only under Hyper-V)
 #          [--busybox FILE] [--compression zstd|gzip|lz4|xz|none]
 #          [--extra SRC=DST]...
@@ -20,6 +23,7 @@ out= init= cache= busybox= compression=zstd
 kernel_package=linux-image-cloud-amd64
 modules=
 hyperv_modules=
+kernel_dir=
 extras=()
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -28,6 +32,7 @@ while [[ $# -gt 0 ]]; do
     --cache) cache=$2; shift 2 ;;
     --kernel-package) kernel_package=$2; shift 2 ;;
     --modules) modules=$2; shift 2 ;;
+    --kernel-dir) kernel_dir=$2; shift 2 ;;
     --hyperv-modules) hyperv_modules=$2; shift 2 ;;
     --busybox) busybox=$2; shift 2 ;;
     --compression) compression=$2; shift 2 ;;
@@ -49,45 +54,56 @@ exec 9>"$cache/.lock"
 flock 9
 
 # ---------------------------------------------------------------- kernel
-# Resolves a metapackage (linux-image-cloud-amd64) to the concrete image
-# package and its candidate version; offline, falls back to the last
-# resolution recorded in the cache.
-resolved_file=$cache/resolved-$kernel_package
-concrete= version=
-if policy=$(apt-cache policy "$kernel_package" 2>/dev/null) && grep -q 'Candidate: [0-9]' <<<"$policy"; then
-  concrete=$(apt-cache depends "$kernel_package" 2>/dev/null |
-             awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  concrete=${concrete:-$kernel_package}
-  version=$(apt-cache policy "$concrete" | awk '/Candidate:/ {print $2; exit}')
-fi
-if [[ -z $concrete || -z $version || $version == "(none)" ]]; then
-  [[ -f $resolved_file ]] || die "cannot resolve $kernel_package: no apt lists (run apt-get update) and nothing cached in $cache"
-  read -r concrete version <"$resolved_file"
-  say "apt unavailable, using cached $concrete $version"
-fi
-echo "$concrete $version" >"$resolved_file"
+# debian_kernel: sets kroot, release and vmlinuz from the Debian package.
+debian_kernel() {
+  # Resolves a metapackage (linux-image-cloud-amd64) to the concrete image
+  # package and its candidate version; offline, falls back to the last
+  # resolution recorded in the cache.
+  resolved_file=$cache/resolved-$kernel_package
+  concrete= version=
+  if policy=$(apt-cache policy "$kernel_package" 2>/dev/null) && grep -q 'Candidate: [0-9]' <<<"$policy"; then
+    concrete=$(apt-cache depends "$kernel_package" 2>/dev/null |
+               awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    concrete=${concrete:-$kernel_package}
+    version=$(apt-cache policy "$concrete" | awk '/Candidate:/ {print $2; exit}')
+  fi
+  if [[ -z $concrete || -z $version || $version == "(none)" ]]; then
+    [[ -f $resolved_file ]] || die "cannot resolve $kernel_package: no apt lists (run apt-get update) and nothing cached in $cache"
+    read -r concrete version <"$resolved_file"
+    say "apt unavailable, using cached $concrete $version"
+  fi
+  echo "$concrete $version" >"$resolved_file"
 
-deb_version=${version//:/%3a}
-deb=$cache/debs/${concrete}_${deb_version}_amd64.deb
-if [[ ! -f $deb ]]; then
-  say "downloading $concrete=$version"
-  (cd "$cache/debs" && apt-get download -q "$concrete=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-  [[ -f $deb ]] || die "apt-get download $concrete=$version did not produce $deb"
-fi
-kroot=$cache/kernels/${concrete}_${deb_version}
-if [[ ! -f $kroot/.done ]]; then
-  say "extracting $(basename "$deb")"
-  rm -rf "$kroot"
-  mkdir -p "$kroot"
-  dpkg-deb -x "$deb" "$kroot"
+  deb_version=${version//:/%3a}
+  deb=$cache/debs/${concrete}_${deb_version}_amd64.deb
+  if [[ ! -f $deb ]]; then
+    say "downloading $concrete=$version"
+    (cd "$cache/debs" && apt-get download -q "$concrete=$version" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+    [[ -f $deb ]] || die "apt-get download $concrete=$version did not produce $deb"
+  fi
+  kroot=$cache/kernels/${concrete}_${deb_version}
+  if [[ ! -f $kroot/.done ]]; then
+    say "extracting $(basename "$deb")"
+    rm -rf "$kroot"
+    mkdir -p "$kroot"
+    dpkg-deb -x "$deb" "$kroot"
+    release=$(ls "$kroot/lib/modules")
+    depmod -b "$kroot" "$release"
+    touch "$kroot/.done"
+  fi
   release=$(ls "$kroot/lib/modules")
-  depmod -b "$kroot" "$release"
-  touch "$kroot/.done"
+  [[ $(wc -w <<<"$release") -eq 1 ]] || die "expected one kernel release in $kroot/lib/modules, found: $release"
+  vmlinuz=$kroot/boot/vmlinuz-$release
+  [[ -f $vmlinuz ]] || die "kernel $vmlinuz: No such file"
+}
+if [[ -n $kernel_dir ]]; then
+  vmlinuz=$kernel_dir/vmlinuz
+  [[ -f $vmlinuz && -f $kernel_dir/kernel-release ]] || die "--kernel-dir $kernel_dir: no vmlinuz and kernel-release"
+  release=$(cat "$kernel_dir/kernel-release")
+  modules= hyperv_modules=   # everything is built in
+else
+  debian_kernel
 fi
-release=$(ls "$kroot/lib/modules")
-[[ $(wc -w <<<"$release") -eq 1 ]] || die "expected one kernel release in $kroot/lib/modules, found: $release"
-vmlinuz=$kroot/boot/vmlinuz-$release
-[[ -f $vmlinuz ]] || die "kernel $vmlinuz: No such file"
 
 # ---------------------------------------------------------------- staging
 staging=$(mktemp -d "$out/.staging.XXXXXX")

@@ -268,7 +268,9 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
   std::vector<std::string> cmd = {qemu_path_};
   auto add = [&cmd](std::initializer_list<std::string> items) { cmd.insert(cmd.end(), items); };
   add({"-name", "uvmshim-" + config_.id});
-  add({"-machine", options_.machine + ",accel=" + (kvm_ ? "kvm" : "tcg")});
+  std::string accel = kvm_ ? "kvm" : "tcg";
+  if (!kvm_ && options_.tcg_tb_size_mb > 0) accel += ",tb-size=" + std::to_string(options_.tcg_tb_size_mb);
+  add({"-machine", options_.machine, "-accel", accel});
   if (kvm_) add({"-cpu", "host"});
   if (!options_.bios.empty() && fs::exists(options_.bios)) add({"-bios", options_.bios.string()});
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
@@ -287,6 +289,7 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
   }
   add({"-chardev", "socket,id=qmp,path=" + (sockets / "qmp.sock").string() + ",server=on,wait=off",
        "-mon", "chardev=qmp,mode=control"});
+  if (options_.free_page_reporting) add({"-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on"});
   add({"-device", "virtio-serial-pci,id=vser0"});
   add({"-chardev", "socket,id=agent,path=" + (sockets / "agent.sock").string() + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=agent,name=agent"});

@@ -57,6 +57,12 @@ struct QemuOptions {
   // The agent's listen addresses as the guest sees them.
   std::string agent_listen = "serial:///dev/virtio-ports/agent,serial:///dev/virtio-ports/debug";
   std::string agent_log_level = "info";
+  // TCG's translation cache in MiB (QEMU's own default is 1 GiB, which an
+  // idle guest fills to ~100 MiB of host memory); 0 keeps QEMU's default.
+  unsigned tcg_tb_size_mb = 32;
+  // virtio-balloon with free page reporting: memory the guest frees goes
+  // back to the host instead of staying resident in QEMU.
+  bool free_page_reporting = true;
   // How often WaitAgentReady looks at the VM while waiting for the agent.
   std::chrono::milliseconds ping_timeout{250};
 };

@@ -116,7 +116,7 @@ TEST_P(RunTest, KernelIsTheHostsOrTheUvms) {
   auto r = Uvmctl(RunArgs({}, {"uname", "-r"}));
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   if (hyperv()) {
-    // The UVM boots Debian 12's cloud kernel, not the host's.
+    // The UVM boots its own 6.1 kernel (images/), not the host's.
     EXPECT_TRUE(r.out.starts_with("6.1.")) << r.Describe();
   } else {
     utsname host{};

@@ -49,11 +49,12 @@ uvm::VmConfig ConfigFor(const BootOptions& options, const fs::path& state_dir, c
 }  // namespace
 
 fs::path DefaultBareImageDir() { return UVMSHIM_BARE_IMAGE_DIR; }
+fs::path DefaultDebianBareImageDir() { return UVMSHIM_DEBIAN_BARE_IMAGE_DIR; }
 fs::path DefaultUvmImageDir() { return UVMSHIM_UVM_IMAGE_DIR; }
 
 double BootBareFloorOnce(const BootOptions& options) {
   TempDir dir;
-  uvm::QemuVm vm(ConfigFor(options, dir.path(), "bare-floor"));
+  uvm::QemuVm vm(ConfigFor(options, dir.path(), "bare-floor"), options.qemu);
   vm.Create();
   const auto start = Clock::now();
   vm.Start();
@@ -66,7 +67,7 @@ double BootBareFloorOnce(const BootOptions& options) {
 
 AgentBoot BootAgentOnce(const BootOptions& options) {
   TempDir dir;
-  uvm::QemuVm vm(ConfigFor(options, dir.path(), "boot-bench"));
+  uvm::QemuVm vm(ConfigFor(options, dir.path(), "boot-bench"), options.qemu);
   vm.Create();
   vm.Start();
   vm.WaitAgentReady();

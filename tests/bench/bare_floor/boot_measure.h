@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "uvm/qemu_vm.h"
 #include "uvm/utility_vm.h"
 
 namespace uvmshim::bench {
@@ -14,12 +15,14 @@ namespace uvmshim::bench {
 inline constexpr const char* kBareFloorMarker = "UVMSHIM-BARE-FLOOR-READY";
 
 std::filesystem::path DefaultBareImageDir();
+std::filesystem::path DefaultDebianBareImageDir();  // the same /init on Debian's kernel
 std::filesystem::path DefaultUvmImageDir();
 
 struct BootOptions {
   std::filesystem::path image_dir;
   unsigned memory_mb = 256;
   unsigned cpus = 1;
+  uvm::QemuOptions qemu;  // e.g. tcg_tb_size_mb, to measure what a QEMU option costs
 };
 
 // ms from QemuVm::Start() to the bare floor's marker on the serial console.

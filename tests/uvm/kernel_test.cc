@@ -1,0 +1,117 @@
+// Our own utility VM kernel (images/build-kernel.sh) and the image built on
+// it: no modules, the size cap, the build cache and its input checks. The
+// boots themselves are the rest of the vm suite, which runs on this kernel.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "vm_test_support.h"
+
+namespace uvmshim::uvm {
+namespace {
+
+namespace fs = std::filesystem;
+using test::Shell;
+using test::TempDir;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+const fs::path kKernelDir = UVMSHIM_KERNEL_DIR;
+
+std::string BuildKernelCommand(const fs::path& out, const fs::path& fragment, const fs::path& cache,
+                               const fs::path& log) {
+  return std::string("bash ") + UVMSHIM_BUILD_KERNEL_SCRIPT + " --out " + out.string() + " --fragment " +
+         fragment.string() + " --cache " + cache.string() + " --source " + UVMSHIM_KERNEL_SOURCE + " >" +
+         log.string() + " 2>&1";
+}
+
+TEST(OwnKernel, TheImageOnItHasNoModulesAndTheSameKernelBytes) {
+  if (!fs::exists(kKernelDir / "vmlinuz")) GTEST_SKIP() << "our kernel is not built (UVMSHIM_UVM_KERNEL=debian)";
+  TempDir dir("uvm-kernel-test");
+  const fs::path out = dir.path() / "image";
+  // Module names are ignored: everything is built in.
+  ASSERT_EQ(Shell(std::string("SOURCE_DATE_EPOCH=0 bash ") + UVMSHIM_BUILD_IMAGE_SCRIPT + " --out " +
+                  out.string() + " --cache " + (dir.path() / "cache").string() + " --kernel-dir " +
+                  kKernelDir.string() + " --init " + UVMSHIM_BARE_INIT +
+                  " --modules 'virtio_pci overlay' --hyperv-modules 'hv_sock' --compression lz4 >/dev/null"),
+            0);
+  EXPECT_TRUE(ReadFile(out / "vmlinuz") == ReadFile(kKernelDir / "vmlinuz"));
+  EXPECT_EQ(ReadFile(out / "kernel-release"), ReadFile(kKernelDir / "kernel-release"));
+  const fs::path extract = dir.path() / "extract";
+  fs::create_directories(extract);
+  ASSERT_EQ(Shell("cd " + extract.string() + " && lz4 -dc " + (out / "initrd.img").string() +
+                  " | cpio -id --quiet"),
+            0);
+  EXPECT_TRUE(fs::exists(extract / "lib/modules/load-order"));
+  EXPECT_EQ(ReadFile(extract / "lib/modules/load-order"), "") << "a module list on an all built-in kernel";
+  EXPECT_FALSE(fs::exists(extract / "lib/modules/load-order.hyperv"));
+  for (const auto& entry : fs::recursive_directory_iterator(extract))
+    EXPECT_NE(entry.path().extension(), ".ko") << entry.path();
+}
+
+TEST(OwnKernel, ConfigHasWhatTheAgentAndContainersNeed) {
+  if (!fs::exists(kKernelDir / "kernel-config")) GTEST_SKIP() << "our kernel is not built";
+  const std::string config = ReadFile(kKernelDir / "kernel-config");
+  // No modules at all; the options whose absence would only show at run time.
+  EXPECT_NE(config.find("# CONFIG_MODULES is not set"), std::string::npos);
+  for (const char* option :
+       {"CONFIG_VIRTIO_PCI=y", "CONFIG_VIRTIO_CONSOLE=y", "CONFIG_VIRTIO_FS=y", "CONFIG_VIRTIO_NET=y",
+        "CONFIG_VIRTIO_BLK=y", "CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_VIRTIO_BALLOON=y", "CONFIG_PAGE_REPORTING=y",
+        "CONFIG_HYPERV=y", "CONFIG_HYPERV_VSOCKETS=y", "CONFIG_HYPERV_STORAGE=y", "CONFIG_HYPERV_UTILS=y",
+        "CONFIG_NET_9P_FD=y", "CONFIG_USER_NS=y", "CONFIG_TIME_NS=y", "CONFIG_CGROUP_BPF=y",
+        "CONFIG_SECCOMP_FILTER=y", "CONFIG_KEYS=y", "CONFIG_OVERLAY_FS=y", "CONFIG_EXT4_FS=y",
+        "CONFIG_POSIX_MQUEUE=y", "CONFIG_TUN=y", "CONFIG_IPV6=y", "CONFIG_PVH=y"})
+    EXPECT_NE(config.find(std::string("\n") + option + "\n"), std::string::npos) << option;
+}
+
+TEST(OwnKernel, KernelPlusInitrdOfTheUtilityVmFitIn8MiB) {
+  const fs::path image = test::UvmImageDir();
+  if (ReadFile(image / "kernel-release") != ReadFile(kKernelDir / "kernel-release"))
+    GTEST_SKIP() << "the utility VM image is not on our kernel";
+  const auto total = fs::file_size(image / "vmlinuz") + fs::file_size(image / "initrd.img");
+  EXPECT_LE(total, 8u << 20) << "vmlinuz + initrd.img = " << total << " bytes";
+}
+
+// A second build of the same inputs only copies the cached kernel; bad input
+// is refused with the field named, and a refused configuration leaves no
+// kernel-<hash> directory behind. Uses a private cache sharing the extracted
+// source of the configured one (extracting it again takes a minute).
+TEST(OwnKernel, BuildIsCachedAndBadInputIsRefusedCleanly) {
+  if (!fs::exists(kKernelDir / "vmlinuz")) GTEST_SKIP() << "our kernel is not built";
+  TempDir dir("uvm-kernel-build-test");
+  const fs::path log = dir.path() / "log";
+
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(Shell(BuildKernelCommand(dir.path() / "out", UVMSHIM_KERNEL_FRAGMENT, UVMSHIM_KERNEL_CACHE, log)), 0)
+      << ReadFile(log);
+  EXPECT_NE(ReadFile(log).find("cached:"), std::string::npos) << ReadFile(log);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
+  EXPECT_TRUE(ReadFile(dir.path() / "out" / "vmlinuz") == ReadFile(kKernelDir / "vmlinuz"));
+
+  EXPECT_NE(Shell(BuildKernelCommand(dir.path() / "out2", dir.path() / "no-such.config", UVMSHIM_KERNEL_CACHE, log)),
+            0);
+  EXPECT_NE(ReadFile(log).find("--fragment"), std::string::npos) << ReadFile(log);
+
+  const fs::path cache = dir.path() / "cache";
+  fs::create_directories(cache);
+  for (const auto& entry : fs::directory_iterator(UVMSHIM_KERNEL_CACHE))
+    if (entry.path().filename().string().rfind("src-", 0) == 0)
+      fs::create_directory_symlink(entry.path(), cache / entry.path().filename());
+  const fs::path bad = dir.path() / "bad.config";
+  std::ofstream(bad) << ReadFile(UVMSHIM_KERNEL_FRAGMENT) << "CONFIG_UVMSHIM_NO_SUCH_OPTION=y\n";
+  EXPECT_NE(Shell(BuildKernelCommand(dir.path() / "out3", bad, cache, log)), 0);
+  EXPECT_NE(ReadFile(log).find("CONFIG_UVMSHIM_NO_SUCH_OPTION=y not in the final config"), std::string::npos)
+      << ReadFile(log);
+  for (const auto& entry : fs::directory_iterator(cache))
+    EXPECT_EQ(entry.path().filename().string().rfind("kernel-", 0), std::string::npos) << entry.path();
+}
+
+}  // namespace
+}  // namespace uvmshim::uvm
