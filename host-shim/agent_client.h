@@ -33,11 +33,6 @@ struct ExitResult {
   bool oom_killed = false;
 };
 
-// Channel settings for the agent connection: large messages and windows so a
-// stdout stream is not throttled by gRPC defaults.
-grpc::ChannelArguments AgentChannelArguments();
-std::shared_ptr<grpc::Channel> ConnectAgent(const std::string& target);
-
 class AgentClient {
  public:
   explicit AgentClient(std::shared_ptr<grpc::Channel> channel);

@@ -15,6 +15,7 @@
 #include "signal_forwarder.h"
 #include "terminal.h"
 #include "common/unique_fd.h"
+#include "uvm/agent_channel.h"
 
 namespace uvmshim::uvmctl {
 
@@ -27,7 +28,7 @@ int Console(const host::SandboxState& sandbox, const std::vector<std::string>& c
   sigemptyset(&winch);
   sigaddset(&winch, SIGWINCH);
   pthread_sigmask(SIG_BLOCK, &winch, nullptr);
-  auto channel = host::ConnectAgent(sandbox.debug_target);
+  auto channel = uvm::MakeAgentChannel(sandbox.debug_target);
   host::AgentClient agent(channel);
   if (!agent.Ping(std::chrono::seconds(10)))
     throw std::runtime_error(fmt::format("{}: the agent at {} does not answer", sandbox.id,
