@@ -20,34 +20,6 @@ std::string Subject(const std::string& container_id, const std::string& exec_id)
 
 }  // namespace
 
-grpc::ChannelArguments AgentChannelArguments() {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(16 << 20);
-  args.SetMaxSendMessageSize(16 << 20);
-  // Big HTTP/2 windows: the default BDP probing starts small and a 512 MiB
-  // stream spends most of its time in window updates otherwise.
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 1);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 8 << 20);
-  args.SetInt(GRPC_ARG_HTTP2_WRITE_BUFFER_SIZE, 1 << 20);
-  args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 4 << 20);
-  args.SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
-  args.SetInt(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
-  args.SetInt(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 4 << 20);
-  // One connection per agent: the virtio-serial channel carries exactly one.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  // gRPC takes this as the minimum connect timeout too: a short one makes it
-  // drop and redial a QEMU chardev socket that is slow to answer.
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20000);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-  return args;
-}
-
-std::shared_ptr<grpc::Channel> ConnectAgent(const std::string& target) {
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   AgentChannelArguments());
-}
-
 bool IsUnanswered(const AgentError& error) {
   return error.code() == grpc::StatusCode::DEADLINE_EXCEEDED || error.code() == grpc::StatusCode::UNAVAILABLE;
 }

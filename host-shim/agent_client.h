@@ -45,11 +45,6 @@ struct AgentDeadlines {
 // as opposed to answering with an error.
 bool IsUnanswered(const AgentError& error);
 
-// Channel settings for the agent connection: large messages and windows so a
-// stdout stream is not throttled by gRPC defaults.
-grpc::ChannelArguments AgentChannelArguments();
-std::shared_ptr<grpc::Channel> ConnectAgent(const std::string& target);
-
 class AgentClient {
  public:
   explicit AgentClient(std::shared_ptr<grpc::Channel> channel, AgentDeadlines deadlines = {});

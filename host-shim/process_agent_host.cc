@@ -27,6 +27,7 @@
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
 #include "container_mounts.h"
+#include "uvm/agent_channel.h"
 
 namespace uvmshim::host {
 namespace bp = boost::process;
@@ -142,7 +143,7 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
   }
   spdlog::debug("agent host: started {} pid={} listen={}", config_.agent_binary.string(),
                 child_.id(), target_);
-  channel_ = ConnectAgent(target_);
+  channel_ = uvm::MakeAgentChannel(target_);
   if (WaitFirstAnswer(channel_, child_.id(), config_.ready_timeout)) return;
   if (!child_.running()) {
     throw std::runtime_error(fmt::format("agent exited during start (status {}): {}",

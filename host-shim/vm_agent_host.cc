@@ -14,7 +14,6 @@
 #include "paths.h"
 #include "agent_host_factory.h"
 #include "sandbox_share.h"
-#include "uvm/agent_channel.h"
 #include "uvm/vm_factory.h"
 
 namespace uvmshim::host {
@@ -29,7 +28,8 @@ class VmAgentHost final : public AgentHost {
     vm_->Create();
     vm_->Start();
     vm_->WaitAgentReady();  // throws with the console's tail
-    channel_ = uvm::AgentChannel(*vm_);
+    channel_ = vm_->AgentChannel();
+    if (!channel_) throw std::runtime_error("utility VM " + vm_->AgentTarget() + ": the backend has no agent channel");
     auto t = vm_->timeline();
     auto ms = [](const auto& d) { return d ? fmt::format("{:.0f}ms", d->count() / 1000.0) : std::string("-"); };
     spdlog::info("uvm ready: vmm_started={} kernel_started={} agent_ready={} vmm_pid={}",

@@ -1,9 +1,8 @@
-// Linux host only (gRPC): the gRPC channel to a utility VM's agent.
-//
-// A virtio-serial port carries one connection at a time, so the host should
-// keep using the connection WaitAgentReady() proved instead of opening new
-// ones. AgentChannel(vm) returns that channel for backends that keep one
-// (QemuVm) and a fresh channel to vm.AgentTarget() otherwise.
+// Linux host only (gRPC): the one recipe for a gRPC channel to an agent,
+// whether it runs as a host process (a Unix socket) or in a utility VM (a
+// virtio-serial port QEMU exposes as a Unix socket). Every channel to an
+// agent - the shim's, uvmctl console's, a VM's readiness probe - is made
+// here, so they all have the same windows, limits and reconnect timing.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -11,17 +10,13 @@
 #include <memory>
 #include <string>
 
-#include "uvm/utility_vm.h"
-
 namespace uvmshim::uvm {
 
-// A channel tuned for a local agent link: fast reconnects (100 ms .. 1 s back
-// off instead of gRPC's 1 s .. 120 s), a 30 s connect timeout (a connection
-// to the VM's port is accepted by QEMU at once and answered by the agent only
-// after the guest booted), unlimited message sizes.
-std::shared_ptr<grpc::Channel> MakeAgentChannel(const std::string& target);
+// Large HTTP/2 windows (stdio throughput), 16 MiB message limits, fast
+// reconnects with a 30 s connect timeout (a VM's agent answers only once the
+// guest booted), one connection per agent.
+grpc::ChannelArguments AgentChannelArguments();
 
-// The channel of a VM whose agent is ready (after WaitAgentReady()).
-std::shared_ptr<grpc::Channel> AgentChannel(UtilityVm& vm);
+std::shared_ptr<grpc::Channel> MakeAgentChannel(const std::string& target);
 
 }  // namespace uvmshim::uvm

@@ -1,29 +1,20 @@
 #include "uvm/qemu_vm.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/process/args.hpp>
-#include <boost/process/extend.hpp>
-#include <boost/process/io.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <future>
-#include <sstream>
 
 #include "agent.grpc.pb.h"
 #include "common/file_tail.h"
@@ -31,88 +22,25 @@
 #include "common/private_dir.h"
 #include "common/unique_fd.h"
 #include "uvm/agent_channel.h"
-#include "uvm/qemu_nic.h"
 #include "uvm/pid_watch.h"
+#include "uvm/qemu_nic.h"
+#include "uvm/qemu/command_line.h"
+#include "uvm/qemu/host_probe.h"
+#include "uvm/qemu/vmm_process.h"
 #include "uvm/qmp_client.h"
 
 namespace uvmshim::uvm {
 namespace {
 
-namespace bp = boost::process;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr unsigned kMinMemoryMb = 64;
 constexpr const char* kShareTag = "share";
-#ifndef CLOSE_RANGE_CLOEXEC
-constexpr unsigned CLOSE_RANGE_CLOEXEC = 1U << 2;
-#endif
-
-// QEMU gets its own process group (a terminal's Ctrl-C for the shim is not
-// for the VM), an empty signal mask, and none of our descriptors. It dies
-// with the thread that spawned it (the exit watcher, which lives exactly as
-// long as the VM), so a host process that is killed leaves no VM behind.
-// `inherit`: descriptors it keeps (the network cards' taps, same numbers).
-struct VmmChildSetup : bp::extend::handler {
-  VmmChildSetup() = default;
-  explicit VmmChildSetup(std::vector<int> fds) : inherit(std::move(fds)) {}
-  pid_t parent = ::getpid();
-  std::vector<int> inherit;
-  template <class Executor>
-  void on_exec_setup(Executor&) const {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the parent is already gone
-    ::setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-    for (int fd : inherit) ::fcntl(fd, F_SETFD, 0);
-  }
-};
-
-std::string ErrnoText(int error) { return std::strerror(error); }
-
-// "kernel /x: No such file or directory" when a boot file cannot be read.
-void CheckReadableFile(const char* what, const fs::path& path) {
-  if (path.empty()) throw VmError(fmt::format("{}: no path configured", what));
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw VmError(fmt::format("{} {}: {}", what, path.string(), ErrnoText(errno)));
-  struct stat st {};
-  const bool regular = ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode);
-  if (!regular) throw VmError(fmt::format("{} {}: not a regular file", what, path.string()));
-}
-
-std::optional<std::string> FindInPath(const std::string& program) {
-  if (program.find('/') != std::string::npos)
-    return ::access(program.c_str(), X_OK) == 0 ? std::optional(program) : std::nullopt;
-  const char* path_env = std::getenv("PATH");
-  std::stringstream dirs(path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (dir.empty()) continue;
-    const std::string candidate = dir + "/" + program;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return std::nullopt;
-}
-
-std::uint64_t HostMemoryMb() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES);
-  const long page_size = ::sysconf(_SC_PAGE_SIZE);
-  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) / (1024 * 1024);
-}
 
 // The last `lines` lines of a log (within its last 64 KiB), for error messages.
-std::string ReadTail(const fs::path& file, std::size_t lines) {
-  return ReadFileTail(file, {.max_lines = lines});
-}
-
-std::string SignalName(int signal) {
-  const char* name = ::sigabbrev_np(signal);
-  return name ? fmt::format("SIG{} ({})", name, signal) : fmt::format("signal {}", signal);
-}
+std::string ReadTail(const fs::path& file, std::size_t lines) { return ReadFileTail(file, {.max_lines = lines}); }
 
 // gRPC deadlines are system_clock time points.
 std::chrono::system_clock::time_point GrpcDeadline(Clock::time_point deadline) {
@@ -120,52 +48,7 @@ std::chrono::system_clock::time_point GrpcDeadline(Clock::time_point deadline) {
          std::chrono::duration_cast<std::chrono::system_clock::duration>(deadline - Clock::now());
 }
 
-// KVM needs /dev/kvm (read-write) and hardware virtualisation. A /dev/kvm
-// without vmx/svm (e.g. kvm-pvm in a nested sandbox) runs only guests made
-// for it, so it does not count.
-bool KvmUsable(std::string& why_not) {
-  if (!UniqueFd(::open("/dev/kvm", O_RDWR | O_CLOEXEC))) {
-    why_not = "no usable /dev/kvm (" + ErrnoText(errno) + ")";
-    return false;
-  }
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpuinfo, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::stringstream flags(line);
-    std::string flag;
-    while (flags >> flag)
-      if (flag == "vmx" || flag == "svm") return true;
-    break;
-  }
-  why_not = "/dev/kvm exists but the CPU has no vmx/svm";
-  return false;
-}
-
 }  // namespace
-
-// ---------------------------------------------------------------- channel helpers
-
-std::shared_ptr<grpc::Channel> MakeAgentChannel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  // gRPC reads this as the minimum *connect timeout*: how long a connection
-  // may wait for the server's SETTINGS. QEMU accepts the socket at once but
-  // the agent answers only once the guest has booted; a short value would
-  // drop and redial the port over and over during the boot.
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 30000);
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-}
-
-std::shared_ptr<grpc::Channel> AgentChannel(UtilityVm& vm) {
-  if (auto* qemu = dynamic_cast<QemuVm*>(&vm)) {
-    if (auto channel = qemu->agent_channel()) return channel;
-  }
-  return MakeAgentChannel(vm.AgentTarget());
-}
 
 // ---------------------------------------------------------------- QemuVm
 
@@ -225,7 +108,7 @@ void QemuVm::Validate() const {
       throw VmError(fmt::format("{}: share_dir {}: not a directory", who, config_.share_dir.string()));
     if (::access(options_.virtiofsd.c_str(), X_OK) != 0)
       throw VmError(fmt::format("{}: virtiofsd {}: {} (package qemu-system-common)", who,
-                                options_.virtiofsd.string(), ErrnoText(errno)));
+                                options_.virtiofsd.string(), std::strerror(errno)));
     if (::geteuid() != 0)
       throw VmError(fmt::format("{}: sharing share_dir with virtiofsd needs root", who));
   }
@@ -263,77 +146,35 @@ fs::path QemuVm::SocketDir() const {
 }
 
 std::vector<std::string> QemuVm::BuildCommandLine() const {
-  const fs::path& dir = config_.state_dir;
   const fs::path sockets = SocketDir();
-  std::vector<std::string> cmd = {qemu_path_};
-  auto add = [&cmd](std::initializer_list<std::string> items) { cmd.insert(cmd.end(), items); };
-  add({"-name", "uvmshim-" + config_.id});
-  std::string accel = kvm_ ? "kvm" : "tcg";
-  if (!kvm_ && options_.tcg_tb_size_mb > 0) accel += ",tb-size=" + std::to_string(options_.tcg_tb_size_mb);
-  add({"-machine", options_.machine, "-accel", accel});
-  if (kvm_) add({"-cpu", "host"});
-  if (!options_.bios.empty() && fs::exists(options_.bios)) add({"-bios", options_.bios.string()});
-  add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
-  add({"-m", std::to_string(config_.memory_mb), "-smp", std::to_string(config_.cpus)});
-  add({"-kernel", config_.kernel.string(), "-initrd", config_.initrd.string()});
-
-  std::string append = config_.debug_console ? "console=ttyS0" : "console=null";
-  append += " panic=-1 quiet " + options_.boot_params;
-  append += " uvm.listen=" + options_.agent_listen + " uvm.log=" + options_.agent_log_level;
-  if (!config_.share_dir.empty()) append += std::string(" uvm.share=") + kShareTag;
-  if (!config_.kernel_cmdline_extra.empty()) append += " " + config_.kernel_cmdline_extra;
-  add({"-append", append});
-
-  if (config_.debug_console) {
-    add({"-chardev", "file,id=console,path=" + (dir / "console.log").string(), "-serial", "chardev:console"});
-  }
-  add({"-chardev", "socket,id=qmp,path=" + (sockets / "qmp.sock").string() + ",server=on,wait=off",
-       "-mon", "chardev=qmp,mode=control"});
-  if (options_.free_page_reporting) add({"-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on"});
-  add({"-device", "virtio-serial-pci,id=vser0"});
-  add({"-chardev", "socket,id=agent,path=" + (sockets / "agent.sock").string() + ",server=on,wait=off",
-       "-device", "virtserialport,bus=vser0.0,chardev=agent,name=agent"});
-  add({"-chardev", "socket,id=debug,path=" + (sockets / "debug.sock").string() + ",server=on,wait=off",
-       "-device", "virtserialport,bus=vser0.0,chardev=debug,name=debug"});
+  QemuCommandInputs in;
+  in.qemu_binary = qemu_path_;
+  in.vm_name = "uvmshim-" + config_.id;
+  in.machine = options_.machine;
+  in.kvm = kvm_;
+  if (!options_.bios.empty() && fs::exists(options_.bios)) in.bios = options_.bios;
+  in.memory_mb = config_.memory_mb;
+  in.cpus = config_.cpus;
+  in.kernel = config_.kernel;
+  in.initrd = config_.initrd;
+  in.kernel_params = {config_.debug_console ? "console=ttyS0" : "console=null", "panic=-1", "quiet",
+                      options_.boot_params, "uvm.listen=" + options_.agent_listen,
+                      "uvm.log=" + options_.agent_log_level};
+  if (!config_.share_dir.empty()) in.kernel_params.push_back(std::string("uvm.share=") + kShareTag);
+  if (!config_.kernel_cmdline_extra.empty()) in.kernel_params.push_back(config_.kernel_cmdline_extra);
+  in.console_log = console_log();
+  in.qmp_socket = sockets / "qmp.sock";
+  in.agent_socket = sockets / "agent.sock";
+  in.debug_socket = sockets / "debug.sock";
   if (!config_.share_dir.empty()) {
-    // vhost-user-fs needs guest memory QEMU can share with virtiofsd.
-    add({"-object", fmt::format("memory-backend-memfd,id=mem,size={}M,share=on", config_.memory_mb),
-         "-numa", "node,memdev=mem"});
-    add({"-chardev", "socket,id=vfs,path=" + (sockets / "virtiofs.sock").string(),
-         "-device", std::string("vhost-user-fs-pci,chardev=vfs,tag=") + kShareTag});
+    in.virtiofs_socket = sockets / "virtiofs.sock";
+    in.share_tag = kShareTag;
   }
-  const auto nics = QemuNicArguments(config_.nics);
-  cmd.insert(cmd.end(), nics.begin(), nics.end());
-  return cmd;
-}
-
-void QemuVm::StartVirtiofsd() {
-  const fs::path socket = SocketDir() / "virtiofs.sock";
-  const std::string log = (config_.state_dir / "virtiofsd.log").string();
-  try {
-    virtiofsd_ = bp::child(options_.virtiofsd.string(),
-                           // Confined to the share, spelled out rather than left to defaults:
-                           // its own mount/pid/net namespaces pivoted into the shared
-                           // directory (symlinks cannot leave it), no extended
-                           // attributes, ACLs or security labels passed to the host.
-                           bp::args({"--socket-path=" + socket.string(), "-o",
-                                     "source=" + fs::absolute(config_.share_dir).string(), "-o", "cache=auto",
-                                     "-o", "sandbox=namespace", "-o", "no_xattr", "-o", "no_posix_acl", "-o",
-                                     "no_security_label"}),
-                           bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup{});
-  } catch (const std::exception& error) {
-    throw VmError(fmt::format("virtiofsd: {}", error.what()));
-  }
-  const auto deadline = Clock::now() + std::chrono::seconds(5);
-  std::error_code ec;
-  while (!fs::exists(socket, ec)) {
-    if (!virtiofsd_.running() || Clock::now() > deadline) {
-      std::error_code ignored;
-      if (virtiofsd_.running(ignored)) virtiofsd_.terminate(ignored);
-      throw VmError(fmt::format("virtiofsd did not create {}: {}", socket.string(), ReadTail(log, 10)));
-    }
-    std::this_thread::sleep_for(milliseconds(2));
-  }
+  if (!kvm_ && options_.tcg_tb_size_mb > 0) in.accel_properties.push_back(fmt::format("tb-size={}", options_.tcg_tb_size_mb));
+  if (options_.free_page_reporting)
+    in.extra_devices.push_back({{"-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on"}});
+  if (QemuDevice nics{QemuNicArguments(config_.nics)}; !nics.args.empty()) in.extra_devices.push_back(std::move(nics));
+  return BuildQemuCommandLine(in);
 }
 
 void QemuVm::Start() {
@@ -355,10 +196,11 @@ void QemuVm::Start() {
   auto spawn_result = spawned.get_future();
   exit_watcher_ = std::thread([this, log, &spawned] {
     try {
-      if (!config_.share_dir.empty()) StartVirtiofsd();
+      if (!config_.share_dir.empty())
+        virtiofsd_ = StartVirtiofsd({options_.virtiofsd, SocketDir() / "virtiofs.sock", config_.share_dir,
+                                     config_.state_dir / "virtiofsd.log"});
       start_time_ = Clock::now();
-      qemu_ = bp::child(qemu_path_, bp::args(std::vector<std::string>(command_.begin() + 1, command_.end())),
-                        bp::std_in < bp::null, (bp::std_out & bp::std_err) > log, VmmChildSetup(NicFds(config_.nics)));
+      qemu_ = SpawnVmmProcess(qemu_path_, std::vector<std::string>(command_.begin() + 1, command_.end()), log, NicFds(config_.nics));
       qemu_pid_ = qemu_.id();
     } catch (const std::exception& error) {
       spawned.set_value(error.what());
@@ -462,38 +304,17 @@ void QemuVm::WatchExit() {
   qemu_.wait(ec);
   const int status = qemu_.native_exit_code();
   qemu_reaped_ = true;
-  const std::string console_tail = config_.debug_console ? ReadTail(console_log(), 20) : "";
-  const std::string qemu_tail = ReadTail(config_.state_dir / "qemu.log", 5);
-  std::optional<nlohmann::json> shutdown = qmp ? qmp->LastEvent("SHUTDOWN") : std::nullopt;
-  const std::string shutdown_reason = shutdown ? shutdown->value("reason", std::string()) : "";
-
-  ExitInfo info_out;
-  if (requested_exit_) {
-    info_out = *requested_exit_;
-  } else if (wait_errno != 0) {
-    info_out = {ExitReason::kCrashed, "QEMU exit status unavailable: waitid: " + ErrnoText(wait_errno)};
-  } else if (WIFSIGNALED(status)) {
-    info_out = {agent_ready_ ? ExitReason::kCrashed : ExitReason::kBootFailed,
-                fmt::format("QEMU (pid {}) was killed by {}", qemu_pid_, SignalName(WTERMSIG(status)))};
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    if (shutdown_reason == "guest-reset" || shutdown_reason == "guest-panic") {
-      info_out = {agent_ready_ ? ExitReason::kCrashed : ExitReason::kBootFailed,
-                  "the guest reset itself (" + shutdown_reason + "; a kernel panic, e.g. PID 1 died)"};
-    } else if (agent_ready_) {
-      info_out = {ExitReason::kShutdown, "the guest powered off" +
-                                             (shutdown_reason.empty() ? "" : " (" + shutdown_reason + ")")};
-    } else {
-      info_out = {ExitReason::kBootFailed, "the guest powered off before its agent answered"};
-    }
-  } else {
-    info_out = {agent_ready_ ? ExitReason::kCrashed : ExitReason::kBootFailed,
-                fmt::format("QEMU exited with status {}: {}", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                            qemu_tail)};
-  }
-  if (info_out.reason == ExitReason::kCrashed || info_out.reason == ExitReason::kBootFailed) {
-    if (!console_tail.empty()) info_out.detail += "\nlast console lines:\n" + console_tail;
-  }
-  exit_ = info_out;
+  QemuExitFacts facts;
+  facts.requested = requested_exit_;
+  facts.wait_errno = wait_errno;
+  facts.status = status;
+  facts.pid = qemu_pid_;
+  if (auto shutdown = qmp ? qmp->LastEvent("SHUTDOWN") : std::nullopt)
+    facts.shutdown_reason = shutdown->value("reason", std::string());
+  facts.agent_ready = agent_ready_;
+  facts.qemu_log_tail = ReadTail(config_.state_dir / "qemu.log", 5);
+  facts.console_tail = ConsoleTail(20);
+  exit_ = ClassifyQemuExit(facts);
   // Sockets go before anyone learns of the exit: a caller that saw the VM
   // end finds nothing of it left but the logs.
   for (const auto& socket : sockets_) {
@@ -570,7 +391,7 @@ std::string QemuVm::AgentTarget() const { return "unix://" + (SocketDir() / "age
 
 std::string QemuVm::DebugAgentTarget() const { return "unix://" + (SocketDir() / "debug.sock").string(); }
 
-std::shared_ptr<grpc::Channel> QemuVm::agent_channel() const {
+std::shared_ptr<grpc::Channel> QemuVm::AgentChannel() const {
   std::lock_guard lock(mu_);
   return channel_;
 }

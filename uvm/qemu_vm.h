@@ -86,11 +86,11 @@ class QemuVm final : public UtilityVm {
   BootTimeline timeline() const override;
   std::filesystem::path console_log() const override;
   std::int64_t vmm_pid() const override;
+  // The channel WaitAgentReady() proved: the serial port serves one
+  // connection at a time.
+  std::shared_ptr<grpc::Channel> AgentChannel() const override;
 
   // QEMU specific.
-  // The channel WaitAgentReady() proved (null before). Reuse it: the serial
-  // port serves one connection at a time.
-  std::shared_ptr<grpc::Channel> agent_channel() const;
   // The full QEMU command line (valid after Create()).
   const std::vector<std::string>& command_line() const { return command_; }
   bool uses_kvm() const { return kvm_; }
@@ -106,7 +106,6 @@ class QemuVm final : public UtilityVm {
   void Validate() const;
   std::vector<std::string> BuildCommandLine() const;
   std::filesystem::path SocketDir() const;
-  void StartVirtiofsd();
   void WatchExit();
   void WatchConsole();
   void Kill(ExitReason reason, const std::string& detail);

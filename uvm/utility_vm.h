@@ -13,6 +13,11 @@
 
 #include "common/error.h"
 
+// Declared only: this header stays buildable without gRPC (the Windows build).
+namespace grpc {
+class Channel;
+}  // namespace grpc
+
 namespace uvmshim::uvm {
 
 // Thrown for every failure; what() names the operation and the cause.
@@ -96,6 +101,11 @@ class UtilityVm {
   // gRPC target string the host uses to reach the agent, e.g.
   // "unix:///run/uvmshim/ID/agent.sock" (a backend may run a relay for it).
   virtual std::string AgentTarget() const = 0;
+  // The host's one channel to the agent, valid after WaitAgentReady(): the
+  // connection that proved readiness (a virtio-serial port carries one
+  // connection at a time), made by MakeAgentChannel (uvm/agent_channel.h).
+  // Null where the host has no gRPC (HCS in the Windows build).
+  virtual std::shared_ptr<grpc::Channel> AgentChannel() const = 0;
   // A second agent endpoint for debugging tools (uvmctl console); "" if none.
   virtual std::string DebugAgentTarget() const = 0;
   // Graceful: asks the guest to power off, terminates after the timeout.

@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "common/ids.h"
+#include "shim/agent_status.h"
 #include "containerd/events/task.pb.h"
 #include "container_mounts.h"
 #include "paths.h"
@@ -26,10 +27,6 @@ namespace agentpb = ::uvmshim::agent::v1;
 namespace {
 
 constexpr const char* kTaskService = "containerd.task.v2.Task";
-
-Status FromAgentError(const host::AgentError& e) {
-  return Status(static_cast<Code>(e.code()), e.what());
-}
 
 }  // namespace
 
@@ -199,7 +196,7 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
   try {
     task = CreateTask(request, pid);
   } catch (const host::AgentError& e) {
-    return fail(static_cast<Code>(e.code()), e.what());
+    return fail(TtrpcCodeFor(e.code()), e.what());
   } catch (const std::invalid_argument& e) {
     return fail(Code::kInvalidArgument, e.what());
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@
 #include "terminal.h"
 #include "common/unique_fd.h"
 #include "uvm/serial_connect.h"
+#include "uvm/agent_channel.h"
 
 namespace uvmshim::uvmctl {
 
@@ -32,8 +33,8 @@ int Console(const host::SandboxState& sandbox, const std::vector<std::string>& c
   // turn: connect with the reset handshake (uvm/serial_connect.h).
   auto channel = sandbox.isolation == "hyperv"
                      ? uvm::ConnectSerialChannel(sandbox.debug_target, std::chrono::seconds(30),
-                                                 host::AgentChannelArguments())
-                     : host::ConnectAgent(sandbox.debug_target);
+                                                 uvm::AgentChannelArguments())
+                     : uvm::MakeAgentChannel(sandbox.debug_target);
   host::AgentClient agent(channel);
   if (!agent.Ping(std::chrono::seconds(10)))
     throw std::runtime_error(fmt::format("{}: the agent at {} does not answer", sandbox.id,

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "agent_client.h"
+#include "uvm/agent_channel.h"
 
 namespace uvmshim::host {
 namespace {
@@ -48,7 +49,7 @@ class SilentSocket {
 
 TEST(AgentDeadline, EveryKindOfCallEndsWithinItsDeadline) {
   SilentSocket silent;
-  AgentClient agent(ConnectAgent(silent.target()), AgentDeadlines{300ms, 600ms});
+  AgentClient agent(uvm::MakeAgentChannel(silent.target()), AgentDeadlines{300ms, 600ms});
   auto expect_unanswered = [](const char* what, auto&& call, std::chrono::milliseconds deadline) {
     const auto start = std::chrono::steady_clock::now();
     try {
@@ -72,7 +73,7 @@ TEST(AgentDeadline, EveryKindOfCallEndsWithinItsDeadline) {
 
 TEST(AgentDeadline, DeadlineErrorsSayTheAgentDidNotAnswer) {
   SilentSocket silent;
-  AgentClient agent(ConnectAgent(silent.target()), AgentDeadlines{200ms, 200ms});
+  AgentClient agent(uvm::MakeAgentChannel(silent.target()), AgentDeadlines{200ms, 200ms});
   try {
     agent.ListProcesses("c1");
     FAIL() << "answered by a silent socket";

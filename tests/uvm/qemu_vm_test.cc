@@ -80,8 +80,8 @@ TEST_F(QemuVmTest, BootsToAReadyAgentServesBothPortsRunsAContainerAndStops) {
     EXPECT_TRUE(timeline.kernel_started.has_value());
 
     // The channel that proved readiness is the one handed out.
-    auto channel = AgentChannel(vm);
-    EXPECT_EQ(channel, vm.agent_channel());
+    auto channel = vm.AgentChannel();
+    ASSERT_NE(channel, nullptr);
     auto stub = pb::Agent::NewStub(channel);
     {
       grpc::ClientContext context;

@@ -86,6 +86,8 @@ class HcsVm final : public UtilityVm {
   BootTimeline timeline() const override;
   std::filesystem::path console_log() const override;
   std::int64_t vmm_pid() const override { return 0; }  // HCS has no VMM process of ours
+  // The Windows build has no gRPC: the host dials AgentTarget() itself.
+  std::shared_ptr<grpc::Channel> AgentChannel() const override { return nullptr; }
 
   // HCS specifics.
   // The VM's RuntimeId (hvsocket VmId); valid after Create().
@@ -108,6 +110,9 @@ class HcsVm final : public UtilityVm {
 
   class EventSink;
   friend class EventSink;
+
+  // HcsModifyComputeSystem with `request` (hot-plug, hcs_vm_hotplug.cc).
+  void ModifySystem(const std::string& request);
 
   void OnSystemExited(std::string_view event_data);
   void OnServiceDisconnect();
