@@ -208,6 +208,17 @@ TEST_P(HostileInput, ShimRefusesHostileIdsAndBadFramesAndKeepsServing) {
     EXPECT_EQ(result.status.code, static_cast<std::int32_t>(ttrpc::Code::kInvalidArgument)) << result.status.message;
   }
 
+  // A valid id with a hostile bundle path: refused before anything is made.
+  for (const auto& bundle : {std::string(""), std::string("relative/x"), std::string("../../etc"),
+                             std::string("/tmp\0/x", 7), std::string("/nonexistent/../etc")}) {
+    SCOPED_TRACE("bundle " + bundle);
+    taskpb::CreateTaskRequest create;
+    create.set_id(Name("bundle"));
+    create.set_bundle(bundle);
+    auto result = client->Call("containerd.task.v2.Task", "Create", create.SerializeAsString(), options);
+    EXPECT_EQ(result.status.code, static_cast<std::int32_t>(ttrpc::Code::kInvalidArgument)) << result.status.message;
+  }
+
   // Oversized: a frame announcing 5 MiB (over the 4 MiB limit) gets
   // ResourceExhausted on its stream; its data is skipped and the next request
   // on the same connection is answered.
