@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -142,8 +143,9 @@ TEST_P(HostileIdValidation, EveryUvmctlEntryRefusesHostileIds) {
     auto run = Uvmctl(RunArgs({"--name=" + id}, {"true"}), WithTimeout(30s));
     EXPECT_NE(run.exit_code, 0) << run.Describe();
     EXPECT_NE(run.err.find("container id"), std::string::npos) << run.Describe();
-    for (const std::vector<std::string>& command :
-         {std::vector<std::string>{"exec", id, "true"}, {"rm", "-f", id}, {"logs", id}, {"console", id}}) {
+    const std::vector<std::vector<std::string>> commands = {
+        {"exec", id, "true"}, {"rm", "-f", id}, {"logs", id}, {"console", id}};
+    for (const auto& command : commands) {
       auto result = Uvmctl(command, WithTimeout(30s));
       EXPECT_NE(result.exit_code, 0) << result.Describe();
       EXPECT_NE(result.err.find("container id"), std::string::npos) << result.Describe();
@@ -162,10 +164,11 @@ TEST_P(HostileIdValidation, ShimFlagsRefuseHostileNamespaceAndId) {
   const std::string shim = (BinDir() / "containerd-shim-uvm-v1").string();
   for (const auto& bad : HostileIds()) {
     SCOPED_TRACE("value " + Printable(bad));
-    for (const std::vector<std::string>& argv :
-         {std::vector<std::string>{shim, "-namespace", bad, "-id", "ok1", "-address", "", "delete"},
-          {shim, "-namespace", "ok1", "-id", bad, "-address", "", "delete"},
-          {shim, "-namespace", bad, "-id", "ok1", "-address", "", "start"}}) {
+    const std::vector<std::vector<std::string>> commands = {
+        {shim, "-namespace", bad, "-id", "ok1", "-address", "", "delete"},
+        {shim, "-namespace", "ok1", "-id", bad, "-address", "", "delete"},
+        {shim, "-namespace", bad, "-id", "ok1", "-address", "", "start"}};
+    for (const auto& argv : commands) {
       ProcessOptions options = WithTimeout(30s);
       options.env = {"UVMSHIM_ROOT=" + root().string()};
       auto result = RunProcess(argv, options);
@@ -268,8 +271,11 @@ TEST_P(HostileInput, ShimRefusesHostileIdsAndBadFramesAndKeepsServing) {
   EXPECT_EQ(rm.exit_code, 0) << rm.Describe();
 }
 
-TEST_P(HostileInput, AgentSocketDropsGarbageAndKeepsServing) {
-  if (hyperv()) GTEST_SKIP() << "the UVM's agent channel admits one peer (the shim); covered in process isolation";
+// Process isolation only: in a UVM the agent's channel is a virtio-serial
+// port that admits one peer, the shim (its framing: vm_channel_fuzzer).
+class HostileAgentSocket : public UvmctlTest {};
+
+TEST_P(HostileAgentSocket, AgentSocketDropsGarbageAndKeepsServing) {
   const std::string name = Name("agentjunk");
   RunDetached(name, {}, {"sleep", "1000"});
   // The host agent's socket: agent.sock below this test's $UVMSHIM_ROOT.
@@ -337,6 +343,8 @@ TEST_P(HostileInput, SocketsArePrivateInPrivateDirectories) {
 
 UVMCTL_INSTANTIATE(HostileIdValidation);
 UVMCTL_INSTANTIATE(HostileInput);
+INSTANTIATE_TEST_SUITE_P(Isolation, HostileAgentSocket, ::testing::Values("process"),
+                         [](const ::testing::TestParamInfo<std::string>& param_info) { return param_info.param; });
 
 }  // namespace
 }  // namespace uvmshim::uvmctl_test
