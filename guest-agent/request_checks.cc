@@ -1,7 +1,7 @@
 #include "guest-agent/request_checks.h"
 
 #include "guest-agent/device_rules.h"
-#include "guest-agent/ids.h"
+#include "common/ids.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/mounts.h"
 

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "guest-agent/agent_service.h"
-#include "guest-agent/ids.h"
+#include "common/ids.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/request_checks.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -50,7 +50,7 @@ PolicyEnvironment Environment(bool in_utility_vm) {
 // With no containers, a request either names an invalid id or a missing one.
 void ExpectRefused(const grpc::Status& status, const std::string& container_id) {
   Check(!status.ok(), "a call on a missing container succeeded");
-  Check(status.error_code() == (IsValidId(container_id) ? grpc::StatusCode::NOT_FOUND
+  Check(status.error_code() == (::uvmshim::IsValidId(container_id) ? grpc::StatusCode::NOT_FOUND
                                                          : grpc::StatusCode::INVALID_ARGUMENT),
         "unexpected status for a missing container");
 }
@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!Parse(request, bytes)) return 0;
       try {
         auto checked = CheckCreateRequest(request, Environment(data[0] & 0x80));
-        Check(IsValidId(request.container_id()), "bad container id accepted");
+        Check(::uvmshim::IsValidId(request.container_id()), "bad container id accepted");
         Check(!checked.rootfs.empty() && checked.rootfs.front() == '/' && HasNoNul(checked.rootfs), "rootfs");
       } catch (const LaunchError& e) {
         Check(e.code() == grpc::StatusCode::INVALID_ARGUMENT || e.code() == grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!Parse(request, bytes)) return 0;
       try {
         auto checked = CheckExecRequest(request, Environment(data[0] & 0x80));
-        Check(IsValidId(request.exec_id()), "bad exec id accepted");
+        Check(::uvmshim::IsValidId(request.exec_id()), "bad exec id accepted");
         Check(!checked.process.args.empty(), "exec without args accepted");
       } catch (const LaunchError& e) {
         Check(e.code() == grpc::StatusCode::INVALID_ARGUMENT || e.code() == grpc::StatusCode::RESOURCE_EXHAUSTED,

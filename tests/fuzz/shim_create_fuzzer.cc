@@ -22,7 +22,7 @@
 #include <string_view>
 
 #include "container_mounts.h"
-#include "paths.h"
+#include "common/ids.h"
 #include "containerd/runtimeoptions/v1/options.pb.h"
 #include "containerd/task/v2/shim.pb.h"
 #include "sandbox_config.h"
@@ -98,7 +98,7 @@ void Run(std::uint8_t flags, std::string_view spec_text, std::string_view toml_t
   try {
     const auto annotations = shim::AnnotationsOf(spec);
     const auto role = shim::PodRoleOf(request.id(), annotations);
-    if (role.kind != shim::PodRole::Kind::kLone) Check(host::IsValidId(role.sandbox_id), "sandbox id");
+    if (role.kind != shim::PodRole::Kind::kLone) Check(::uvmshim::IsValidId(role.sandbox_id), "sandbox id");
     const auto config = shim::SandboxConfigFor(request, annotations);
     Check(config.memory_mb > 0 && config.cpus > 0, "a sandbox without memory or CPUs");
     const bool hyperv = (flags & 2) && OnlyProcNamespacePaths(spec);

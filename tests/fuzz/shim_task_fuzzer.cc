@@ -15,7 +15,7 @@
 #include <variant>
 
 #include "containerd/task/v2/shim.pb.h"
-#include "paths.h"
+#include "common/ids.h"
 #include "shim/create_request.h"
 #include "shim/event_publisher.h"
 #include "shim/task_service.h"
@@ -60,7 +60,7 @@ bool Decode(Request& request, const std::string& payload) {
 }
 
 void CheckCreate(const taskpb::CreateTaskRequest& request) {
-  if (!host::IsValidId(request.id())) return;  // Create refuses it first
+  if (!::uvmshim::IsValidId(request.id())) return;  // Create refuses it first
   (void)shim::CreateEventOf(request, 1);
   const auto& options = request.options();
   // A config path is a file the shim would read: parsing stops there.
