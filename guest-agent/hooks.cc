@@ -156,7 +156,7 @@ OciHooks ParseOciHooks(std::string_view spec_json) {
   json doc;
   try {
     doc = json::parse(spec_json.begin(), spec_json.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 9E999
     throw SpecError(std::string("spec: invalid JSON: ") + e.what());
   }
   OciHooks hooks;

@@ -203,7 +203,7 @@ json ParseJsonText(std::string_view text, std::string_view prefix) {
                        " bytes, more than the limit of " + std::to_string(kMaxSpecBytes));
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 9E999
     throw SpecError(std::string(prefix) + "invalid JSON: " + e.what());
   }
 }

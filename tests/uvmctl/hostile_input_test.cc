@@ -152,8 +152,8 @@ TEST_P(HostileIdValidation, EveryUvmctlEntryRefusesHostileIds) {
     }
   }
   // Bind paths: relative, with "..", empty parts.
-  for (const std::string& volume : {"relative:/x", "/tmp:relative", "/tmp:../../etc", ":/x", "/tmp:"}) {
-    SCOPED_TRACE("volume " + volume);
+  for (const char* volume : {"relative:/x", "/tmp:relative", "/tmp:../../etc", ":/x", "/tmp:"}) {
+    SCOPED_TRACE(std::string("volume ") + volume);
     auto run = Uvmctl(RunArgs({"-v", volume}, {"true"}), WithTimeout(30s));
     EXPECT_NE(run.exit_code, 0) << run.Describe();
   }
