@@ -18,6 +18,7 @@
 #include "common/ids.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/logging.h"
+#include "guest-agent/request_checks.h"
 #include "guest-agent/spec_policy.h"
 
 namespace uvmshim::agent {
@@ -94,23 +95,12 @@ std::vector<UniqueFd> OpenNamespacePaths(const OciSpec& spec, const ContainerOpt
 
 std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& request, Reaper& reaper,
                                              const ContainerOptions& options) {
-  if (auto error = IdError("container id", request.container_id()); !error.empty())
-    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, error);
-  OciSpec spec;
-  try {
-    spec = ParseOciSpec(request.spec_json());
-    // Every field honoured or refused by name (spec_policy.h).
-    for (const auto& warning : CheckSpecPolicy(request.spec_json(), PolicyEnvironment::Probe(options.in_utility_vm)))
-      spdlog::warn("event=spec_field_ignored container={} field={}", request.container_id(), LogQuote(warning));
-  } catch (const SpecTooLarge& e) {
-    throw LaunchError(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
-  } catch (const SpecError& e) {
-    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
-  }
-  std::string rootfs = request.rootfs_path().empty() ? spec.root_path : request.rootfs_path();
-  if (rootfs.empty()) throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, "no rootfs: set rootfs_path or spec root.path");
-  if (rootfs.front() != '/')
-    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, "rootfs " + rootfs + " is not an absolute path");
+  // Ids, spec, field policy, seccomp: everything checkable without a container.
+  CheckedCreate checked = CheckCreateRequest(request, PolicyEnvironment::Probe(options.in_utility_vm));
+  for (const auto& warning : checked.warnings)
+    spdlog::warn("event=spec_field_ignored container={} field={}", request.container_id(), LogQuote(warning));
+  OciSpec spec = std::move(checked.spec);
+  const std::string rootfs = std::move(checked.rootfs);
   struct stat st {};
   if (stat(rootfs.c_str(), &st) != 0) {
     int error = errno;
@@ -118,15 +108,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
                       "rootfs " + rootfs + ": " + std::strerror(error));
   }
   if (!S_ISDIR(st.st_mode)) throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, "rootfs " + rootfs + ": Not a directory");
-
-  std::shared_ptr<const SeccompProgram> seccomp;
-  if (spec.seccomp) {
-    try {
-      seccomp = CompileSeccompProfile(*spec.seccomp);
-    } catch (const SpecError& e) {
-      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
-    }
-  }
+  std::shared_ptr<const SeccompProgram> seccomp = std::move(checked.seccomp);
 
   std::vector<UniqueFd> namespace_fds = OpenNamespacePaths(spec, options);
   bool terminal = request.terminal() || spec.process.terminal;
@@ -266,18 +248,14 @@ void Container::ForgetOldExecsLocked() {
 }
 
 grpc::Status Container::Exec(const pb::ExecProcessRequest& request, Reaper& reaper, pid_t* pid) {
-  if (request.exec_id().empty()) return Error(grpc::StatusCode::INVALID_ARGUMENT, "exec id is empty");
-  if (auto error = IdError("exec id", request.exec_id()); !error.empty())
-    return Error(grpc::StatusCode::INVALID_ARGUMENT, error);
   OciProcess process_spec;
   try {
-    process_spec = ParseOciProcess(request.process_json());
-    for (const auto& warning : CheckProcessPolicy(request.process_json(), PolicyEnvironment::Probe(in_utility_vm_)))
+    CheckedExec checked = CheckExecRequest(request, PolicyEnvironment::Probe(in_utility_vm_));
+    for (const auto& warning : checked.warnings)
       spdlog::warn("event=spec_field_ignored container={} exec={} field={}", id_, request.exec_id(), LogQuote(warning));
-  } catch (const SpecTooLarge& e) {
-    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
-  } catch (const SpecError& e) {
-    return Error(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    process_spec = std::move(checked.process);
+  } catch (const LaunchError& e) {
+    return Error(e.code(), e.what());
   }
   bool terminal = request.terminal() || process_spec.terminal;
   auto process = std::make_shared<Process>(id_ + "/" + request.exec_id(), request.exec_id(), terminal);

@@ -32,6 +32,7 @@ std::vector<std::string> Strings(const json& hook, const char* key, const std::s
   for (const auto& item : hook[key]) {
     if (!item.is_string()) Fail(where + "." + key, "must be an array of strings");
     out.push_back(item.get<std::string>());
+    if (out.back().find('\0') != std::string::npos) Fail(where + "." + key, "must not contain a NUL character");
   }
   return out;
 }
@@ -50,6 +51,7 @@ std::vector<OciHook> ParseStage(const json& hooks, const char* stage) {
         item["path"].get<std::string>().front() != '/')
       Fail(w + ".path", "must be an absolute path");
     hook.path = item["path"].get<std::string>();
+    if (hook.path.find('\0') != std::string::npos) Fail(w + ".path", "must not contain a NUL character");
     hook.args = Strings(item, "args", w);
     hook.env = Strings(item, "env", w);
     if (item.contains("timeout") && !item["timeout"].is_null()) {
@@ -154,7 +156,7 @@ OciHooks ParseOciHooks(std::string_view spec_json) {
   json doc;
   try {
     doc = json::parse(spec_json.begin(), spec_json.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 9E999
     throw SpecError(std::string("spec: invalid JSON: ") + e.what());
   }
   OciHooks hooks;

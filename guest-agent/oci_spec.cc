@@ -38,9 +38,13 @@ void RequireObject(const json& value, const Where& where) {
   if (!value.is_object()) where.Fail("must be an object");
 }
 
+// Paths, arguments and options end up in C APIs, which would cut a string at
+// a NUL: refused (runc's Go syscalls refuse them with EINVAL).
 std::string AsString(const json& value, const Where& where) {
   if (!value.is_string()) where.Fail("must be a string");
-  return value.get<std::string>();
+  auto text = value.get<std::string>();
+  if (text.find('\0') != std::string::npos) where.Fail("must not contain a NUL character");
+  return text;
 }
 
 bool AsBool(const json& value, const Where& where) {
@@ -71,6 +75,7 @@ std::vector<std::string> AsStringArray(const json& value, const Where& where, bo
   for (const auto& item : value) {
     if (!item.is_string()) where.Fail(what);
     out.push_back(item.get<std::string>());
+    if (out.back().find('\0') != std::string::npos) where.Index(out.size() - 1).Fail("must not contain a NUL character");
   }
   return out;
 }
@@ -198,7 +203,7 @@ json ParseJsonText(std::string_view text, std::string_view prefix) {
                        " bytes, more than the limit of " + std::to_string(kMaxSpecBytes));
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 9E999
     throw SpecError(std::string(prefix) + "invalid JSON: " + e.what());
   }
 }

@@ -295,7 +295,7 @@ void Walk(const json& object, const std::string& path, const Context& context, c
 json Parse(std::string_view text, const std::string& prefix) {
   try {
     return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 9E999
     throw SpecError(prefix + "invalid JSON: " + e.what());
   }
 }

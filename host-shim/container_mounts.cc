@@ -28,6 +28,8 @@ std::vector<std::string> OptionsOf(const nlohmann::json& mount, const std::strin
   for (const auto& option : mount["options"]) {
     if (!option.is_string()) throw std::invalid_argument(where + ".options: not all strings");
     options.push_back(option.get<std::string>());
+    if (options.back().find('\0') != std::string::npos)
+      throw std::invalid_argument(where + ".options: an option contains a NUL character");
   }
   return options;
 }
@@ -40,9 +42,13 @@ bool IsKernelFileSystem(const std::string& type) {
   return false;
 }
 
+// A NUL would cut the path where the C APIs read it (stat, mount): refused.
 std::string StringField(const nlohmann::json& mount, const char* key) {
   if (!mount.contains(key) || !mount[key].is_string()) return "";
-  return mount[key].get<std::string>();
+  auto text = mount[key].get<std::string>();
+  if (text.find('\0') != std::string::npos)
+    throw std::invalid_argument(fmt::format("mounts[].{} \"{}\": contains a NUL character", key, text.c_str()));
+  return text;
 }
 
 }  // namespace

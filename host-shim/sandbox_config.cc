@@ -64,6 +64,8 @@ SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string
     root = parser.parse();
   } catch (const cpptoml::parse_exception& e) {
     throw std::invalid_argument(fmt::format("{}: {}", origin, e.what()));
+  } catch (const std::out_of_range& e) {  // cpptoml's stoll/stod on a number too large
+    throw std::invalid_argument(fmt::format("{}: a number is out of range ({})", origin, e.what()));
   }
   SandboxConfig config;
   RejectUnknown(*root, {"isolation", "uvm", "agent"}, origin);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "common/ids.h"
 #include "paths.h"
 
 namespace uvmshim::host {
@@ -109,6 +110,7 @@ int KillSandboxCgroups(const std::string& cgroup_parent) {
 }
 
 SandboxState FindState(const std::string& id, const std::string& ns) {
+  if (auto error = ::uvmshim::IdError("container id", id); !error.empty()) throw std::invalid_argument(error);
   std::vector<SandboxState> found;
   for (auto& state : ListStates()) {
     if (state.id == id && (ns.empty() || state.ns == ns)) found.push_back(std::move(state));

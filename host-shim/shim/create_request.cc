@@ -85,6 +85,9 @@ std::string ResourcesJsonOf(const ::containerd::task::v2::UpdateTaskRequest& req
 }
 
 json ReadBundleSpec(const fs::path& bundle) {
+  // The bundle names every file of the task (config.json, rootfs, logs).
+  if (!bundle.is_absolute() || bundle.native().find('\0') != std::string::npos)
+    throw std::invalid_argument(fmt::format("bundle \"{}\": must be an absolute path", bundle.c_str()));
   json spec;
   try {
     spec = json::parse(ReadFile(bundle / "config.json"));

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "common/ids.h"
+
 namespace uvmshim::shim {
 
 ShimArgs ParseShimArgs(const std::vector<std::string>& args) {
@@ -41,6 +43,12 @@ ShimArgs ParseShimArgs(const std::vector<std::string>& args) {
   }
   if (!out.action.empty() && out.action != "start" && out.action != "delete")
     throw std::invalid_argument("unknown action \"" + out.action + "\" (expected start or delete)");
+  // Both name directories and sockets (<root>/<ns>/<id>): containerd's
+  // identifier rule, so "..", "/" and the like never reach a path.
+  if (!out.ns.empty())
+    if (auto error = IdError("-namespace", out.ns); !error.empty()) throw std::invalid_argument(error);
+  if (!out.id.empty())
+    if (auto error = IdError("-id", out.id); !error.empty()) throw std::invalid_argument(error);
   return out;
 }
 

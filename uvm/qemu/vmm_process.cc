@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -35,6 +36,9 @@ struct VmmChildSetup : bp::extend::handler {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the parent is already gone
     ::setpgid(0, 0);
+    // QEMU's and virtiofsd's sockets (agent, debug console, QMP, virtiofs) 0600:
+    // root-only even if the 0700 socket directory were opened up.
+    ::umask(077);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
