@@ -55,11 +55,16 @@ class CriNetworkTest : public CriPodTest {
     netns_.reset();
   }
 
-  // busybox wget from the bridge side; "" when it fails until the deadline.
+  // An HTTP GET from the bridge side; "" when it fails until the deadline.
   std::string FetchFromBridge(const std::string& url, std::chrono::seconds timeout = std::chrono::seconds(120)) {
     std::string body;
     e2e::WaitFor([&] {
-      auto r = netns_->Run({"busybox", "wget", "-q", "-T", "5", "-O", "-", url}, std::chrono::seconds(15));
+      // python3, not busybox wget: Debian's static busybox wget crashes on the host (glibc NSS).
+      auto r = netns_->Run({"python3", "-c",
+                            "import sys, urllib.request; "
+                            "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",
+                            url},
+                           std::chrono::seconds(15));
       if (!r.ok()) return false;
       body = r.out;
       return true;
