@@ -59,14 +59,17 @@ std::shared_ptr<Sandbox> Sandbox::Start(Params params) {
 // Members unwind in reverse order when a step throws: the host ends before
 // its directories go.
 Sandbox::Sandbox(Params params)
-    : params_(std::move(params)), state_dir_(host::StateDir(params_.ns, params_.id)) {
+    : params_(std::move(params)),
+      state_dir_(params_.state_dir.empty() ? host::StateDir(params_.ns, params_.id) : params_.state_dir,
+                 /*remove_empty_parent=*/params_.state_dir.empty()) {
   const fs::path sockets = host::SocketDirFor(state_dir_.path());
   // Other shims create their socket dirs next to ours: the parent stays.
   if (sockets != state_dir_.path()) socket_dir_ = OwnedDir(sockets, /*remove_empty_parent=*/false);
   spdlog::info("sandbox {}: starting ({} isolation, {} MiB, {} cpus)", params_.id,
                host::ToString(params_.config.isolation), params_.config.memory_mb, params_.config.cpus);
   host_ = host::StartAgentHost({params_.id, params_.config, state_dir_.path(), sockets,
-                                host::SandboxCgroupParent(params_.ns, params_.id)});
+                                params_.cgroup_parent.empty() ? host::SandboxCgroupParent(params_.ns, params_.id)
+                                                              : params_.cgroup_parent});
   agent_ = std::make_shared<host::AgentClient>(host_->channel());
   debug_target_ = host_->debug_target();
   console_log_ = host_->console_log().string();

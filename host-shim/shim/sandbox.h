@@ -43,6 +43,10 @@ class Sandbox {
     std::string id;  // the sandbox (pause) container's id, or the lone container's
     std::string ns;
     host::SandboxConfig config;
+    // uvm-runc keeps a sandbox below its --root: the state dir (empty =
+    // host::StateDir(ns, id)) and the host cgroup parent (empty = host::SandboxCgroupParent).
+    std::filesystem::path state_dir = {};
+    std::string cgroup_parent = {};
   };
   // Boots the agent host and returns once the agent answers; throws
   // std::runtime_error (std::invalid_argument for bad config), leaving nothing behind.
