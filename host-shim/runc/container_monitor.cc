@@ -143,6 +143,7 @@ void ContainerMonitor::Boot() {
   stop_control_read_ = UniqueFd(stop[0]);
   stop_control_ = UniqueFd(stop[1]);
   control_thread_ = std::thread([this] { ServeControl(); });
+  if (terminal) DetachStdio();
   record_.status = "created";
   SaveRecord();
   spdlog::info("{}: created ({} isolation, agent pid {}, container pid {})", launch_.id, record_.isolation,

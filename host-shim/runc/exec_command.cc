@@ -73,6 +73,8 @@ int RunExecMonitor(const fs::path& dir, const json& process, const fs::path& con
   if (!answer) throw std::runtime_error("the container's monitor closed the connection");
   if (answer->body.contains("error")) throw std::runtime_error(answer->body["error"].get<std::string>());
   if (ready) {
+    // The process's stdio lives on in the container's monitor (passed above).
+    DetachStdio();
     [[maybe_unused]] auto n = ::write(ready.get(), "ok", 2);
     ready.reset();
   }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 #include <termios.h>
 
 #include <fmt/format.h>
@@ -33,6 +34,13 @@ PtyPair OpenRawPty() {
 }
 
 void AcquireControllingTerminal(int slave_fd) { ::ioctl(slave_fd, TIOCSCTTY, 0); }
+
+void DetachStdio() {
+  const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return;
+  for (int fd = 0; fd <= 2; ++fd) ::dup2(null, fd);
+  ::close(null);
+}
 
 std::pair<unsigned, unsigned> WindowSize(int fd) {
   winsize size{};

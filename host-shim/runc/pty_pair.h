@@ -17,6 +17,10 @@ PtyPair OpenRawPty();
 // Makes the slave this process's controlling terminal (after setsid) so that
 // the caller's resizes of the master arrive as SIGWINCH.
 void AcquireControllingTerminal(int slave_fd);
+// Points stdin, stdout and stderr at /dev/null. A monitor whose stdio is not
+// the container's (a pty carries that) must not hold the caller's pipes:
+// runc's callers read those to EOF before they consider `create` done.
+void DetachStdio();
 // {columns, rows} of the pty; {0, 0} when unknown.
 std::pair<unsigned, unsigned> WindowSize(int fd);
 
