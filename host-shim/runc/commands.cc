@@ -43,18 +43,21 @@ bool WaitGone(pid_t pid, std::chrono::milliseconds timeout) {
   return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
 }
 
-// Is pid still the process we recorded? Its command line names the sandbox dir.
-bool IsOurs(std::int64_t pid, const std::string& marker) {
-  if (pid <= 0 || marker.empty()) return false;
-  std::ifstream in(fmt::format("/proc/{}/cmdline", pid), std::ios::binary);
+// Is pid still the agent host we recorded (not a reused pid)? Its command line
+// names the sandbox's state or socket dir (QEMU) or its cgroup parent (the host agent).
+bool IsOurAgentHost(const ContainerRecord& record) {
+  if (record.host_pid <= 0 || record.sandbox_dir.empty()) return false;
+  std::ifstream in(fmt::format("/proc/{}/cmdline", record.host_pid), std::ios::binary);
   std::string cmdline((std::istreambuf_iterator<char>(in)), {});
-  return cmdline.find(marker) != std::string::npos;
+  const std::string sockets = host::SocketDirFor(record.sandbox_dir).string();
+  return cmdline.find(record.sandbox_dir) != std::string::npos || cmdline.find(sockets) != std::string::npos ||
+         (!record.cgroup_parent.empty() && cmdline.find(record.cgroup_parent) != std::string::npos);
 }
 
 // What a monitor that was killed left behind: its agent host (QEMU or the host
 // agent), the container's host processes and cgroups, mounts, sockets.
 void CleanUpAfter(const std::string& root, const ContainerRecord& record) {
-  if (IsOurs(record.host_pid, record.sandbox_dir)) {
+  if (IsOurAgentHost(record)) {
     ::kill(static_cast<pid_t>(record.host_pid), SIGKILL);
     WaitGone(static_cast<pid_t>(record.host_pid), std::chrono::seconds(10));
   }

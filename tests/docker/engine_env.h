@@ -24,7 +24,7 @@ inline constexpr const char* kPodman = "/usr/bin/podman";
 inline constexpr const char* kEngineImage = "local/busybox:latest";
 inline constexpr const char* kPodmanImage = "localhost/busybox:latest";  // short names need a registry
 // Every podman run needs these here (this-machine.md: the default limits fail).
-inline const std::vector<std::string> kPodmanRunLimits{"--network", "none", "--ulimit", "nofile=1024:1024",
+inline const std::vector<std::string> kPodmanRunLimits{"--pull", "never", "--network", "none", "--ulimit", "nofile=1024:1024",
                                                        "--ulimit", "nproc=1024:1024"};
 
 // A runc-compatible runtime as daemon.json declares it.
