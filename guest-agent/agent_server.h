@@ -10,7 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "guest-agent/agent_service.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

@@ -8,7 +8,7 @@
 #include <system_error>
 
 #include "guest-agent/console_session.h"
-#include "guest-agent/ids.h"
+#include "common/ids.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/logging.h"
 

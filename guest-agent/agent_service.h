@@ -12,7 +12,7 @@
 #include "guest-agent/container.h"
 #include "guest-agent/reaper.h"
 #include "guest-agent/sandbox_shm.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

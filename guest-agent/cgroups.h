@@ -13,7 +13,7 @@
 
 #include "guest-agent/device_rules.h"
 #include "guest-agent/oci_spec.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
-#include "guest-agent/ids.h"
+#include "common/ids.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/logging.h"
 #include "guest-agent/spec_policy.h"

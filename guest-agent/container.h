@@ -18,7 +18,7 @@
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

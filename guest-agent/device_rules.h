@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

@@ -16,7 +16,7 @@
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
 #include "guest-agent/seccomp.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

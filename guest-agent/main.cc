@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
       case agent::ListenAddress::Kind::kUnix: {
         auto adopt = [raw = server.get()](int fd) { agent::ServeOnConnectedFd(*raw, fd); };
         unix_listener = listen_fd >= 0 ? std::make_unique<agent::UnixListener>(
-                                             address.path, agent::UniqueFd(listen_fd), adopt)
+                                             address.path, uvmshim::UniqueFd(listen_fd), adopt)
                                        : std::make_unique<agent::UnixListener>(address.path, adopt);
         break;
       }

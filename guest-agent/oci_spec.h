@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/error.h"
 #include "guest-agent/device_rules.h"
 #include "guest-agent/seccomp.h"
 
@@ -19,9 +20,9 @@ namespace uvmshim::agent {
 // Spec JSON larger than this is refused (RESOURCE_EXHAUSTED).
 inline constexpr size_t kMaxSpecBytes = 1 << 20;
 
-class SpecError : public std::runtime_error {
+class SpecError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit SpecError(std::string message) : Error(ErrorCode::kInvalidArgument, std::move(message)) {}
 };
 
 struct OciUser {

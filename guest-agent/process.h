@@ -17,7 +17,7 @@
 
 #include "guest-agent/output_pump.h"
 #include "guest-agent/reaper.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

@@ -18,7 +18,7 @@
 #include <shared_mutex>
 #include <thread>
 
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

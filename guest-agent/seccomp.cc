@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "guest-agent/oci_spec.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 namespace {

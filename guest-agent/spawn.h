@@ -17,7 +17,7 @@
 
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/seccomp.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 

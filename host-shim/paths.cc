@@ -1,7 +1,5 @@
 #include "paths.h"
 
-#include "common/ids.h"
-
 #include <unistd.h>
 
 #include <cstdint>
@@ -51,8 +49,6 @@ fs::path ImagesDir() {
   }
   return (SelfDir() / ".." / "images").lexically_normal();
 }
-
-bool IsValidId(const std::string& id) { return ::uvmshim::IsValidId(id); }
 
 fs::path SocketDirFor(const fs::path& owner) {
   // sun_path holds 107 bytes; our longest socket name is "virtiofs.sock".

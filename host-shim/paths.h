@@ -21,9 +21,6 @@ std::filesystem::path RuntimeRoot();
 // (the build tree), else /usr/local/share/uvmshim, else /usr/share/uvmshim.
 std::filesystem::path ImagesDir();
 
-// The project's id rule (common/ids.h).
-bool IsValidId(const std::string& id);
-
 // Sockets of a sandbox whose state dir is too long for sun_path (107 bytes)
 // live in a short, hash-named directory below this one instead.
 inline constexpr const char* kShortSocketRoot = "/run/uvmshim-sockets";

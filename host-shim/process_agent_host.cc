@@ -23,8 +23,10 @@
 #include <stdexcept>
 
 #include "agent_client.h"
+#include "common/file_tail.h"
+#include "common/private_dir.h"
+#include "common/unique_fd.h"
 #include "container_mounts.h"
-#include "unique_fd.h"
 
 namespace uvmshim::host {
 namespace bp = boost::process;
@@ -115,11 +117,7 @@ bool WaitFirstAnswer(const std::shared_ptr<grpc::Channel>& channel, pid_t pid,
   return ok;
 }
 
-std::string TailOf(const fs::path& file, std::size_t max_bytes = 2048) {
-  std::ifstream in(file, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  return text.size() > max_bytes ? text.substr(text.size() - max_bytes) : text;
-}
+std::string TailOf(const fs::path& file) { return ReadFileTail(file, {.max_bytes = 2048}); }
 
 }  // namespace
 
@@ -127,15 +125,9 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
   if (!fs::exists(config_.agent_binary))
     throw std::runtime_error(fmt::format("agent binary {}: not found",
                                          config_.agent_binary.string()));
-  fs::create_directories(config_.state_dir);
-  if (::chmod(config_.state_dir.c_str(), 0700) != 0)
-    throw std::runtime_error(fmt::format("chmod {}: {}", config_.state_dir.string(),
-                                         std::strerror(errno)));
+  CreatePrivateDir(config_.state_dir);
   if (config_.socket_dir.empty()) config_.socket_dir = config_.state_dir;
-  fs::create_directories(config_.socket_dir);
-  if (::chmod(config_.socket_dir.c_str(), 0700) != 0)
-    throw std::runtime_error(fmt::format("chmod {}: {}", config_.socket_dir.string(),
-                                         std::strerror(errno)));
+  CreatePrivateDir(config_.socket_dir);
   socket_ = config_.socket_dir / "agent.sock";
   fs::remove(socket_);
   target_ = "unix://" + socket_.string();

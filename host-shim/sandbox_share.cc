@@ -17,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/ids.h"
 #include "container_mounts.h"
 #include "paths.h"
 #include "uvm/utility_vm.h"
@@ -94,19 +95,6 @@ std::vector<std::string> DetachMountsUnder(const fs::path& dir) {
     }
   }
   return failed;
-}
-
-void RemoveStateDir(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return;
-  DetachMountsUnder(dir);
-  if (auto left = MountPointsUnder(dir); !left.empty()) {
-    spdlog::error("not removing {}: {} mount(s) below it could not be unmounted (first: {})", dir.string(),
-                  left.size(), left.front());
-    return;
-  }
-  fs::remove_all(dir, ec);
-  if (ec) spdlog::warn("remove {}: {}", dir.string(), ec.message());
 }
 
 SandboxShare::SandboxShare(fs::path dir) : dir_(std::move(dir)) {

@@ -64,8 +64,4 @@ std::vector<std::string> MountPointsUnder(const std::filesystem::path& dir);
 // shim left). Returns the mount points that could not be unmounted.
 std::vector<std::string> DetachMountsUnder(const std::filesystem::path& dir);
 
-// Removes a sandbox state dir after detaching every mount below it; never
-// recurses through a mount it could not detach (that could be a host volume).
-void RemoveStateDir(const std::filesystem::path& dir);
-
 }  // namespace uvmshim::host

@@ -7,7 +7,7 @@
 #include <functional>
 #include <thread>
 
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::host {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "agent_client.h"
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::host {
 

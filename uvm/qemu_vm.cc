@@ -26,7 +26,10 @@
 #include <sstream>
 
 #include "agent.grpc.pb.h"
+#include "common/file_tail.h"
 #include "common/ids.h"
+#include "common/private_dir.h"
+#include "common/unique_fd.h"
 #include "uvm/agent_channel.h"
 #include "uvm/qmp_client.h"
 
@@ -67,11 +70,10 @@ std::string ErrnoText(int error) { return std::strerror(error); }
 // "kernel /x: No such file or directory" when a boot file cannot be read.
 void CheckReadableFile(const char* what, const fs::path& path) {
   if (path.empty()) throw VmError(fmt::format("{}: no path configured", what));
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw VmError(fmt::format("{} {}: {}", what, path.string(), ErrnoText(errno)));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw VmError(fmt::format("{} {}: {}", what, path.string(), ErrnoText(errno)));
   struct stat st {};
-  const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  ::close(fd);
+  const bool regular = ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode);
   if (!regular) throw VmError(fmt::format("{} {}: not a regular file", what, path.string()));
 }
 
@@ -95,25 +97,9 @@ std::uint64_t HostMemoryMb() {
   return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) / (1024 * 1024);
 }
 
+// The last `lines` lines of a log (within its last 64 KiB), for error messages.
 std::string ReadTail(const fs::path& file, std::size_t lines) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return {};
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<std::streamoff>(in.tellg());
-  const std::streamoff window = 64 * 1024;
-  in.seekg(std::max<std::streamoff>(0, size - window));
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  std::deque<std::string> tail;
-  std::stringstream stream(text);
-  std::string line;
-  while (std::getline(stream, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    tail.push_back(line);
-    if (tail.size() > lines) tail.pop_front();
-  }
-  std::string out;
-  for (const auto& l : tail) out += l + "\n";
-  return out;
+  return ReadFileTail(file, {.max_lines = lines});
 }
 
 std::string SignalName(int signal) {
@@ -131,12 +117,10 @@ std::chrono::system_clock::time_point GrpcDeadline(Clock::time_point deadline) {
 // without vmx/svm (e.g. kvm-pvm in a nested sandbox) runs only guests made
 // for it, so it does not count.
 bool KvmUsable(std::string& why_not) {
-  const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
+  if (!UniqueFd(::open("/dev/kvm", O_RDWR | O_CLOEXEC))) {
     why_not = "no usable /dev/kvm (" + ErrnoText(errno) + ")";
     return false;
   }
-  ::close(fd);
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
   while (std::getline(cpuinfo, line)) {
@@ -150,8 +134,6 @@ bool KvmUsable(std::string& why_not) {
   why_not = "/dev/kvm exists but the CPU has no vmx/svm";
   return false;
 }
-
-bool ValidId(const std::string& id) { return ::uvmshim::IsValidId(id); }
 
 }  // namespace
 
@@ -186,12 +168,11 @@ QemuVm::QemuVm(VmConfig config, QemuOptions options)
 QemuVm::~QemuVm() {
   Kill(ExitReason::kTerminated, "QemuVm destroyed while the VM was running");
   if (exit_watcher_.joinable()) exit_watcher_.join();
-  if (console_stop_fd_ >= 0) {
+  if (console_stop_fd_) {
     const std::uint64_t one = 1;
-    [[maybe_unused]] auto ignored = ::write(console_stop_fd_, &one, sizeof one);
+    [[maybe_unused]] auto ignored = ::write(console_stop_fd_.get(), &one, sizeof one);
   }
   if (console_watcher_.joinable()) console_watcher_.join();
-  if (console_stop_fd_ >= 0) ::close(console_stop_fd_);
   channel_.reset();
   qmp_.reset();
   CleanupAfterExit();
@@ -204,7 +185,7 @@ std::chrono::microseconds QemuVm::SinceStart() const {
 }
 
 void QemuVm::Validate() const {
-  if (!ValidId(config_.id)) throw VmError("utility VM: " + ::uvmshim::IdError("id", config_.id));
+  if (!IsValidId(config_.id)) throw VmError("utility VM: " + IdError("id", config_.id));
   const std::string who = Describe();
   CheckReadableFile("kernel", config_.kernel);
   CheckReadableFile("initrd", config_.initrd);
@@ -250,15 +231,12 @@ void QemuVm::Create() {
   if (state_ != State::kNew) throw VmError(Describe() + ": Create() called twice");
   Validate();
   qemu_path_ = *FindInPath(options_.qemu_binary);
-  std::error_code ec;
-  fs::create_directories(config_.state_dir, ec);
-  if (ec) throw VmError(fmt::format("{}: create state_dir {}: {}", Describe(), config_.state_dir.string(), ec.message()));
-  if (::chmod(config_.state_dir.c_str(), 0700) != 0)
-    throw VmError(fmt::format("{}: chmod 0700 {}: {}", Describe(), config_.state_dir.string(), ErrnoText(errno)));
-  fs::create_directories(SocketDir(), ec);
-  if (ec || ::chmod(SocketDir().c_str(), 0700) != 0)
-    throw VmError(fmt::format("{}: create socket dir {} (0700): {}", Describe(), SocketDir().string(),
-                              ec ? ec.message() : ErrnoText(errno)));
+  try {
+    CreatePrivateDir(config_.state_dir);
+    CreatePrivateDir(SocketDir());
+  } catch (const Error& e) {
+    throw VmError(fmt::format("{}: {}", Describe(), e.what()));
+  }
 
   std::string why_not_kvm;
   kvm_ = options_.kvm ? *options_.kvm : KvmUsable(why_not_kvm);
@@ -384,7 +362,7 @@ void QemuVm::Start() {
   state_ = State::kRunning;
   spdlog::info("event=vm_spawned id={} pid={} accel={}", config_.id, qemu_pid_, kvm_ ? "kvm" : "tcg");
   if (config_.debug_console) {
-    console_stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    console_stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     console_watcher_ = std::thread([this] { WatchConsole(); });
   }
   lock.unlock();
@@ -424,12 +402,8 @@ void QemuVm::Start() {
 }
 
 void QemuVm::WatchConsole() {
-  const int inotify = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (inotify < 0) return;
-  if (::inotify_add_watch(inotify, console_log().c_str(), IN_MODIFY) < 0) {
-    ::close(inotify);
-    return;
-  }
+  const UniqueFd inotify(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  if (!inotify || ::inotify_add_watch(inotify.get(), console_log().c_str(), IN_MODIFY) < 0) return;
   char events[4096];
   for (;;) {
     std::error_code ec;
@@ -440,13 +414,12 @@ void QemuVm::WatchConsole() {
                    timeline_.kernel_started->count() / 1000.0);
       break;
     }
-    pollfd fds[2] = {{inotify, POLLIN, 0}, {console_stop_fd_, POLLIN, 0}};
+    pollfd fds[2] = {{inotify.get(), POLLIN, 0}, {console_stop_fd_.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
     if (fds[1].revents) break;
-    while (::read(inotify, events, sizeof events) > 0) {
+    while (::read(inotify.get(), events, sizeof events) > 0) {
     }
   }
-  ::close(inotify);
 }
 
 void QemuVm::WatchExit() {

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "uvm/utility_vm.h"
 
 namespace uvmshim::uvm {
@@ -130,7 +131,7 @@ class QemuVm final : public UtilityVm {
   std::shared_ptr<grpc::Channel> channel_;
   std::thread exit_watcher_;
   std::thread console_watcher_;
-  int console_stop_fd_ = -1;
+  UniqueFd console_stop_fd_;
   std::vector<std::filesystem::path> sockets_;
 };
 

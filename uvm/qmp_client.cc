@@ -28,18 +28,12 @@ QmpClient::QmpClient(const std::filesystem::path& socket, std::chrono::milliseco
   if (socket.native().size() >= sizeof address.sun_path)
     throw VmError("QMP socket path too long: " + socket.string());
   std::strncpy(address.sun_path, socket.c_str(), sizeof address.sun_path - 1);
-  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw VmError("QMP socket(): " + ErrnoText());
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    const std::string why = ErrnoText();
-    ::close(fd_);
-    throw VmError("connect to QMP socket " + socket.string() + ": " + why);
-  }
-  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) {
-    ::close(fd_);
-    throw VmError("QMP eventfd: " + ErrnoText());
-  }
+  fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd_) throw VmError("QMP socket(): " + ErrnoText());
+  if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    throw VmError("connect to QMP socket " + socket.string() + ": " + ErrnoText());
+  stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_) throw VmError("QMP eventfd: " + ErrnoText());
   reader_ = std::thread([this] { ReadLoop(); });
   try {
     std::unique_lock lock(mu_);
@@ -51,33 +45,29 @@ QmpClient::QmpClient(const std::filesystem::path& socket, std::chrono::milliseco
                 std::max(deadline - Clock::now(), Clock::duration(std::chrono::milliseconds(100)))));
   } catch (...) {
     const std::uint64_t one = 1;
-    [[maybe_unused]] auto ignored = ::write(stop_fd_, &one, sizeof one);
+    [[maybe_unused]] auto ignored = ::write(stop_fd_.get(), &one, sizeof one);
     reader_.join();
-    ::close(stop_fd_);
-    ::close(fd_);
     throw;
   }
 }
 
 QmpClient::~QmpClient() {
   const std::uint64_t one = 1;
-  [[maybe_unused]] auto ignored = ::write(stop_fd_, &one, sizeof one);
+  [[maybe_unused]] auto ignored = ::write(stop_fd_.get(), &one, sizeof one);
   if (reader_.joinable()) reader_.join();
-  ::close(stop_fd_);
-  ::close(fd_);
 }
 
 void QmpClient::ReadLoop() {
   std::string buffer;
   char chunk[4096];
   for (;;) {
-    pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (fds[1].revents) break;
-    const ssize_t n = ::read(fd_, chunk, sizeof chunk);
+    const ssize_t n = ::read(fd_.get(), chunk, sizeof chunk);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) break;
     buffer.append(chunk, static_cast<std::size_t>(n));
@@ -108,7 +98,7 @@ void QmpClient::Send(const nlohmann::json& message) {
   const std::string text = message.dump() + "\n";
   std::size_t done = 0;
   while (done < text.size()) {
-    const ssize_t n = ::send(fd_, text.data() + done, text.size() - done, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd_.get(), text.data() + done, text.size() - done, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) throw VmError("QMP " + socket_path_.string() + ": send: " + ErrnoText());
     done += static_cast<std::size_t>(n);

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/unique_fd.h"
+
 namespace uvmshim::uvm {
 
 class QmpClient {
@@ -41,8 +43,8 @@ class QmpClient {
                            const std::string& what);
 
   std::filesystem::path socket_path_;
-  int fd_ = -1;
-  int stop_fd_ = -1;  // eventfd ending ReadLoop
+  UniqueFd fd_;
+  UniqueFd stop_fd_;  // eventfd ending ReadLoop
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::mutex command_mu_;  // one command in flight

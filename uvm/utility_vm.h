@@ -8,16 +8,17 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "common/error.h"
 
 namespace uvmshim::uvm {
 
 // Thrown for every failure; what() names the operation and the cause.
-class VmError : public std::runtime_error {
+class VmError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit VmError(std::string message, ErrorCode code = ErrorCode::kInternal) : Error(code, std::move(message)) {}
 };
 
 struct VmConfig {

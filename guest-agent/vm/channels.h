@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "guest-agent/listen_address.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent::vm {
 

@@ -22,7 +22,7 @@
 #include <system_error>
 
 #include "guest-agent/logging.h"
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent::vm {
 namespace {

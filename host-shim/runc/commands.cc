@@ -21,7 +21,7 @@
 #include "runc/control_channel.h"
 #include "sandbox_share.h"
 #include "sandbox_state.h"
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::runc {
 namespace fs = std::filesystem;
@@ -37,7 +37,7 @@ ContainerRecord RunningRecord(const CommandLine& cl) {
 
 // Waits for a process that is not our child to end (pidfd); false on timeout.
 bool WaitGone(pid_t pid, std::chrono::milliseconds timeout) {
-  host::UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!fd) return true;  // already gone
   pollfd p{fd.get(), POLLIN, 0};
   return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;

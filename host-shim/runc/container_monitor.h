@@ -4,10 +4,10 @@
 #pragma once
 
 #include "runc/monitor.h"
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::runc {
 
-int RunContainerMonitor(const ContainerLaunch& launch, host::UniqueFd ready);
+int RunContainerMonitor(const ContainerLaunch& launch, UniqueFd ready);
 
 }  // namespace uvmshim::runc

@@ -13,7 +13,7 @@
 
 namespace uvmshim::runc {
 namespace fs = std::filesystem;
-using host::UniqueFd;
+
 using nlohmann::json;
 
 namespace {

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::runc {
 
@@ -19,13 +19,13 @@ inline constexpr const char* kControlSocketName = "control.sock";
 
 struct Message {
   nlohmann::json body;
-  std::vector<host::UniqueFd> fds;
+  std::vector<UniqueFd> fds;
 };
 
 // Binds and listens at <dir>/control.sock. Throws std::runtime_error.
-host::UniqueFd ListenControl(const std::filesystem::path& dir);
+UniqueFd ListenControl(const std::filesystem::path& dir);
 // Connects to <dir>/control.sock; throws std::runtime_error ("container not running" when refused).
-host::UniqueFd ConnectControl(const std::filesystem::path& dir);
+UniqueFd ConnectControl(const std::filesystem::path& dir);
 
 // Throws std::runtime_error on a send failure.
 void SendMessage(int fd, const nlohmann::json& body, const std::vector<int>& fds = {});

@@ -17,11 +17,11 @@
 #include "runc/container_record.h"
 #include "runc/control_channel.h"
 #include "runc/pty_pair.h"
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::runc {
 namespace fs = std::filesystem;
-using host::UniqueFd;
+
 using nlohmann::json;
 
 namespace {

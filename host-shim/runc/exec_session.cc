@@ -14,7 +14,7 @@ namespace uvmshim::runc {
 using nlohmann::json;
 
 ExecSession::ExecSession(host::AgentClient& agent, std::string container_id, const json& request,
-                         std::vector<host::UniqueFd> fds, int connection)
+                         std::vector<UniqueFd> fds, int connection)
     : agent_(agent),
       container_id_(std::move(container_id)),
       exec_id_("exec-" + host::RandomId()),

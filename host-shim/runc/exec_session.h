@@ -15,7 +15,7 @@
 
 #include "agent_client.h"
 #include "stdio_relay.h"
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::runc {
 
@@ -24,7 +24,7 @@ class ExecSession {
   // request: {"op":"exec","process":<OCI process JSON text>,"terminal":bool,"stdin":bool};
   // fds: stdin, stdout, stderr, or the pty slave with a terminal. `connection` is duplicated.
   ExecSession(host::AgentClient& agent, std::string container_id, const nlohmann::json& request,
-              std::vector<host::UniqueFd> fds, int connection);
+              std::vector<UniqueFd> fds, int connection);
   ~ExecSession();
   ExecSession(const ExecSession&) = delete;
   ExecSession& operator=(const ExecSession&) = delete;
@@ -45,8 +45,8 @@ class ExecSession {
   const std::string process_json_;
   const bool terminal_;
   const bool stdin_;
-  std::vector<host::UniqueFd> fds_;
-  host::UniqueFd connection_;  // a dup: shutting it down ends the caller's copy too
+  std::vector<UniqueFd> fds_;
+  UniqueFd connection_;  // a dup: shutting it down ends the caller's copy too
   std::unique_ptr<host::StdioRelay> relay_;
   std::thread waiter_;
   std::atomic<bool> exited_{false};

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/ids.h"
 #include "paths.h"
 #include "runc/container_record.h"
 #include "runc/container_monitor.h"
@@ -50,7 +51,7 @@ ContainerLaunch PrepareLaunch(const CommandLine& cl) {
   ContainerLaunch launch;
   launch.global = cl.global;
   launch.id = cl.Id();
-  if (!host::IsValidId(launch.id)) throw std::invalid_argument(fmt::format("container id \"{}\" is not valid", launch.id));
+  if (auto why = IdError("container id", launch.id); !why.empty()) throw std::invalid_argument(why);
   launch.bundle = fs::absolute(cl.Get("bundle", cl.Get("b", ".")));
   launch.spec = shim::ReadBundleSpec(launch.bundle);
   if (!launch.spec.contains("root") || !launch.spec["root"].contains("path"))
@@ -86,7 +87,7 @@ int CreateContainer(const ContainerLaunch& launch) {
   if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
   if (pid == 0) {
     ::close(ready[0]);
-    ::_exit(RunContainerMonitor(launch, host::UniqueFd(ready[1])));
+    ::_exit(RunContainerMonitor(launch, UniqueFd(ready[1])));
   }
   ::close(ready[1]);
   std::string answer;

@@ -17,13 +17,13 @@ namespace uvmshim::runc {
 
 PtyPair OpenRawPty() {
   PtyPair pty;
-  pty.master = host::UniqueFd(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  pty.master = UniqueFd(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!pty.master || ::grantpt(pty.master.get()) != 0 || ::unlockpt(pty.master.get()) != 0)
     throw std::runtime_error(fmt::format("opening a pty: {}", std::strerror(errno)));
   char name[128];
   if (::ptsname_r(pty.master.get(), name, sizeof name) != 0)
     throw std::runtime_error(fmt::format("ptsname: {}", std::strerror(errno)));
-  pty.slave = host::UniqueFd(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  pty.slave = UniqueFd(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!pty.slave) throw std::runtime_error(fmt::format("open {}: {}", name, std::strerror(errno)));
   termios attrs{};
   if (::tcgetattr(pty.slave.get(), &attrs) == 0) {

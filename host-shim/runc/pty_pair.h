@@ -3,13 +3,13 @@
 // does the line discipline: the host side is raw, so nothing is processed twice).
 #pragma once
 
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::runc {
 
 struct PtyPair {
-  host::UniqueFd master;
-  host::UniqueFd slave;
+  UniqueFd master;
+  UniqueFd slave;
 };
 
 // Throws std::runtime_error.

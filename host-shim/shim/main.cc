@@ -25,10 +25,12 @@
 #include <sstream>
 #include <vector>
 
+#include "common/ids.h"
 #include "containerd/task/v2/shim.pb.h"
 #include "paths.h"
 #include "sandbox_share.h"
 #include "sandbox_state.h"
+#include "state_dir.h"
 #include "shim/event_publisher.h"
 #include "shim/pod_spec.h"
 #include "shim/rootfs_mount.h"
@@ -58,14 +60,6 @@ void RemoveSocketDirIfEmpty(const fs::path& socket) {
   if (socket.parent_path() != host::kShortSocketRoot) fs::remove(socket.parent_path(), ignored);
 }
 
-// Detaches every mount at or below `dir` (what a killed shim left of a
-// sandbox's share); true when none is left, so `dir` may be removed
-// recursively without reaching into a container's rootfs.
-bool UnmountUnder(const fs::path& dir) {
-  host::DetachMountsUnder(dir);
-  return host::MountPointsUnder(dir).empty();
-}
-
 // The daemon's log: the bundle's `log` FIFO (containerd copies it into its
 // own log), logfmt lines like containerd's own.
 void SetUpLogging(const shim::ShimArgs& args) {
@@ -85,7 +79,7 @@ void SetUpLogging(const shim::ShimArgs& args) {
 }
 
 int Start(const shim::ShimArgs& args) {
-  if (!host::IsValidId(args.id)) throw std::invalid_argument(fmt::format("-id \"{}\" is not valid", args.id));
+  if (!IsValidId(args.id)) throw std::invalid_argument(fmt::format("-id \"{}\" is not valid", args.id));
   const fs::path bundle = args.bundle.empty() ? fs::current_path() : fs::path(args.bundle);
   // An app container of a pod goes to the pod's shim (started for its sandbox
   // id), so one shim and one sandbox (UVM or host agent) serve the whole pod.
@@ -116,7 +110,7 @@ int Start(const shim::ShimArgs& args) {
     fs::remove(socket);
   }
   // Another shim may remove the (empty) socket directory as it exits: retry.
-  host::UniqueFd listener;
+  UniqueFd listener;
   for (int attempt = 0;; ++attempt) {
     try {
       fs::create_directories(fs::path(socket).parent_path());
@@ -192,31 +186,27 @@ int Delete(const shim::ShimArgs& args) {
   auto state = host::ReadState(state_dir);
   const std::string sandbox_id = state && !state->sandbox_id.empty() ? state->sandbox_id : args.id;
   const fs::path sandbox_dir = host::StateDir(args.ns, sandbox_id);
-  std::error_code ignored;
-  bool keep_state = false;
   if (sandbox_id != args.id) {
     // An app container of a pod: its own processes and share entry only; the
     // pod's shim and sandbox stay (they end with the sandbox task).
     host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, sandbox_id) + "/" + args.id);
-    if (UnmountUnder(sandbox_dir / "share" / args.id)) fs::remove_all(sandbox_dir / "share" / args.id, ignored);
+    host::RemoveStateDir(sandbox_dir / "share" / args.id);
   } else {
     if (state && IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
     if (state && IsOurs(state->host_pid, state_dir.string())) KillAndReap(state->host_pid);
     // In process isolation the container's processes are host processes in the
     // sandbox's own cgroups (absent for hyperv sandboxes).
     host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, args.id));
-    if (!UnmountUnder(state_dir)) {
-      std::fprintf(stderr, "containerd-shim-uvm-v1: %s: mounts remain, not removed\n", state_dir.c_str());
-      keep_state = true;
-    }
+    if (auto kept = host::RemoveStateDir(state_dir); !kept.empty())
+      std::fprintf(stderr, "containerd-shim-uvm-v1: %s\n", kept.c_str());
     const fs::path socket_dir = host::SocketDirFor(state_dir);
-    if (socket_dir != state_dir) fs::remove_all(socket_dir, ignored);
+    if (socket_dir != state_dir) host::RemoveStateDir(socket_dir);
+    std::error_code ignored;
     fs::remove(SocketPathFor(args.ns, args.id), ignored);
     RemoveSocketDirIfEmpty(SocketPathFor(args.ns, args.id));
   }
   shim::UnmountAll(bundle / "rootfs");
-  if (!keep_state) fs::remove_all(state_dir, ignored);
-  fs::remove(state_dir.parent_path(), ignored);  // only once empty
+  host::RemoveStateDir(state_dir, host::EmptyParent::kRemove);  // a pod member's; the sandbox's is gone
 
   containerd::task::v2::DeleteResponse response;
   response.set_exit_status(128 + SIGKILL);
@@ -266,7 +256,7 @@ int Serve(const shim::ShimArgs& args) {
     {
       shim::TaskService tasks({args.ns, "unix://" + socket, request_exit}, events);
       tasks.RegisterWith(server);
-      server.Serve(host::UniqueFd(kListenerFd));
+      server.Serve(UniqueFd(kListenerFd));
       spdlog::info("serving on {} (pid {})", socket, ::getpid());
       std::unique_lock lock(mutex);
       exit_requested.wait(lock, [&] { return exiting; });

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/ids.h"
 #include "paths.h"
 
 namespace uvmshim::shim {
@@ -38,7 +39,7 @@ PodRole PodRoleOf(const std::string& container_id, const std::map<std::string, s
     return {PodRole::Kind::kSandbox, container_id};
   }
   if (type->second == "container") {
-    if (sandbox == annotations.end() || !host::IsValidId(sandbox->second))
+    if (sandbox == annotations.end() || !IsValidId(sandbox->second))
       throw std::invalid_argument(fmt::format("annotation {}: a pod's container needs a valid {}",
                                               kContainerTypeAnnotation, kSandboxIdAnnotation));
     if (sandbox->second == container_id)

@@ -18,40 +18,6 @@
 namespace uvmshim::shim {
 namespace fs = std::filesystem;
 
-OwnedDir::OwnedDir(fs::path path, bool remove_empty_parent)
-    : path_(std::move(path)), remove_empty_parent_(remove_empty_parent) {
-  fs::create_directories(path_);
-  if (::chmod(path_.c_str(), 0700) != 0) {
-    const int error = errno;
-    Remove();
-    throw std::runtime_error(fmt::format("chmod 0700 {}: {}", path_.string(), std::strerror(error)));
-  }
-}
-
-OwnedDir& OwnedDir::operator=(OwnedDir&& other) noexcept {
-  if (this != &other) {
-    Remove();
-    path_ = std::exchange(other.path_, {});
-    remove_empty_parent_ = other.remove_empty_parent_;
-  }
-  return *this;
-}
-
-void OwnedDir::Remove() {
-  if (path_.empty()) return;
-  // Never recurse into a mount (a container rootfs bound into the share).
-  if (auto mounts = host::MountPointsUnder(path_); !mounts.empty()) {
-    spdlog::error("{}: not removed, {} mount(s) remain below it (first: {})", path_.string(), mounts.size(),
-                  mounts.back());
-    path_.clear();
-    return;
-  }
-  std::error_code ignored;
-  fs::remove_all(path_, ignored);
-  if (remove_empty_parent_) fs::remove(path_.parent_path(), ignored);  // the namespace dir, once empty
-  path_.clear();
-}
-
 std::shared_ptr<Sandbox> Sandbox::Start(Params params) {
   return std::shared_ptr<Sandbox>(new Sandbox(std::move(params)));
 }
@@ -61,10 +27,10 @@ std::shared_ptr<Sandbox> Sandbox::Start(Params params) {
 Sandbox::Sandbox(Params params)
     : params_(std::move(params)),
       state_dir_(params_.state_dir.empty() ? host::StateDir(params_.ns, params_.id) : params_.state_dir,
-                 /*remove_empty_parent=*/params_.state_dir.empty()) {
+                 params_.state_dir.empty() ? host::EmptyParent::kRemove : host::EmptyParent::kKeep) {
   const fs::path sockets = host::SocketDirFor(state_dir_.path());
   // Other shims create their socket dirs next to ours: the parent stays.
-  if (sockets != state_dir_.path()) socket_dir_ = OwnedDir(sockets, /*remove_empty_parent=*/false);
+  if (sockets != state_dir_.path()) socket_dir_ = host::OwnedDir(sockets, host::EmptyParent::kKeep);
   spdlog::info("sandbox {}: starting ({} isolation, {} MiB, {} cpus)", params_.id,
                host::ToString(params_.config.isolation), params_.config.memory_mb, params_.config.cpus);
   host_ = host::StartAgentHost({params_.id, params_.config, state_dir_.path(), sockets,

@@ -15,27 +15,9 @@
 #include "agent_client.h"
 #include "agent_host.h"
 #include "sandbox_config.h"
+#include "state_dir.h"
 
 namespace uvmshim::shim {
-
-// A directory this object created and removes (recursively) when destroyed.
-class OwnedDir {
- public:
-  OwnedDir() = default;
-  // Created 0700; throws std::runtime_error. `remove_empty_parent`: Remove()
-  // also removes the parent once empty (a namespace dir of the state root).
-  explicit OwnedDir(std::filesystem::path path, bool remove_empty_parent = true);
-  ~OwnedDir() { Remove(); }
-  OwnedDir(OwnedDir&& other) noexcept
-      : path_(std::exchange(other.path_, {})), remove_empty_parent_(other.remove_empty_parent_) {}
-  OwnedDir& operator=(OwnedDir&& other) noexcept;
-  const std::filesystem::path& path() const { return path_; }
-  void Remove();  // idempotent
-
- private:
-  std::filesystem::path path_;
-  bool remove_empty_parent_ = true;
-};
 
 class Sandbox {
  public:
@@ -85,8 +67,8 @@ class Sandbox {
   explicit Sandbox(Params params);
 
   const Params params_;
-  OwnedDir state_dir_;
-  OwnedDir socket_dir_;  // empty when the sockets fit in state_dir_
+  host::OwnedDir state_dir_;
+  host::OwnedDir socket_dir_;  // empty when the sockets fit in state_dir_
   std::unique_ptr<host::AgentHost> host_;
   std::shared_ptr<host::AgentClient> agent_;
   std::string debug_target_;

@@ -18,7 +18,6 @@
 namespace uvmshim::shim {
 namespace {
 
-using host::UniqueFd;
 
 [[noreturn]] void Fail(const std::string& what, const std::string& path) {
   throw std::runtime_error(fmt::format("{} {}: {}", what, path, std::strerror(errno)));

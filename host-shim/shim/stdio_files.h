@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::shim {
 
@@ -34,9 +34,9 @@ class StdioFiles {
  private:
   void StartLoggingBinary(const std::string& uri, const std::string& container_id,
                           const std::string& ns);
-  host::UniqueFd stdin_;
-  host::UniqueFd stdout_;
-  host::UniqueFd stderr_;
+  UniqueFd stdin_;
+  UniqueFd stdout_;
+  UniqueFd stderr_;
   pid_t logger_pid_ = -1;
   bool stdout_holds_read_end_ = false;  // opened O_RDWR: no client reader yet
   bool stderr_holds_read_end_ = false;

@@ -60,12 +60,11 @@ Task::~Task() {
   }
   if (prepared) sandbox->ReleaseContainer(id);
   rootfs.Unmount();
-  std::error_code ignored;
   if (owns_sandbox()) {
     sandbox->Stop();  // ends the UVM / host agent and removes the sandbox's dirs
   } else {
-    fs::remove_all(state_dir(), ignored);
-    fs::remove(state_dir().parent_path(), ignored);  // the namespace dir, once empty
+    if (auto kept = host::RemoveStateDir(state_dir(), host::EmptyParent::kRemove); !kept.empty())
+      spdlog::error("task {}: {}", id, kept);
   }
   spdlog::info("task {}: torn down", id);
 }

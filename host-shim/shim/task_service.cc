@@ -8,6 +8,7 @@
 
 #include <chrono>
 
+#include "common/ids.h"
 #include "containerd/events/task.pb.h"
 #include "container_mounts.h"
 #include "paths.h"
@@ -177,7 +178,7 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
 Status TaskService::Create(const taskpb::CreateTaskRequest& request,
                            taskpb::CreateTaskResponse& response) {
   const std::string& id = request.id();
-  if (!host::IsValidId(id))
+  if (!IsValidId(id))
     return Status(Code::kInvalidArgument, fmt::format("task id \"{}\" is not valid", id));
   {
     std::lock_guard lock(mutex_);
@@ -353,7 +354,7 @@ Status TaskService::Exec(const taskpb::ExecProcessRequest& request) {
   Status status;
   Task* task = FindTask(request.id(), status);
   if (!task) return status;
-  if (!host::IsValidId(request.exec_id()))
+  if (!IsValidId(request.exec_id()))
     return Status(Code::kInvalidArgument, fmt::format("exec id \"{}\" is not valid", request.exec_id()));
   if (task->processes.contains(request.exec_id()))
     return Status(Code::kAlreadyExists,

@@ -7,11 +7,9 @@
 #include <string>
 #include <string_view>
 
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::ttrpc {
-
-using host::UniqueFd;
 
 // "unix:///run/x.sock" -> "/run/x.sock"; a plain path passes through.
 // "@name" (or "unix://@name") denotes an abstract socket.

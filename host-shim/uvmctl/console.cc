@@ -14,7 +14,7 @@
 #include "agent_client.h"
 #include "signal_forwarder.h"
 #include "terminal.h"
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::uvmctl {
 
@@ -60,7 +60,7 @@ int Console(const host::SandboxState& sandbox, const std::vector<std::string>& c
   if (!send(first)) throw std::runtime_error("console: the agent closed the stream");
 
   host::RawTerminal raw(STDIN_FILENO);
-  host::UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
+  UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
   std::thread input([&] {
     std::string buffer(4096, '\0');
     for (;;) {

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/ids.h"
 #include "agent_client.h"
 #include "containerd/runtimeoptions/v1/options.pb.h"
 #include "oci_spec.h"

@@ -13,7 +13,6 @@
 
 namespace uvmshim::uvmctl {
 namespace fs = std::filesystem;
-using host::UniqueFd;
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "shim/task_client.h"
-#include "unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::uvmctl {
 
@@ -34,9 +34,9 @@ class FifoStdio {
 
  private:
   std::string stdin_path_, stdout_path_, stderr_path_;
-  host::UniqueFd stdout_read_, stderr_read_;
-  host::UniqueFd stdin_write_;
-  host::UniqueFd stop_;
+  UniqueFd stdout_read_, stderr_read_;
+  UniqueFd stdin_write_;
+  UniqueFd stop_;
   std::vector<std::thread> outputs_;
   std::thread input_;
 };

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 #include "tests/agent/integration_fixture.h"
 
 namespace uvmshim::agent::testing {

@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "guest-agent/unique_fd.h"
+#include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 namespace {

@@ -86,7 +86,7 @@ TEST(UvmRuncControl, CarriesMessagesAndDescriptorsThroughALongPath) {
   std::filesystem::create_directories(dir);
   auto listener = ListenControl(dir);
   auto client = ConnectControl(dir);
-  host::UniqueFd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  UniqueFd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_TRUE(server);
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);

@@ -12,7 +12,6 @@
 #include <thread>
 #include <unistd.h>
 
-#include "common/ids.h"
 #include "paths.h"
 #include "sandbox_config.h"
 #include "shim/pod_spec.h"
@@ -196,11 +195,4 @@ TEST(SocketPaths, LongRootsGetShortSocketDirs) {
   EXPECT_LE(shim.native().size(), 107u);
   EXPECT_NE(ShimSocketPath("default", std::string(64, 'b')), shim);
   ::unsetenv("UVMSHIM_ROOT");
-}
-
-TEST(Ids, OneRuleEverywhere) {
-  EXPECT_TRUE(uvmshim::IsValidId(std::string(64, 'f')));
-  EXPECT_TRUE(IsValidId(std::string(76, 'a')));
-  EXPECT_FALSE(uvmshim::IsValidId(std::string(77, 'a')));
-  EXPECT_NE(uvmshim::IdError("task id", "a b").find("task id \"a b\" is invalid"), std::string::npos);
 }

@@ -17,6 +17,7 @@
 #include "container_mounts.h"
 #include "oci_spec.h"
 #include "sandbox_share.h"
+#include "state_dir.h"
 
 namespace uvmshim::host {
 namespace {
@@ -157,9 +158,27 @@ TEST_F(SandboxShareTest, RemoveStateDirDetachesBeforeRemoving) {
   auto share = std::make_unique<SandboxShare>(dir_ / "state/share");
   share->Prepare("c1", dir_ / "rootfs", Spec(json::array({Bind(dir_ / "vol", "/data")})));
   share.release();  // as a killed shim: mounts stay
-  RemoveStateDir(dir_ / "state");
+  EXPECT_EQ(RemoveStateDir(dir_ / "state"), "");
   EXPECT_FALSE(fs::exists(dir_ / "state"));
   EXPECT_TRUE(fs::exists(dir_ / "vol/in.txt")) << "the host volume was deleted through the share";
+}
+
+TEST_F(SandboxShareTest, OwnedDirIsPrivateAndGoesWithItsParentOnceEmpty) {
+  {
+    OwnedDir first(dir_ / "ns" / "a");
+    OwnedDir second(dir_ / "ns" / "b", EmptyParent::kRemove);
+    EXPECT_EQ(fs::status(first.path()).permissions() & fs::perms::all, fs::perms::owner_all);
+    std::ofstream(first.path() / "state.json") << "{}";
+    first.Remove();
+    EXPECT_FALSE(fs::exists(dir_ / "ns" / "a"));
+    EXPECT_TRUE(fs::exists(dir_ / "ns")) << "removed while another sandbox's dir was in it";
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "ns"));
+  {
+    OwnedDir sockets(dir_ / "sockets" / "x", EmptyParent::kKeep);
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "sockets"));
+  EXPECT_FALSE(fs::exists(dir_ / "sockets" / "x"));
 }
 
 TEST(ParseVolume, AcceptsHostDestAndMode) {

@@ -67,6 +67,15 @@ TEST_F(QemuValidation, AcceptsAGoodConfigAndBuildsTheCommandLine) {
   EXPECT_EQ(vm.exit_info().reason, ExitReason::kRunning);
 }
 
+// The one id rule (common/ids.h): what the shim accepts, the VM accepts too.
+TEST_F(QemuValidation, AcceptsTheLongestValidId) {
+  config_.id = std::string(76, 'v');
+  QemuVm vm(config_);
+  EXPECT_NO_THROW(vm.Create());
+  config_.id = std::string(77, 'v');
+  ExpectCreateError("longer than 76 characters");
+}
+
 TEST_F(QemuValidation, FactoryMakesAQemuVm) {
   auto vm = MakeUtilityVm(config_);
   EXPECT_NE(dynamic_cast<QemuVm*>(vm.get()), nullptr);

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <system_error>
+
+#include "common/file_tail.h"
+#include "common/private_dir.h"
 
 namespace uvmshim::uvm::hcs {
 namespace {
@@ -19,19 +21,6 @@ std::string Lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return text;
-}
-
-// Local: ToString(ExitReason) lives with the Linux backends, which the
-// Windows build does not compile.
-const char* ReasonName(ExitReason reason) {
-  switch (reason) {
-    case ExitReason::kRunning: return "running";
-    case ExitReason::kShutdown: return "shutdown";
-    case ExitReason::kTerminated: return "terminated";
-    case ExitReason::kCrashed: return "crashed";
-    case ExitReason::kBootFailed: return "boot-failed";
-  }
-  return "unknown";
 }
 
 const char* StateName(int state) {
@@ -164,11 +153,10 @@ void HcsVm::Create() {
     }
   }
   if (!config_.state_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(config_.state_dir, ec);
-    if (ec) {
-      throw VmError("UVM " + id + ": cannot create state dir " + config_.state_dir.string() +
-                    ": " + ec.message());
+    try {
+      CreatePrivateDir(config_.state_dir);
+    } catch (const Error& e) {
+      throw VmError("UVM " + id + ": cannot create state dir: " + e.what());
     }
   }
 
@@ -308,7 +296,7 @@ void HcsVm::WaitAgentReady() {
       std::lock_guard lock(mutex_);
       if (state_ == State::kExited) {
         throw VmError("UVM " + config_.id + " exited before its agent was ready (" +
-                      ReasonName(exit_.reason) + ": " + exit_.detail + ")" + ConsoleTail());
+                      ToString(exit_.reason) + ": " + exit_.detail + ")" + ConsoleTail());
       }
     }
     const auto now = Clock::now();
@@ -459,7 +447,7 @@ void HcsVm::RecordExit(ExitReason reason, std::string detail) {
   exit_.reason = reason;
   exit_.detail = std::move(detail);
   exited_cv_.notify_all();
-  spdlog::info("UVM {}: exited ({}: {})", config_.id, ReasonName(reason), exit_.detail);
+  spdlog::info("UVM {}: exited ({}: {})", config_.id, ToString(reason), exit_.detail);
 }
 
 void HcsVm::OnSystemExited(std::string_view event_data) {
@@ -493,14 +481,7 @@ void HcsVm::OnServiceDisconnect() {
 std::string HcsVm::ConsoleTail() const {
   const auto log = console_log();
   if (log.empty()) return "";
-  std::ifstream in(log, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  const std::streamoff from = std::max<std::streamoff>(0, size - static_cast<std::streamoff>(kConsoleTailBytes));
-  in.seekg(from);
-  std::string tail(static_cast<std::size_t>(size - from), '\0');
-  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  const std::string tail = ReadFileTail(log, {.max_bytes = kConsoleTailBytes});
   if (tail.empty()) return "";
   return "\n--- console tail (" + log.string() + ") ---\n" + tail;
 }

@@ -1,13 +1,14 @@
-#include "guest-agent/ids.h"
+#include "common/ids.h"
 
 #include <gtest/gtest.h>
 
-namespace uvmshim::agent {
+namespace uvmshim {
 namespace {
 
 TEST(Ids, AcceptsContainerdStyleIds) {
   for (const char* id : {"a", "c1", "my-container", "a.b_c-d", "ABC123", "0"}) EXPECT_TRUE(IsValidId(id)) << id;
-  EXPECT_TRUE(IsValidId(std::string(76, 'x')));
+  EXPECT_TRUE(IsValidId(std::string(64, 'f')));  // CRI's ids
+  EXPECT_TRUE(IsValidId(std::string(76, 'x')));  // every part, the VM manager included
 }
 
 TEST(Ids, RejectsPathsSeparatorsAndLength) {
@@ -24,4 +25,4 @@ TEST(Ids, ErrorNamesTheProblem) {
 }
 
 }  // namespace
-}  // namespace uvmshim::agent
+}  // namespace uvmshim

@@ -1,24 +1,26 @@
-// RAII owner of a file descriptor.
+// RAII owner of a POSIX file descriptor: the one such class of every part.
+// In namespace uvmshim so that each part's namespace (agent, host, ttrpc,
+// uvm...) finds it unqualified.
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace uvmshim::agent {
+namespace uvmshim {
 
 class UniqueFd {
  public:
   UniqueFd() = default;
   explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
   UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
   UniqueFd& operator=(UniqueFd&& other) noexcept {
     if (this != &other) reset(other.release());
     return *this;
   }
   ~UniqueFd() { reset(); }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
 
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
@@ -33,4 +35,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace uvmshim::agent
+}  // namespace uvmshim
