@@ -25,14 +25,18 @@ std::shared_ptr<Sandbox> Sandbox::Start(Params params) {
 // Members unwind in reverse order when a step throws: the host ends before
 // its directories go.
 Sandbox::Sandbox(Params params)
-    : params_(std::move(params)), state_dir_(host::StateDir(params_.ns, params_.id)) {
+    : params_(std::move(params)),
+      state_dir_(params_.state_dir.empty() ? host::StateDir(params_.ns, params_.id) : params_.state_dir,
+                 params_.state_dir.empty() ? host::EmptyParent::kRemove : host::EmptyParent::kKeep) {
   const fs::path sockets = host::SocketDirFor(state_dir_.path());
   // Other shims create their socket dirs next to ours: the parent stays.
   if (sockets != state_dir_.path()) socket_dir_ = host::OwnedDir(sockets, host::EmptyParent::kKeep);
   spdlog::info("sandbox {}: starting ({} isolation, {} MiB, {} cpus)", params_.id,
                host::ToString(params_.config.isolation), params_.config.memory_mb, params_.config.cpus);
   host::SandboxSpec spec{params_.id, params_.config, state_dir_.path(), sockets,
-                         host::SandboxCgroupParent(params_.ns, params_.id), {}};
+                         params_.cgroup_parent.empty() ? host::SandboxCgroupParent(params_.ns, params_.id)
+                                                       : params_.cgroup_parent,
+                         {}};
   if (params_.network_namespace && params_.config.isolation == host::Isolation::kHyperv) {
     network_ = host::netns::PodNetworkAttachment::Attach(params_.network_namespace->path,
                                                          params_.network_namespace->field);

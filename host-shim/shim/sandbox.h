@@ -30,6 +30,10 @@ class Sandbox {
     // hyperv: the host network namespace (CNI's) whose interfaces the VM
     // carries (netns/pod_network_attachment.h); none = loopback only.
     std::optional<PodNetnsRef> network_namespace;
+    // uvm-runc keeps a sandbox below its --root: the state dir (empty =
+    // host::StateDir(ns, id)) and the host cgroup parent (empty = host::SandboxCgroupParent).
+    std::filesystem::path state_dir = {};
+    std::string cgroup_parent = {};
   };
   // Boots the agent host and returns once the agent answers; throws
   // std::runtime_error (std::invalid_argument for bad config), leaving nothing behind.
