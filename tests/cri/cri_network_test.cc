@@ -134,9 +134,10 @@ TEST_P(CriNetworkTest, PodToPodByIp) {
   auto fetch = [&](const std::string& from, const std::string& ip) {
     std::string body;
     e2e::WaitFor([&] {
-      auto r = Sh(from, "wget -q -T 5 -O - http://" + ip + ":8080/index.html");
+      // nc, not wget: the test image's static busybox wget crashes (glibc NSS), as on the host.
+      auto r = Sh(from, "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 " + ip + " 8080 | tail -n 1");
       body = Trim(r.stdout());
-      return r.exit_code() == 0;
+      return r.exit_code() == 0 && !body.empty();
     }, 120s);
     return body;
   };
