@@ -48,6 +48,9 @@ std::unique_ptr<PodNetworkAttachment> PodNetworkAttachment::Attach(const std::st
         const auto& pod_link = contents.links[i];
         Link link{pod_link.index, pod_link.name, pod_link.mac, pod_link.mtu, -1, false};
         const std::string tap = fmt::format("tap{}_uvm", i);
+        // Our tap is there already: another sandbox holds this namespace.
+        if (::if_nametoindex(tap.c_str()) > 0)
+          throw std::invalid_argument(fmt::format("{} exists: the namespace is already attached to a utility VM", tap));
         link.tap_fd = CreateTap(self->socket_, tap, link.mtu);
         self->links_.push_back(link);  // the destructor closes the tap from here on
         const int tap_index = static_cast<int>(::if_nametoindex(tap.c_str()));

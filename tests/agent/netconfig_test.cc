@@ -96,7 +96,7 @@ class NetconfigTest : public ::testing::Test {
     vm_ = "uvmshim-vmroot-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     int status = 0;
     auto out = Shell("set -e; ip netns add " + vm_ + "; ip -n " + vm_ +
-                         " link add nic0 address 02:00:0a:4e:00:02 type dummy",
+                         " link add nic0 address 02:00:0a:4e:00:02 type veth peer name vpeer0",
                      &status);
     ASSERT_EQ(status, 0) << out;
     // The pod: a process in a new network namespace (the sandbox container's init).
