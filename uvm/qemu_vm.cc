@@ -239,6 +239,11 @@ void QemuVm::Start() {
         std::lock_guard guard(mu_);
         qmp_ = std::move(qmp);
         timeline_.process_started = SinceStart();
+        // QEMU made every chardev socket before its monitor answered. Its
+        // umask leaves them 0755 (0700 with ours): make them 0600 as the
+        // shim's own, root's only even if the 0700 directory were opened up.
+        for (const auto& entry : fs::directory_iterator(dir, ec))
+          if (entry.is_socket(ec)) fs::permissions(entry.path(), fs::perms::owner_read | fs::perms::owner_write, ec);
         break;
       } catch (const VmError& error) {
         last_error = error.what();

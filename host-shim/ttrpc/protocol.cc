@@ -72,6 +72,13 @@ Status OversizedStatus(std::uint64_t length, std::uint32_t max) {
 
 ServerFrameAction ClassifyServerFrame(const DecodedFrame& decoded) {
   if (const auto* oversized = std::get_if<OversizedFrame>(&decoded)) {
+    // An oversized request is answered and skipped; a header that is not a
+    // request at all (HTTP, TLS, random bytes read as a length) ends the
+    // connection rather than making us skip gigabytes of garbage.
+    if (oversized->header.type != static_cast<std::uint8_t>(FrameType::kRequest))
+      return ServerProtocolError{"garbage: frame type " + std::to_string(oversized->header.type) +
+                                     " announcing " + std::to_string(oversized->header.length) + " bytes",
+                                 std::nullopt};
     return ServerReply{oversized->header.stream_id, OversizedStatus(oversized->header.length)};
   }
   const auto& frame = std::get<Frame>(decoded);

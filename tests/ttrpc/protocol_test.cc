@@ -95,6 +95,13 @@ TEST(ClassifyServerFrame, OversizedGetsResourceExhausted) {
   EXPECT_TRUE(std::get<ServerReply>(action).status.Is(Code::kResourceExhausted));
 }
 
+TEST(ClassifyServerFrame, GarbageHeaderClosesConnectionInsteadOfSkipping) {
+  // "GET / HTTP/1.1" read as a header: a huge length and type 'T'.
+  auto action = ClassifyServerFrame(OversizedFrame{{0x47455420, 0x2f204854, 'T', 0x54}});
+  ASSERT_TRUE(std::holds_alternative<ServerProtocolError>(action));
+  EXPECT_FALSE(std::get<ServerProtocolError>(action).last_reply.has_value());
+}
+
 TEST(ClassifyServerFrame, WrongTypeClosesConnection) {
   auto action = ClassifyServerFrame(Frame{{0, 1, 2, 0}, ""});
   ASSERT_TRUE(std::holds_alternative<ServerProtocolError>(action));
