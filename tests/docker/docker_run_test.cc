@@ -167,7 +167,9 @@ TEST_P(DockerRun, NothingLeftAfterTheMonitorIsKilled) {
   ASSERT_TRUE(WaitFor([&] { return Inspect(id, "{{.State.Status}}") == "running"; }, rc().op_timeout()));
   const pid_t monitor = std::stoi(Inspect(id, "{{.State.Pid}}"));
   ASSERT_GT(monitor, 0);
-  if (rc().is_uvm()) EXPECT_EQ(ProcessExeName(monitor).value_or(""), "uvm-runc");
+  if (rc().is_uvm()) {
+    EXPECT_EQ(ProcessExeName(monitor).value_or(""), "uvm-runc");
+  }
   ASSERT_EQ(::kill(monitor, SIGKILL), 0);
   EXPECT_EQ(Wait(id), 137);
   auto rm = docker().Docker({"rm", id}, CommandOptions().WithTimeout(rc().op_timeout()));
