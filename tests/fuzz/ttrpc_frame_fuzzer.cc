@@ -42,8 +42,11 @@ void Inspect(const DecodedFrame& decoded, std::uint32_t max) {
   } else {
     const auto& over = std::get<OversizedFrame>(decoded);
     Check(over.header.length > max);
+    // An oversized request is answered; anything else that large is garbage
+    // and ends the connection.
     auto action = ClassifyServerFrame(decoded);
-    Check(std::holds_alternative<ServerReply>(action));
+    const bool request = over.header.type == static_cast<std::uint8_t>(FrameType::kRequest);
+    Check(request ? std::holds_alternative<ServerReply>(action) : std::holds_alternative<ServerProtocolError>(action));
   }
 }
 
