@@ -5,20 +5,13 @@
 
 #include <fmt/format.h>
 
+#include "shim/agent_status.h"
 #include "containerd/events/task.pb.h"
 #include "shim/task_service.h"
 
 namespace uvmshim::shim {
 using ttrpc::Code;
 namespace agentpb = ::uvmshim::agent::v1;
-
-namespace {
-
-Status FromAgentError(const host::AgentError& e) {
-  return Status(static_cast<Code>(e.code()), e.what());
-}
-
-}  // namespace
 
 Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResponse& response) {
   std::unique_lock lock(mutex_);
