@@ -12,16 +12,42 @@ namespace {
   throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, message);
 }
 
-// Everything that can be refused in the mounts before the container's mount
-// namespace exists: their options.
-void CheckMounts(const OciSpec& spec) {
-  for (size_t i = 0; i < spec.mounts.size(); ++i) {
-    try {
-      ParseMountOptions(spec.mounts[i].options);
-    } catch (const std::exception& e) {
-      Invalid("spec: mounts[" + std::to_string(i) + "].options: " + e.what());
-    }
+// Options of runc and crun that the agent does not implement. Passed on they
+// would be silently dropped (bind mounts ignore data) or fail late inside the
+// container's mount namespace with a bare EINVAL; refused here by name.
+constexpr const char* kUnsupportedOptions[] = {
+    "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
+    "rnoatime", "ratime", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime",
+    "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow",
+    "nosymfollow", "symfollow", "idmap", "ridmap", "tmpcopyup", "copy-symlink", "remount",
+};
+
+std::string MountError(const OciMount& mount) {
+  for (const auto& option : mount.options)
+    for (const char* unsupported : kUnsupportedOptions)
+      if (option == unsupported) return "options: \"" + option + "\" is not supported";
+  MountOptions parsed = ParseMountOptions(mount.options);
+  bool bind = parsed.bind || mount.type == "bind";
+  if (bind) {
+    // The agent bind-mounts the source as it sees it; runc would resolve a
+    // relative one against the bundle, which the agent does not know.
+    if (mount.source.empty()) return "source: a bind mount needs a source";
+    if (mount.source.front() != '/') return "source: \"" + mount.source + "\" must be an absolute path for a bind mount";
+    // A bind mount takes flags and propagation only: data would be dropped.
+    if (!parsed.data.empty()) return "options: \"" + parsed.data + "\" cannot apply to a bind mount";
+  } else if (mount.type.empty()) {
+    return "type: empty (set a filesystem type, or \"bind\" with a source)";
   }
+  return "";
+}
+
+// Everything that can be refused in the mounts before the container's mount
+// namespace exists: options the agent cannot honour, bind mounts without an
+// absolute source, mounts without a type.
+void CheckMounts(const OciSpec& spec) {
+  for (size_t i = 0; i < spec.mounts.size(); ++i)
+    if (auto error = MountError(spec.mounts[i]); !error.empty())
+      Invalid("spec: mounts[" + std::to_string(i) + "]." + error + " (destination " + spec.mounts[i].destination + ")");
 }
 
 }  // namespace
