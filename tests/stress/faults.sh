@@ -7,7 +7,9 @@
 #
 #   faults.sh [--build DIR] [--only NAME...]
 # Faults: qemu_kill9 virtiofsd_kill9 host_agent_kill9 shim_kill9 guest_panic
-#         guest_oom qemu_sigstop corrupt_state_json
+#         guest_oom qemu_sigstop corrupt_state_json containerd_restart_in_create
+#         state_disk_full_process state_disk_full_hyperv
+# (kill -9 at each step of create/start/exec/delete: tests/e2e/fault_step_test.cc)
 set -uo pipefail
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../e2e/containerd-env.sh"
@@ -20,6 +22,8 @@ while (($#)); do
     *) echo "faults: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+known=" qemu_kill9 virtiofsd_kill9 host_agent_kill9 shim_kill9 guest_panic guest_oom qemu_sigstop corrupt_state_json containerd_restart_in_create state_disk_full_process state_disk_full_hyperv "
+for n in "${only[@]}"; do [[ $known == *" $n "* ]] || { echo "faults: unknown fault $n (known:$known)" >&2; exit 2; }; done
 build=$(cd -- "$build" && pwd) || exit 2
 images=${UVMSHIM_IMAGES:-$build/images}
 # Each fault gets a containerd of its own: what one fault leaves cannot be
@@ -105,6 +109,76 @@ inject_corrupt_state() {
   timeout 60 "${ctr[@]}" task kill -s SIGKILL "$1" >/dev/null 2>&1
 }
 
+# containerd killed and started again while a create is in the shim's hands:
+# the shim is SIGSTOPped as soon as its VM exists (a hyperv create waits for
+# the VM's agent, so the create cannot have finished: checked below) and only
+# resumed once the new containerd runs. The task must then be deletable and
+# nothing left.
+fault_containerd_restart_in_create() {
+  local name=containerd_restart_in_create id=f-restart result=exit_reported start shim="" qemu="" runner
+  wanted "$name" || return 0
+  env_up || { failures=$((failures + 1)); return; }
+  start=$SECONDS
+  timeout 300 "${ctr[@]}" run -d --runtime io.containerd.uvm.v1 --runtime-config-path "$CENV_DIR/hyperv.toml" \
+    "$CENV_IMAGE_REF" "$id" sleep 100000 >/dev/null 2>&1 &
+  runner=$!
+  shim_with_vm() {
+    shim=$(jq -r .shim_pid "$(state_of "$id")" 2>/dev/null) && [[ $shim =~ ^[0-9]+$ ]] || return 1
+    qemu=$(child_named "$shim" qemu-system) && [[ -n $qemu ]]
+  }
+  if ! wait_for 120 shim_with_vm; then
+    echo "FAULT $name no_vm_seen"; failures=$((failures + 1)); wait "$runner"; env_down; return
+  fi
+  kill -STOP "$shim"
+  if ! kill -0 "$runner" 2>/dev/null; then
+    echo "FAULT $name create_already_done (cannot stop inside the create)"; failures=$((failures + 1))
+    kill -CONT "$shim"; env_down; return
+  fi
+  start=$SECONDS
+  cenv_restart >/dev/null 2>&1 || { echo "FAULT $name restart_failed"; failures=$((failures + 1)); kill -CONT "$shim"; env_down; return; }
+  kill -CONT "$shim"
+  wait "$runner" 2>/dev/null  # the create's ctr lost its containerd: it returns (an error)
+  # The task is running (the shim finished the create), stopped, or gone; a kill
+  # and a forced delete must end it.
+  timeout 60 "${ctr[@]}" task kill -s SIGKILL "$id" >/dev/null 2>&1
+  wait_for 120 stopped_or_gone "$id" || { result=NO_EXIT; failures=$((failures + 1)); }
+  local took=$((SECONDS - start))
+  timeout 120 "${ctr[@]}" task delete -f "$id" >/dev/null 2>&1
+  timeout 60 "${ctr[@]}" container rm "$id" >/dev/null 2>&1
+  if wait_for 30 nothing_left 2>/dev/null; then :; else nothing_left; result+=",LEFTOVERS"; failures=$((failures + 1)); fi
+  echo "FAULT $name $result ${took}s"
+  env_down
+}
+
+# The shim's state directory's disk is full (a 256 KiB tmpfs filled up): the
+# create fails with an error naming the lack of space, leaves nothing, and the
+# next create after space came back works.
+fault_state_disk_full() {
+  local mode=$1 name=state_disk_full_$1 id=f-full-$1 result=clear_error out
+  wanted "$name" || return 0
+  env_up || { failures=$((failures + 1)); return; }
+  mkdir -p "$CENV_UVMSHIM_ROOT"
+  mount -t tmpfs -o size=256k,mode=0700 uvmshim-full "$CENV_UVMSHIM_ROOT" || { echo "FAULT $name no_tmpfs"; failures=$((failures + 1)); env_down; return; }
+  dd if=/dev/zero of="$CENV_UVMSHIM_ROOT/filler" bs=4k >/dev/null 2>&1
+  out=$(timeout 300 "${ctr[@]}" run -d --runtime io.containerd.uvm.v1 --runtime-config-path "$CENV_DIR/$mode.toml" \
+    "$CENV_IMAGE_REF" "$id" sleep 100000 2>&1)
+  if [[ $? -eq 0 ]]; then
+    result=CREATE_SUCCEEDED; failures=$((failures + 1))
+  elif ! grep -qi 'space' <<< "$out"; then
+    result=UNCLEAR_ERROR; failures=$((failures + 1)); echo "  error was: $out" >&2
+  fi
+  timeout 120 "${ctr[@]}" task delete -f "$id" >/dev/null 2>&1
+  timeout 60 "${ctr[@]}" container rm "$id" >/dev/null 2>&1
+  rm -f "$CENV_UVMSHIM_ROOT/filler"
+  if ! wait_for 20 nothing_left 2>/dev/null; then nothing_left; result+=",LEFTOVERS"; failures=$((failures + 1)); fi
+  # Space is back: the same create works (nothing half-made blocks it).
+  if timeout 300 "${ctr[@]}" run --rm --runtime io.containerd.uvm.v1 --runtime-config-path "$CENV_DIR/$mode.toml" \
+      "$CENV_IMAGE_REF" "$id" echo ok 2>&1 | grep -qx ok; then :; else result+=",NEXT_CREATE_FAILED"; failures=$((failures + 1)); fi
+  umount "$CENV_UVMSHIM_ROOT" 2>/dev/null
+  echo "FAULT $name $result"
+  env_down
+}
+
 run_fault qemu_kill9 hyperv "" inject_kill_host
 run_fault virtiofsd_kill9 hyperv "" inject_kill_virtiofsd
 run_fault host_agent_kill9 process "" inject_kill_host
@@ -113,5 +187,8 @@ run_fault guest_panic hyperv "--privileged" inject_panic
 run_fault guest_oom hyperv "" inject_oom
 run_fault qemu_sigstop hyperv "" inject_sigstop
 run_fault corrupt_state_json process "" inject_corrupt_state
+fault_containerd_restart_in_create
+fault_state_disk_full process
+fault_state_disk_full hyperv
 echo "faults failures=$failures"
 ((failures == 0))

@@ -17,6 +17,9 @@
 #   --concurrent N  execs started at once into the sandbox (default 100)
 #   --time-limit S  stop starting new work after S seconds (default 3600); the
 #                   summary says how many were done.
+# STRESS_MEMORY_DETAIL=FILE: every 100 execs, memory-breakdown.sh of the shim and
+# the host (heap, thread arenas, other anon, threads, fds) into FILE, and
+# malloc_info(3) of both after the last exec (FILE.shim.xml, FILE.host.xml).
 # The short CI form (tests/CMakeLists via ctest -L stress) runs small counts.
 set -uo pipefail
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -112,8 +115,19 @@ for ((i = 1; i <= execs; i++)); do
     lost=$((lost + (want > got ? want - got : 0)))
     fail "exec x$i: $got of $want bytes"
   fi
-  (( i % 100 == 0 )) && echo "$i $(sample)" >> "$work/samples"
+  if (( i % 100 == 0 )); then
+    echo "$i $(sample)" >> "$work/samples"
+    # Where the memory is (heap, thread arenas, other anon), for a slope that is not flat.
+    if [[ -n ${STRESS_MEMORY_DETAIL:-} ]]; then
+      echo "$i shim $("$here/memory-breakdown.sh" "$shim_pid")" >> "$STRESS_MEMORY_DETAIL"
+      echo "$i host $("$here/memory-breakdown.sh" "$host_pid")" >> "$STRESS_MEMORY_DETAIL"
+    fi
+  fi
 done
+if [[ -n ${STRESS_MEMORY_DETAIL:-} ]]; then
+  "$here/memory-breakdown.sh" "$shim_pid" --malloc-info "$STRESS_MEMORY_DETAIL.shim.xml" >> "$STRESS_MEMORY_DETAIL" 2>&1
+  "$here/memory-breakdown.sh" "$host_pid" --malloc-info "$STRESS_MEMORY_DETAIL.host.xml" >> "$STRESS_MEMORY_DETAIL" 2>&1
+fi
 report "check=exec_write_then_exit done=$done_n/$execs bytes_lost=$lost hangs=$hung failed=$failed"
 if (( $(wc -l < "$work/samples") > 3 )); then
   report "check=leak_slope execs=$done_n shim_rss_kib_per_1000=$(slope "$work/samples" 2)" \
