@@ -2,6 +2,7 @@
 // io.containerd.uvm.v1. `start` launches the daemon and prints its address,
 // `delete` cleans up after a task whose shim is gone, no action = the daemon.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
@@ -275,6 +276,11 @@ int Serve(const shim::ShimArgs& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Each exec runs 3-4 short-lived threads; glibc's default (8 arenas per core)
+  // lets every arena keep the free memory of its peak: after 1000 execs 16
+  // heaps held 9.6 MB, 0.8 MB of it in use (RSS +2-7 MiB/1000 execs). Two
+  // arenas: the same 0.8 MB in use, 2.3 MB held, RSS flat (README Reliability).
+  mallopt(M_ARENA_MAX, 2);
   shim::ShimArgs args;
   try {
     args = shim::ParseShimArgs({argv + 1, argv + argc});

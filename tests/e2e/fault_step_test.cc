@@ -75,7 +75,9 @@ class FaultAtStep : public CriPodTest {
                                  "-ex", "break uvmshim::shim::TaskService::" + MethodOf(fault_.step),
                                  "-ex", "continue", "-ex", "shell kill -STOP " + pid, "-ex", "detach"},
         env().files_dir() / ("gdb-" + fault_.step + ".log"));
-    bool armed = e2e::WaitFor([&] { return gdb->Output().find("Continuing.") != std::string::npos || gdb->Exited(); },
+    // Once gdb printed the breakpoint, the shim cannot run without it: gdb holds it stopped
+    // until `continue` inserts the breakpoint and resumes it (gdb's later output is buffered).
+    bool armed = e2e::WaitFor([&] { return gdb->Output().find("Breakpoint 1 at") != std::string::npos || gdb->Exited(); },
                               120s);
     EXPECT_TRUE(armed && !gdb->Exited()) << "gdb did not set the breakpoint: " << gdb->Output();
     return gdb;
@@ -92,7 +94,9 @@ class FaultAtStep : public CriPodTest {
     auto victim = VictimPid(shim);
     ASSERT_TRUE(victim.has_value()) << "no " << fault_.victim << " below shim " << shim;
     ASSERT_EQ(::kill(*victim, SIGKILL), 0);
-    if (*victim != shim) ASSERT_EQ(::kill(shim, SIGCONT), 0);
+    if (*victim != shim) {
+      ASSERT_EQ(::kill(shim, SIGCONT), 0);
+    }
     stopped_ = -1;
   }
 
@@ -165,7 +169,9 @@ void FaultAtStep::PodCase() {
   ASSERT_NO_FATAL_FAILURE(InjectAtBreakpoint(*shim, *gdb));
   std::string outcome = Finished(call);
   // The step either failed with a message or went through before the death was seen.
-  if (!outcome.empty()) EXPECT_GT(outcome.size(), std::string("error: ").size() + 10) << outcome;
+  if (!outcome.empty()) {
+    EXPECT_GT(outcome.size(), std::string("error: ").size() + 10) << outcome;
+  }
   // The sandbox's host died: containerd learns that the pod's sandbox exited...
   EXPECT_TRUE(e2e::WaitFor([&] { return cri().PodSandboxStatus(pod).status().state() == v1::SANDBOX_NOTREADY; },
                            Bound()))
@@ -176,6 +182,7 @@ void FaultAtStep::PodCase() {
       << "container " << container << " still reported running" << LogTail();
   StopAndRemoveAll();
   ExpectNothingLeft({});
+  if (HasFailure()) std::cerr << "containerd log (with the shim's lines):" << env().containerd().LogTail(80) << "\n";
 }
 
 TEST_P(FaultAtStep, ExitReportedOrClearErrorAndNothingLeft) { PodCase(); }
@@ -191,11 +198,12 @@ std::vector<std::string> AllFaults() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, FaultAtStep, ::testing::ValuesIn(AllFaults()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           StepFault f = ParseFault(info.param);
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                           StepFault f = ParseFault(param_info.param);
                            std::string name = f.handler + "_" + f.victim + "_kill9_at_" + f.step;
-                           for (char& c : name)
+                           for (char& c : name) {
                              if (c == '-') c = '_';
+                           }
                            return name;
                          });
 
