@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 
@@ -32,7 +34,15 @@ void WriteState(const fs::path& dir, const SandboxState& state) {
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << json(state).dump(2) << '\n';
-    if (!out) throw std::runtime_error(fmt::format("write {}: failed", tmp.string()));
+    // The bytes reach the file only at the flush: a full disk fails there
+    // (checking before it let a create succeed with an empty state.json).
+    out.close();
+    if (!out) {
+      const int error = errno;
+      std::error_code ignored;
+      fs::remove(tmp, ignored);
+      throw std::runtime_error(fmt::format("write {}: {}", tmp.string(), error ? std::strerror(error) : "failed"));
+    }
   }
   fs::rename(tmp, dir / "state.json");
 }

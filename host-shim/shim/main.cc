@@ -194,7 +194,12 @@ int Delete(const shim::ShimArgs& args) {
     host::RemoveStateDir(sandbox_dir / "share" / args.id);
   } else {
     if (state && IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
-    if (state && IsOurs(state->host_pid, state_dir.string())) KillAndReap(state->host_pid);
+    // The host agent's command line names its socket, in the state dir or,
+    // when that path is too long for a socket (CRI's 64-hex ids), in the
+    // private socket dir derived from it.
+    const std::string socket_marker = host::SocketDirFor(state_dir).string();
+    if (state && (IsOurs(state->host_pid, state_dir.string()) || IsOurs(state->host_pid, socket_marker)))
+      KillAndReap(state->host_pid);
     // In process isolation the container's processes are host processes in the
     // sandbox's own cgroups (absent for hyperv sandboxes).
     host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, args.id));

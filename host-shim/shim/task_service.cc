@@ -171,7 +171,9 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
                  std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch()).count(),
                  sandbox->id()};
-  task->SaveState();
+  // The first state must be on disk (a later `shim delete` cleans up from it):
+  // a full disk fails the create, naming it, instead of a warning.
+  host::WriteState(task->state_dir(), task->state);
   return task;
 }
 
