@@ -122,9 +122,15 @@ fault_containerd_restart_in_create() {
   timeout 300 "${ctr[@]}" run -d --runtime io.containerd.uvm.v1 --runtime-config-path "$CENV_DIR/hyperv.toml" \
     "$CENV_IMAGE_REF" "$id" sleep 100000 >/dev/null 2>&1 &
   runner=$!
-  shim_with_vm() {
-    shim=$(jq -r .shim_pid "$(state_of "$id")" 2>/dev/null) && [[ $shim =~ ^[0-9]+$ ]] || return 1
-    qemu=$(child_named "$shim" qemu-system) && [[ -n $qemu ]]
+  shim_with_vm() {  # state.json is written only at the end of the create: find the shim by its args
+    local p args
+    for p in $(_cenv_pids_referring_to "$CENV_DIR"); do
+      [[ $(basename "$(readlink "/proc/$p/exe" 2>/dev/null)") == containerd-shim-uvm-v1 ]] || continue
+      args=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)
+      [[ $args == *" -id $id "* && $args != *" start " ]] || continue
+      qemu=$(child_named "$p" qemu-system) && [[ -n $qemu ]] && { shim=$p; return 0; }
+    done
+    return 1
   }
   if ! wait_for 120 shim_with_vm; then
     echo "FAULT $name no_vm_seen"; failures=$((failures + 1)); wait "$runner"; env_down; return
