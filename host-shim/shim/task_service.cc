@@ -148,6 +148,14 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
                host::ToString(sandbox->isolation()), bundle.string());
   auto guest = sandbox->PrepareContainer(id, rootfs, spec.dump());
   task->prepared = true;
+  const auto state_of = [&](const char* status, std::uint32_t task_pid) {
+    return host::SandboxState{id, options_.ns, task->bundle, host::ToString(sandbox->isolation()),
+                              options_.shim_address, sandbox->debug_target(), sandbox->console_log(), status,
+                              ::getpid(), sandbox->host_pid(), task_pid,
+                              std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::system_clock::now().time_since_epoch()).count(),
+                              sandbox->id()};
+  };
   agentpb::CreateContainerRequest create;
   create.set_container_id(id);
   create.set_spec_json(guest.spec_json);
@@ -155,6 +163,10 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
   create.set_terminal(request.terminal());
   create.set_stdin(!request.stdin().empty());
   if (new_sandbox && sandbox->pod_network()) *create.mutable_network() = *sandbox->pod_network();
+  // The state is on disk before the container exists (`shim delete` cleans up
+  // from it): a full disk fails the create here, naming it, with nothing to undo
+  // in the agent (a silent failure used to leave an empty state.json).
+  host::WriteState(task->state_dir(), state_of("creating", 0));
   pid = task->agent->CreateContainer(create);
   task->created_in_agent = true;
 
@@ -165,15 +177,8 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
   init->StartRelay(*task->agent, id);
   task->processes[""] = std::move(init);
 
-  task->state = {id, options_.ns, task->bundle, host::ToString(sandbox->isolation()),
-                 options_.shim_address, sandbox->debug_target(), sandbox->console_log(), "created",
-                 ::getpid(), sandbox->host_pid(), pid,
-                 std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch()).count(),
-                 sandbox->id()};
-  // The first state must be on disk (a later `shim delete` cleans up from it):
-  // a full disk fails the create, naming it, instead of a warning.
-  host::WriteState(task->state_dir(), task->state);
+  task->state = state_of("created", pid);
+  task->SaveState();
   return task;
 }
 
