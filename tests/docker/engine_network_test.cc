@@ -11,11 +11,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "docker_fixture.h"
 
 namespace uvmshim::e2e {
 namespace {
+namespace fs = std::filesystem;
 
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
@@ -117,6 +121,22 @@ TEST_P(DockerNetwork, NoNetworkStillWorks) {
 
 INSTANTIATE_TEST_SUITE_P(Runtimes, DockerNetwork, ::testing::ValuesIn(AllEngineCases()), EngineCaseName);
 
+// CNI's host-local keeps its address records in /var/lib/cni/networks/<name>
+// unless the network's ipam says otherwise: this test's stay in its own dir.
+void KeepAddressesInTheTestDir(const fs::path& conflist, const fs::path& data_dir) {
+  std::ifstream in(conflist);
+  ASSERT_TRUE(in) << "podman wrote no " << conflist;
+  auto config = nlohmann::json::parse(in);
+  bool patched = false;
+  for (auto& plugin : config["plugins"])
+    if (plugin.contains("ipam") && plugin["ipam"].value("type", "") == "host-local") {
+      plugin["ipam"]["dataDir"] = data_dir.string();
+      patched = true;
+    }
+  ASSERT_TRUE(patched) << "no host-local ipam in " << config.dump();
+  std::ofstream(conflist, std::ios::trunc) << config.dump(2);
+}
+
 class PodmanNetwork : public ::testing::TestWithParam<EngineCase> {
  protected:
   void SetUp() override {
@@ -141,6 +161,7 @@ TEST_P(PodmanNetwork, BridgeNetworkServesFromTheContainer) {
   const std::string config_dir = (podman_->dir() / "networks").string();
   auto net = Podman({"--network-config-dir", config_dir, "network", "create", "--subnet", "10.214.9.0/24", "uvmnet"});
   ASSERT_TRUE(net.ok()) << net.Describe();
+  KeepAddressesInTheTestDir(fs::path(config_dir) / "uvmnet.conflist", podman_->dir() / "cni-ipam");
   std::vector<std::string> args{"--network-config-dir", config_dir, "run", "-d", "--pull", "never", "--network",
                                 "uvmnet", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", kPodmanImage};
   for (const auto& a : HttpdCommand(c.name)) args.push_back(a);
