@@ -21,11 +21,6 @@ namespace uvmshim::e2e {
 namespace {
 namespace fs = std::filesystem;
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // This process in a new network namespace (lo up) until destroyed.
 class PrivateNetns {
  public:
