@@ -150,13 +150,21 @@ write_load_order() {
 }
 # shellcheck disable=SC2086 # word lists
 write_load_order "$staging/lib/modules/load-order" $modules
+# The other lists are loaded only on top of the main one: each repeats
+# nothing the main list loads, but carries all else it needs (scsi_mod for
+# virtio_scsi even if the Hyper-V list has it too).
+declare -A main_seen=()
+for name in "${!seen[@]}"; do main_seen[$name]=1; done
+reset_seen() { seen=(); for name in "${!main_seen[@]}"; do seen[$name]=1; done; }
 if [[ -n $hyperv_modules ]]; then
+  reset_seen
   # shellcheck disable=SC2086
   write_load_order "$staging/lib/modules/load-order.hyperv" $hyperv_modules
 fi
 for entry in "${module_lists[@]}"; do
   list_name=${entry%%=*}
   [[ $list_name =~ ^[a-z0-9]+$ && $entry == *=* ]] || die "--module-list $entry: expected NAME=\"m1 m2\""
+  reset_seen
   # shellcheck disable=SC2086
   write_load_order --optional "$staging/lib/modules/load-order.$list_name" ${entry#*=}
 done

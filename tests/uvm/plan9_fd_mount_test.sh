@@ -15,14 +15,20 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 
 mkdir -p "$work/export/dir"
 echo "served-by-diod" >"$work/export/marker"
 head -c 100000 /dev/zero >"$work/export/dir/file"
 extras=(--extra "$(command -v diod)=/usr/sbin/diod")
 while read -r lib; do extras+=(--extra "$lib=$lib"); done < <(ldd "$(command -v diod)" |
-  awk '/=> \// {print $3} /^\s*\/[^ ]+ \(0x/ {print $1}')
+  awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
 for f in marker dir/file; do extras+=(--extra "$work/export/$f=/export/$f"); done
+# diod looks up the attaching user (the kernel attaches as "nobody").
+mkdir "$work/etc"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$work/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$work/etc/group"
+extras+=(--extra "$work/etc/passwd=/etc/passwd" --extra "$work/etc/group=/etc/group")
 SOURCE_DATE_EPOCH=0 bash "$source/images/build-image.sh" --out "$work/image" --cache "$cache" \
   --kernel-package linux-image-6.1.0-57-amd64 --init "$probe" --modules "9p 9pnet_fd" --compression lz4 \
   "${extras[@]}" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "image build"; }

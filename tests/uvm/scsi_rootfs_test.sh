@@ -17,6 +17,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 
 truncate -s 8M "$work/lun0.img"
 mkdir "$work/tree" && echo "from LUN 1" >"$work/tree/marker"
