@@ -46,7 +46,13 @@ boot() {
   qemu_pid=$!
   local deadline=$((SECONDS + 240))
   while ! grep -q 'event=agent_serving' "$log"; do
-    kill -0 "$qemu_pid" 2>/dev/null || { cat "$log" >&2; fail "the VM ended before its agent served (rootfs $rootfs)"; }
+    if ! kill -0 "$qemu_pid" 2>/dev/null; then
+      local status=0
+      wait "$qemu_pid" || status=$?
+      qemu_pid=
+      cat "$log" >&2
+      fail "the VM ended (QEMU status $status) before its agent served (rootfs $rootfs)"
+    fi
     ((SECONDS < deadline)) || { cat "$log" >&2; fail "no agent after 240 s (rootfs $rootfs)"; }
     sleep 0.2
   done
