@@ -30,7 +30,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$work/etc/group"
 extras+=(--extra "$work/etc/passwd=/etc/passwd" --extra "$work/etc/group=/etc/group")
 SOURCE_DATE_EPOCH=0 bash "$source/images/build-image.sh" --out "$work/image" --cache "$cache" \
-  --kernel-package linux-image-6.1.0-57-amd64 --init "$probe" --modules "9p 9pnet_fd" --compression lz4 \
+  --kernel-package linux-image-amd64 --init "$probe" --modules "9p 9pnet_fd" --compression lz4 \
   "${extras[@]}" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "image build"; }
 
 bios=()
