@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -49,6 +50,7 @@ namespace {
 
 constexpr int kListenerFd = 3;  // the daemon inherits its listening socket here
 constexpr const char* kSocketEnv = "UVMSHIM_SHIM_SOCKET";
+constexpr const char* kPidFile = "shim.pid";  // the daemon's, in its bundle (as containerd's shims do)
 
 std::string SocketPathFor(const std::string& ns, const std::string& id) {
   return host::ShimSocketPath(ns, id).string();
@@ -181,6 +183,21 @@ void KillAndReap(std::int64_t pid) {
   for (int i = 0; i < 250 && !Ended(pid); ++i) ::usleep(4000);
 }
 
+std::optional<std::int64_t> ReadPidFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::int64_t pid = 0;
+  if (in >> pid && pid > 0) return pid;
+  return std::nullopt;
+}
+
+// The pid file's process is still a shim daemon of this id (not a reused pid, not us).
+bool IsOurDaemon(std::int64_t pid, const std::string& id) {
+  if (pid == ::getpid() || !IsOurs(pid, id)) return false;
+  std::error_code error;
+  const auto exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), error);
+  return !error && exe.filename() == fs::read_symlink("/proc/self/exe", error).filename();
+}
+
 int Delete(const shim::ShimArgs& args) {
   const fs::path bundle = args.bundle.empty() ? fs::current_path() : fs::path(args.bundle);
   const fs::path state_dir = host::StateDir(args.ns, args.id);
@@ -193,6 +210,11 @@ int Delete(const shim::ShimArgs& args) {
     host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, sandbox_id) + "/" + args.id);
     host::RemoveStateDir(sandbox_dir / "share" / args.id);
   } else {
+    // containerd may give up on a daemon before it wrote state.json (restarted
+    // in the middle of a create: its reconnect found the task still being
+    // created): nobody would ever talk to it again, so it goes too. The pid
+    // file it writes into the bundle at start names it.
+    if (auto daemon = ReadPidFile(bundle / kPidFile); daemon && IsOurDaemon(*daemon, args.id)) KillAndReap(*daemon);
     if (state && IsOurs(state->shim_pid, state->id)) KillAndReap(state->shim_pid);
     // The host agent's command line names its socket, in the state dir or,
     // when that path is too long for a socket (CRI's 64-hex ids), in the
@@ -227,6 +249,9 @@ int Serve(const shim::ShimArgs& args) {
   ::signal(SIGPIPE, SIG_IGN);
   if (!args.bundle.empty()) fs::current_path(args.bundle);
   SetUpLogging(args);
+  // For `delete` (a daemon containerd gave up on before it wrote state.json).
+  if (std::ofstream pid_file(kPidFile); !(pid_file << ::getpid() << '\n'))
+    spdlog::warn("writing {} in the bundle failed", kPidFile);
   const char* socket_env = std::getenv(kSocketEnv);
   const std::string socket = socket_env ? socket_env : SocketPathFor(args.ns, args.id);
 

@@ -13,6 +13,7 @@
 
 #include <google/protobuf/empty.pb.h>
 
+#include "containerd/events/task.pb.h"
 #include "containerd/task/v2/shim.pb.h"
 #include "shim/event_publisher.h"
 #include "shim/sandbox.h"
@@ -63,6 +64,11 @@ class TaskService {
   // Builds the task; throws (the partly built task unwinds in its destructor).
   std::unique_ptr<Task> CreateTask(const taskpb::CreateTaskRequest& request, std::uint32_t& pid);
   void WatchExit(Task* task, Process* process);
+  // A created process that will never run (killed, or its host died under
+  // Start): marks it exited with 137 under mutex_; the caller publishes the
+  // event and notifies exited_ after unlocking.
+  containerd::events::TaskExit MarkNeverStartedExited(Task& task, Process& process, const std::string& why);
+  void ReportNeverStartedKilled(const taskpb::KillRequest& request, const std::string& why);
   template <class Call>
   Status WithAgent(const std::string& id, Call&& call);
 

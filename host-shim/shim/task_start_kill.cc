@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "shim/agent_status.h"
 #include "containerd/events/task.pb.h"
@@ -42,6 +43,16 @@ Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResp
   } catch (const host::AgentError& e) {
     lock.lock();
     process->starting = false;
+    // The sandbox's host died under the Start: this process can never run, and
+    // no WatchExit will report it (only started processes have one). Report it
+    // exited now, or containerd's Wait (and its Delete with WithProcessKill)
+    // blocks for an exit that never comes.
+    if (host::IsUnanswered(e) && task->sandbox->unexpected_exit()) {
+      auto exit = MarkNeverStartedExited(*task, *process, e.what());
+      lock.unlock();
+      exited_.notify_all();
+      events_.Publish("/tasks/exit", exit);
+    }
     return FromAgentError(e);
   }
   lock.lock();
@@ -68,9 +79,29 @@ Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResp
   return Status::Ok();
 }
 
+containerd::events::TaskExit TaskService::MarkNeverStartedExited(Task& task, Process& process,
+                                                                const std::string& why) {
+  spdlog::error("task {} process \"{}\": never started, reported exited (137): {}", task.id, process.exec_id, why);
+  process.status = ProcessStatus::kStopped;
+  process.exit_status = 128 + SIGKILL;
+  process.exited_at_ns = NowNanos();
+  if (process.exec_id.empty()) {
+    task.state.status = "stopped";
+    task.SaveState();
+  }
+  containerd::events::TaskExit event;
+  event.set_container_id(task.id);
+  event.set_id(process.exec_id.empty() ? task.id : process.exec_id);
+  event.set_pid(process.pid);
+  event.set_exit_status(process.exit_status);
+  SetTimestamp(event.mutable_exited_at(), process.exited_at_ns);
+  return event;
+}
+
 Status TaskService::Kill(const taskpb::KillRequest& request) {
   std::shared_ptr<Sandbox> sandbox;
   std::shared_ptr<host::AgentClient> agent;
+  bool never_started = false;
   {
     std::lock_guard lock(mutex_);
     Status status;
@@ -83,7 +114,9 @@ Status TaskService::Kill(const taskpb::KillRequest& request) {
                                                  request.exec_id(), task->id));
     sandbox = task->sandbox;
     agent = task->agent;  // outlives a concurrent Delete
+    never_started = process->status == ProcessStatus::kCreated && !process->starting;
   }
+  std::string killed_how = "killed before it was started";
   try {
     agent->SignalProcess(request.id(), request.exec_id(), request.signal(), request.all());
   } catch (const host::AgentError& e) {
@@ -92,8 +125,28 @@ Status TaskService::Kill(const taskpb::KillRequest& request) {
     // in it; their exits are then reported as 137 by WatchExit.
     if (request.signal() != SIGKILL || !host::IsUnanswered(e)) return FromAgentError(e);
     sandbox->Kill(fmt::format("SIGKILL of {} unanswered: {}", request.id(), e.what()));
+    killed_how = e.what();
   }
+  // A created, never started process has no WatchExit: after a SIGKILL (done
+  // by the agent, or by ending its host) nobody else would report its exit,
+  // and containerd's Delete(WithProcessKill) waits for it (runc's shim reports
+  // it from its reaper).
+  if (never_started && request.signal() == SIGKILL) ReportNeverStartedKilled(request, killed_how);
   return Status::Ok();
+}
+
+void TaskService::ReportNeverStartedKilled(const taskpb::KillRequest& request, const std::string& why) {
+  std::unique_lock lock(mutex_);
+  Status status;
+  Task* task = FindTask(request.id(), status);
+  if (!task) return;
+  Process* process = FindProcess(*task, request.exec_id(), status);
+  // A Start that came in meanwhile owns the process's fate (its WatchExit reports).
+  if (!process || process->status != ProcessStatus::kCreated || process->starting) return;
+  auto exit = MarkNeverStartedExited(*task, *process, why);
+  lock.unlock();
+  exited_.notify_all();
+  events_.Publish("/tasks/exit", exit);
 }
 
 }  // namespace uvmshim::shim
