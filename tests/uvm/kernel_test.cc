@@ -80,6 +80,10 @@ TEST(OwnKernel, ConfigHasWhatTheAgentAndContainersNeed) {
   const std::string config = ReadFile(kKernelDir / "kernel-config");
   // No modules at all; the options whose absence would only show at run time.
   EXPECT_NE(config.find("# CONFIG_MODULES is not set"), std::string::npos);
+  // sit would put a sit0 device in every network namespace (a container with
+  // --network none must see lo only); an oops must end the VM.
+  EXPECT_NE(config.find("\n# CONFIG_IPV6_SIT is not set\n"), std::string::npos);
+  EXPECT_NE(config.find("\nCONFIG_PANIC_ON_OOPS=y\n"), std::string::npos);
   for (const char* option :
        {"CONFIG_VIRTIO_PCI=y", "CONFIG_VIRTIO_CONSOLE=y", "CONFIG_VIRTIO_FS=y", "CONFIG_VIRTIO_NET=y",
         "CONFIG_VIRTIO_BLK=y", "CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_VIRTIO_BALLOON=y", "CONFIG_PAGE_REPORTING=y",
