@@ -9,7 +9,7 @@ namespace uvmshim::agent {
 namespace {
 
 [[noreturn]] void Invalid(const std::string& message) {
-  throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, message);
+  throw Error(ErrorCode::kInvalidArgument, message);
 }
 
 // Everything that can be refused in the mounts before the container's mount
@@ -34,7 +34,7 @@ CheckedCreate CheckCreateRequest(const pb::CreateContainerRequest& request, cons
     // Every field honoured or refused by name (spec_policy.h).
     checked.warnings = CheckSpecPolicy(request.spec_json(), environment);
   } catch (const SpecTooLarge& e) {
-    throw LaunchError(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
+    throw Error(ErrorCode::kResourceExhausted, e.what());
   } catch (const SpecError& e) {
     Invalid(e.what());
   }
@@ -61,7 +61,7 @@ CheckedExec CheckExecRequest(const pb::ExecProcessRequest& request, const Policy
     checked.process = ParseOciProcess(request.process_json());
     checked.warnings = CheckProcessPolicy(request.process_json(), environment);
   } catch (const SpecTooLarge& e) {
-    throw LaunchError(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
+    throw Error(ErrorCode::kResourceExhausted, e.what());
   } catch (const SpecError& e) {
     Invalid(e.what());
   }

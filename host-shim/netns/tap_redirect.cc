@@ -28,13 +28,7 @@ constexpr std::uint32_t kIngressHandle = 0xFFFF0000U;  // "ffff:"
 constexpr std::uint32_t kFilterPriority = 49152;        // tc's default for the first filter
 
 void SetLink(nl::Socket& socket, int index, unsigned mtu, const std::string& what) {
-  nl::Message message(RTM_NEWLINK, 0);
-  ifinfomsg info{};
-  info.ifi_index = index;
-  info.ifi_flags = IFF_UP;
-  info.ifi_change = IFF_UP;
-  message.Fixed(info);
-  if (mtu) message.PutU32(IFLA_MTU, mtu);
+  nl::Message message = nl::LinkUpMessage(index, mtu);
   // The tap only carries the pod's frames: no link-local address, no router
   // solicitations of its own towards the VM.
   const auto spec = message.Begin(IFLA_AF_SPEC);
