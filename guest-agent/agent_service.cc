@@ -21,6 +21,14 @@
 namespace uvmshim::agent {
 namespace {
 
+// vm::kGuestRootfsPath (the core does not link the PID-1 code).
+constexpr std::string_view kGuestRootfsMount = "/run/rootfs";
+
+bool OnGuestRootfs(const std::string& path) {
+  return path.rfind(kGuestRootfsMount, 0) == 0 &&
+         (path.size() == kGuestRootfsMount.size() || path[kGuestRootfsMount.size()] == '/');
+}
+
 void CheckContainerId(const std::string& id) {
   if (auto error = IdError("container id", id); !error.empty()) throw Error(ErrorCode::kInvalidArgument, error);
 }
@@ -91,6 +99,10 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
   const std::string& id = request->container_id();
   grpc::Status status = ServeRpc("", [&] {
     CheckContainerId(id);
+    if (!options_.guest_rootfs_error.empty() && OnGuestRootfs(request->rootfs_path()))
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "create container " + id + ": the utility VM could not mount its rootfs at boot: " +
+                      options_.guest_rootfs_error);
     std::lock_guard lock(mu_);
     if (containers_.count(id) || creating_.count(id))
       throw Error(ErrorCode::kAlreadyExists, "container " + id + " already exists");
