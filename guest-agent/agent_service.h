@@ -70,9 +70,9 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
 
  private:
   bool IsRunningContainerInit(pid_t pid);
-  grpc::Status FindContainer(const std::string& id, std::shared_ptr<Container>* container);
-  grpc::Status FindProcess(const std::string& container_id, const std::string& exec_id,
-                           std::shared_ptr<Process>* process);
+  // Throw uvmshim::Error: kInvalidArgument for a bad id, kNotFound.
+  std::shared_ptr<Container> FindContainer(const std::string& id);
+  std::shared_ptr<Process> FindProcess(const std::string& container_id, const std::string& exec_id);
 
   const AgentOptions options_;
   Reaper reaper_;

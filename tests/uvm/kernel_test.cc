@@ -14,14 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::Shell;
+using test::ReadFile;
 using test::TempDir;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 const fs::path kKernelDir = UVMSHIM_KERNEL_DIR;
 
