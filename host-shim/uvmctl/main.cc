@@ -36,6 +36,7 @@
 #include "uvmctl/console.h"
 #include "uvmctl/container_network.h"
 #include "uvmctl/hcs_document_command.h"
+#include "uvmctl/pool_command.h"
 #include "uvmctl/update_command.h"
 #include "uvmctl/session.h"
 
@@ -531,6 +532,8 @@ int main(int argc, char** argv) {
   auto* hcs_cmd = uvmctl::AddHcsDocumentCommand(app, hcs);
   uvmctl::UpdateOptions update;
   auto* update_cmd = uvmctl::AddUpdateCommand(app, update);
+  uvmctl::PoolOptions pool;
+  auto* pool_cmd = uvmctl::AddPoolCommand(app, pool);
 
   CLI11_PARSE(app, argc, argv);
   if (debug) spdlog::set_level(spdlog::level::debug);
@@ -553,6 +556,7 @@ int main(int argc, char** argv) {
     if (*rm_cmd) return Remove(rm_id, rm_force);
     if (*hcs_cmd) return uvmctl::PrintHcsDocument(hcs);
     if (*update_cmd) return uvmctl::RunUpdate(update);
+    if (*pool_cmd) return uvmctl::RunPool(pool);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "uvmctl: %s\n", e.what());
     return kRuntimeError;
