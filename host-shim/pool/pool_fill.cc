@@ -1,6 +1,7 @@
 #include "pool/pool_fill.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -66,6 +67,12 @@ void SpawnKeeper(const fs::path& vm_dir, const PoolKey& key, const FillLimits& l
   }
 }
 
+bool NeverStarted(const fs::path& vm_dir) {
+  std::error_code ec;
+  const auto written = fs::last_write_time(vm_dir / "vm.conf", ec);
+  return !ec && fs::file_time_type::clock::now() - written > std::chrono::minutes(1);
+}
+
 }  // namespace
 
 unsigned IdleMemoryMib() {
@@ -92,6 +99,14 @@ std::vector<std::string> FillPool(const PoolKey& key, const FillLimits& limits) 
     // VM it named is dead and is never counted or handed out.
     if (!vm.keeper_alive && vm.keeper_pid > 0) {
       spdlog::warn("pool: VM {} lost its keeper (pid {}): removing its dir", vm.id, vm.keeper_pid);
+      KeeperLeftovers(vm.dir);
+      continue;
+    }
+    // A keeper writes its pid at once; a dir without one after a minute had
+    // a keeper that never started (exec failed): it must not count as idle.
+    if (vm.keeper_pid == 0 && NeverStarted(vm.dir)) {
+      spdlog::warn("pool: VM {}: its keeper never started (see {}): removing its dir", vm.id,
+                   (vm.dir / "keeper.log").string());
       KeeperLeftovers(vm.dir);
       continue;
     }

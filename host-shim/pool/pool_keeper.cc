@@ -1,5 +1,6 @@
 #include "pool/pool_keeper.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>

@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -87,7 +89,7 @@ class PooledVm final : public uvm::UtilityVm {
       request.set_machine_id(RandomHex(32));
       pb::SetIdentityResponse response;
       grpc::ClientContext context;
-      context.set_deadline(Clock::now() + 30s);
+      context.set_deadline(std::chrono::system_clock::now() + 30s);
       const auto status = stub->SetIdentity(&context, request, &response);
       if (!status.ok())
         throw uvm::VmError(fmt::format("pool VM {}: SetIdentity: {}", vm_dir_.string(), status.error_message()));

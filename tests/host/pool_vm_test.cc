@@ -62,9 +62,10 @@ class PoolVmTest : public ::testing::Test {
   }
   void TearDown() override {
     if (dir_.empty()) return;
-    DrainPool();
-    // Every keeper removes its VM dir last: the pool root empties when all have ended.
-    EXPECT_TRUE(WaitFor([&] { return ListVms(KeyDir(key_)).empty(); }, 120s)) << "pool VMs left behind";
+    // Every keeper removes its VM dir last: the pool root empties when all
+    // have ended. Drained again on each look: a keeper still booting ends
+    // once it is up (its SIGTERM waits for the boot).
+    EXPECT_TRUE(WaitFor([&] { DrainPool(); return ListVms(KeyDir(key_)).empty(); }, 300s)) << "pool VMs left behind";
     EXPECT_TRUE(MountPointsUnder(dir_).empty()) << "mounts left under " << dir_;
     fs::remove_all(dir_);
     ::unsetenv("UVMSHIM_ROOT");
