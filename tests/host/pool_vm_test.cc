@@ -174,9 +174,17 @@ TEST_F(PoolVmTest, AKilledClaimersVmDiesWithIt) {
   ASSERT_EQ(posix_spawn(&helper, argv[0], &actions, nullptr, argv, environ), 0);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
+  // The helper's log lines share its stdout: the answer is the "claimed" line.
   std::string line;
-  char c = 0;
-  while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+  for (char c = 0; ::read(out[0], &c, 1) == 1;) {
+    if (c != '\n') {
+      line += c;
+    } else if (line.starts_with("claimed ")) {
+      break;
+    } else {
+      line.clear();
+    }
+  }
   ::close(out[0]);
   EXPECT_EQ(line, "claimed " + std::to_string(vm.qemu_pid));
 
