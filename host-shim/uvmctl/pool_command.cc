@@ -29,7 +29,7 @@ int Status() {
   std::printf("%-16s %-12s %-8s %-10s %-8s %s\n", "POOL", "VM", "STATE", "MEMORY_MB", "QEMU", "QEMU_RSS_MIB");
   for (const auto& key_dir : ListKeyDirs()) {
     for (const auto& vm : ListVms(key_dir)) {
-      const char* state = vm.keeper_alive ? ToString(vm.state) : "dead";
+      const char* state = vm.keeper_alive || vm.keeper_pid == 0 ? ToString(vm.state) : "dead";
       std::printf("%-16s %-12s %-8s %-10u %-8d %s\n", key_dir.filename().c_str(), vm.id.c_str(), state,
                   vm.memory_mb, vm.qemu_pid, RssMib(vm.qemu_pid).c_str());
     }
@@ -48,7 +48,8 @@ int Fill(const PoolOptions& options) {
   while (std::chrono::steady_clock::now() < deadline) {
     unsigned ready = 0, booting = 0;
     for (const auto& vm : ListVms(KeyDir(key))) {
-      if (!vm.keeper_alive) continue;
+      // A keeper that has not written its pid yet is still starting.
+      if (!vm.keeper_alive && vm.keeper_pid != 0) continue;
       ready += vm.state == VmState::kReady;
       booting += vm.state == VmState::kBooting;
     }
