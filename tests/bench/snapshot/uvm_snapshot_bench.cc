@@ -23,6 +23,7 @@
 #include "agent.grpc.pb.h"
 #include "uvm/agent_channel.h"
 #include "uvm/qemu/command_line.h"
+#include "uvm/qemu/host_probe.h"
 #include "uvm/qemu_vm.h"
 #include "uvm/qmp_client.h"
 #include "uvm/serial_connect.h"
@@ -56,7 +57,16 @@ void Reap(pid_t pid) {
 
 // Connects to the agent port and waits for a Ping answer; ms since `start`.
 double TimeToAgent(const fs::path& agent_socket, Clock::time_point start) {
-  auto channel = uvm::ConnectSerialChannel("unix://" + agent_socket.string(), 300s, uvm::AgentChannelArguments());
+  std::shared_ptr<grpc::Channel> channel;
+  // The guest's port can drop the very first host connection while it comes
+  // up ("closed by the VM during the reset handshake"): one more try.
+  for (int attempt = 0; !channel; ++attempt) {
+    try {
+      channel = uvm::ConnectSerialChannel("unix://" + agent_socket.string(), 300s, uvm::AgentChannelArguments());
+    } catch (const std::exception&) {
+      if (attempt == 2) throw;
+    }
+  }
   auto stub = agent::v1::Agent::NewStub(channel);
   agent::v1::PingRequest request;
   agent::v1::PingResponse response;
@@ -95,7 +105,8 @@ int main(int argc, char** argv) {
   uvm::QemuCommandInputs in;
   in.qemu_binary = options.qemu_binary;
   in.vm_name = "uvmshim-snapshot-bench";
-  in.kvm = ::access("/dev/kvm", R_OK | W_OK) == 0;
+  std::string why_not;
+  in.kvm = uvm::KvmUsable(why_not);
   if (!in.kvm) in.accel_properties.push_back(fmt::format("tb-size={}", options.tcg_tb_size_mb));
   if (fs::exists(options.bios)) in.bios = options.bios;
   in.memory_mb = memory_mb;
