@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent.grpc.pb.h"
 #include "agent_client.h"
 #include "agent_host_factory.h"
 #include "oci_spec.h"
@@ -143,6 +144,18 @@ TEST_F(PoolVmTest, ClaimsNeverShareAVmAndThePoolRefills) {
   EXPECT_EQ(boot_a.size(), 37u) << boot_a;
   EXPECT_NE(boot_a, boot_b) << "two claims saw the same boot id";
 
+  // SetIdentity checks every field before applying any.
+  {
+    auto stub = agentpb::Agent::NewStub(first->channel());
+    agentpb::SetIdentityRequest request;
+    request.set_machine_id("not-hex");
+    agentpb::SetIdentityResponse response;
+    grpc::ClientContext context;
+    const auto status = stub->SetIdentity(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("machine_id"), std::string::npos) << status.error_message();
+  }
+
   // Size 1: after the two claims a replacement boots; it is none of the used VMs.
   ASSERT_TRUE(WaitReady(1)) << "the pool did not refill";
   for (const auto& vm : Ready()) EXPECT_FALSE(pooled.contains(vm.qemu_pid)) << "a used VM is offered again";
@@ -227,6 +240,36 @@ TEST_F(PoolVmTest, ThePoolTurnedOffBootsColdAsBefore) {
   const auto still = Ready();
   ASSERT_EQ(still.size(), 1u);
   EXPECT_EQ(still.front().id, warm.id) << "the disabled pool was used";
+}
+
+// An agent running on the host (process isolation) must never take an
+// identity: it would rename the host.
+TEST(PoolIdentityTest, AHostAgentRefusesSetIdentity) {
+  char pattern[] = "/tmp/pit.XXXXXX";
+  const fs::path dir = ::mkdtemp(pattern);
+  SandboxSpec spec;
+  spec.id = "pit" + std::to_string(::getpid());
+  spec.state_dir = dir / "state";
+  spec.socket_dir = SocketDirFor(spec.state_dir);
+  spec.config.isolation = Isolation::kProcess;
+  spec.cgroup_parent = "";
+  char before[256] = {};
+  ::gethostname(before, sizeof before - 1);
+  {
+    auto host = StartAgentHost(spec);
+    auto stub = agentpb::Agent::NewStub(host->channel());
+    agentpb::SetIdentityRequest request;
+    request.set_hostname("renamed-by-a-test");
+    agentpb::SetIdentityResponse response;
+    grpc::ClientContext context;
+    const auto status = stub->SetIdentity(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+    host->Kill();
+  }
+  char after[256] = {};
+  ::gethostname(after, sizeof after - 1);
+  EXPECT_STREQ(before, after);
+  fs::remove_all(dir);
 }
 
 }  // namespace
