@@ -124,12 +124,13 @@ int main(int argc, char** argv) {
 
   std::vector<double> boots, restores, sizes;
   int rc = 0;
+  pid_t qemu = 0;  // the VM running now: killed whatever happens
   try {
     for (unsigned run = 0; run < runs; ++run) {
       fs::remove(snapshot);
       for (const char* s : {"qmp.sock", "agent.sock", "debug.sock"}) fs::remove(dir / s);
       auto start = Clock::now();
-      pid_t qemu = Spawn(command, dir / "qemu.log");
+      qemu = Spawn(command, dir / "qemu.log");
       WaitForSocket(in.agent_socket);
       boots.push_back(TimeToAgent(in.agent_socket, start));
       {
@@ -143,6 +144,7 @@ int main(int argc, char** argv) {
         }
       }
       Reap(qemu);
+      qemu = 0;
       sizes.push_back(static_cast<double>(fs::file_size(snapshot)) / (1 << 20));
       for (const char* s : {"qmp.sock", "agent.sock", "debug.sock"}) fs::remove(dir / s);
 
@@ -153,12 +155,14 @@ int main(int argc, char** argv) {
       WaitForSocket(in.agent_socket);
       restores.push_back(TimeToAgent(in.agent_socket, start));
       Reap(qemu);
+      qemu = 0;
       std::fprintf(stderr, "run %u: boot %.0f ms, restore %.0f ms, snapshot %.1f MiB\n", run, boots.back(),
                    restores.back(), sizes.back());
     }
     std::printf("boot_to_agent_ready_ms %.1f snapshot_restore_to_agent_ready_ms %.1f snapshot_mib %.1f\n",
                 Median(boots), Median(restores), Median(sizes));
   } catch (const std::exception& e) {
+    if (qemu > 0) Reap(qemu);
     std::fprintf(stderr, "uvm-snapshot-bench: %s (logs in %s)\n", e.what(), dir.c_str());
     return 1;
   }
