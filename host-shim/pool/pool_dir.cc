@@ -156,7 +156,10 @@ std::vector<PoolVm> ListVms(const fs::path& key_dir) {
       if (name == "keeper_pid") vm.keeper_pid = static_cast<pid_t>(value);
       if (name == "qemu_pid") vm.qemu_pid = static_cast<pid_t>(value);
     }
-    vm.keeper_alive = vm.keeper_pid > 0 && ::kill(vm.keeper_pid, 0) == 0;
+    // Alive = that pid runs and names this VM on its command line (its
+    // --dir): a reused pid is never taken for the keeper (nor signalled).
+    vm.keeper_alive = vm.keeper_pid > 0 && ::kill(vm.keeper_pid, 0) == 0 &&
+                      ReadSmallFile(fmt::format("/proc/{}/cmdline", vm.keeper_pid)).find(vm.id) != std::string::npos;
     vms.push_back(std::move(vm));
   }
   std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) { return a.id < b.id; });

@@ -1,5 +1,9 @@
 // The warm pool's pure parts: the [pool] table, the configuration key, the
 // key file and the pool dir listing (no VM).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -73,14 +77,31 @@ TEST(PoolDirTest, ListsVmsWithTheirStateAndSeesDeadKeepers) {
   char pattern[] = "/tmp/pdt.XXXXXX";
   const fs::path dir = ::mkdtemp(pattern);
   EXPECT_TRUE(ListVms(dir / "missing").empty());
-  fs::create_directories(dir / "a");
-  WriteFileAtomic(dir / "a/state", "ready\n");
-  WriteFileAtomic(dir / "a/vm.conf", "memory_mb=256\nkeeper_pid=" + std::to_string(::getpid()) + "\nqemu_pid=7\n");
+  // A stand-in keeper: a process whose command line names the VM id.
+  const pid_t keeper = ::fork();
+  if (keeper == 0) {
+    ::execl("/bin/sleep", "a-pool-vm", "60", static_cast<char*>(nullptr));  // argv[0] names the VM
+    ::_exit(127);
+  }
+  for (int i = 0; i < 500 && ReadSmallFile("/proc/" + std::to_string(keeper) + "/cmdline").find("a-pool-vm") ==
+                                 std::string::npos; ++i)
+    ::usleep(10000);  // until the exec happened
+  fs::create_directories(dir / "a-pool-vm");
+  WriteFileAtomic(dir / "a-pool-vm/state", "ready\n");
+  WriteFileAtomic(dir / "a-pool-vm/vm.conf",
+                  "memory_mb=256\nkeeper_pid=" + std::to_string(keeper) + "\nqemu_pid=7\n");
+  // Our own pid runs but does not name the VM: a reused pid, not its keeper.
+  fs::create_directories(dir / "c");
+  WriteFileAtomic(dir / "c/state", "ready\n");
+  WriteFileAtomic(dir / "c/vm.conf", "keeper_pid=" + std::to_string(::getpid()) + "\n");
   fs::create_directories(dir / "b");
   WriteFileAtomic(dir / "b/state", "claimed\n");
   WriteFileAtomic(dir / "b/vm.conf", "memory_mb=512\nkeeper_pid=999999999\n");
   const auto vms = ListVms(dir);
-  ASSERT_EQ(vms.size(), 2u);
+  ::kill(keeper, SIGKILL);
+  ::waitpid(keeper, nullptr, 0);
+  ASSERT_EQ(vms.size(), 3u);
+  EXPECT_FALSE(vms[2].keeper_alive) << "a reused pid was taken for the keeper";
   EXPECT_EQ(vms[0].state, VmState::kReady);
   EXPECT_EQ(vms[0].memory_mb, 256u);
   EXPECT_EQ(vms[0].qemu_pid, 7);
