@@ -21,6 +21,14 @@
 namespace uvmshim::agent {
 namespace {
 
+// vm::kGuestRootfsPath (the core does not link the PID-1 code).
+constexpr std::string_view kGuestRootfsMount = "/run/rootfs";
+
+bool OnGuestRootfs(const std::string& path) {
+  return path.rfind(kGuestRootfsMount, 0) == 0 &&
+         (path.size() == kGuestRootfsMount.size() || path[kGuestRootfsMount.size()] == '/');
+}
+
 grpc::Status Error(grpc::StatusCode code, const std::string& message) { return grpc::Status(code, message); }
 
 grpc::Status CheckContainerId(const std::string& id) {
@@ -94,6 +102,10 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
                                            pb::CreateContainerResponse* response) {
   const std::string& id = request->container_id();
   if (auto status = CheckContainerId(id); !status.ok()) return status;
+  if (!options_.guest_rootfs_error.empty() && OnGuestRootfs(request->rootfs_path()))
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 "create container " + id + ": the utility VM could not mount its rootfs at boot: " +
+                     options_.guest_rootfs_error);
   {
     std::lock_guard lock(mu_);
     if (containers_.count(id) || creating_.count(id))

@@ -19,6 +19,9 @@ namespace uvmshim::agent {
 struct AgentOptions {
   bool in_utility_vm = false;           // reported by Version
   std::string cgroup_parent = "uvmshim";  // containers get <parent>/<id>
+  // Why PID 1 could not mount the guest rootfs (uvm.rootfs), or "": a
+  // container on that rootfs is refused with this reason.
+  std::string guest_rootfs_error;
 };
 
 // Shutdown is a callback method: its reactor's OnDone (the answer was sent)

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "guest-agent/oci_spec.h"
+#include "guest-agent/seccomp_enosys.h"
 #include "common/unique_fd.h"
 
 namespace uvmshim::agent {
@@ -225,6 +226,10 @@ std::shared_ptr<const SeccompProgram> CompileSeccompProfile(const SeccompProfile
   program->instructions.resize(static_cast<size_t>(size) / sizeof(sock_filter));
   if (pread(memfd.get(), program->instructions.data(), static_cast<size_t>(size), 0) != size)
     Fail(where, std::string("read the exported BPF program: ") + std::strerror(errno));
+  std::vector<uint32_t> architectures = profile.architectures;
+  architectures.insert(architectures.begin(), seccomp_arch_native());
+  auto stub = EnosysStubFor(profile, architectures);  // runc 1.1's ENOSYS for newer syscalls
+  program->instructions.insert(program->instructions.begin(), stub.begin(), stub.end());
   if (program->instructions.size() > BPF_MAXINSNS)
     Fail(where, "compiles to " + std::to_string(program->instructions.size()) + " BPF instructions (the kernel takes " +
                     std::to_string(BPF_MAXINSNS) + ")");

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "toml_reader.h"
+
 namespace uvmshim::host {
 
 const char* ToString(Isolation isolation) {
@@ -27,46 +29,8 @@ Isolation ParseIsolation(const std::string& text) {
   throw std::invalid_argument(fmt::format("isolation \"{}\": expected process or hyperv", text));
 }
 
-namespace {
-
-void RejectUnknown(const cpptoml::table& table, const std::set<std::string>& known,
-                   const std::string& where) {
-  for (const auto& [key, value] : table) {
-    if (!known.contains(key))
-      throw std::invalid_argument(fmt::format("{}: unknown key \"{}\"", where, key));
-  }
-}
-
-template <typename T>
-void Read(const cpptoml::table& table, const std::string& key, T& out, const std::string& where) {
-  if (!table.contains(key)) return;
-  auto value = table.get_as<T>(key);
-  if (!value) throw std::invalid_argument(fmt::format("{}: \"{}\" has the wrong type", where, key));
-  out = *value;
-}
-
-unsigned ReadPositive(const cpptoml::table& table, const std::string& key, unsigned fallback,
-                      const std::string& where) {
-  int64_t value = fallback;
-  Read(table, key, value, where);
-  if (value <= 0 || value > (1 << 20))
-    throw std::invalid_argument(fmt::format("{}: \"{}\" = {} is out of range", where, key, value));
-  return static_cast<unsigned>(value);
-}
-
-}  // namespace
-
 SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string& origin) {
-  std::shared_ptr<cpptoml::table> root;
-  try {
-    std::istringstream in(toml_text);
-    cpptoml::parser parser(in);
-    root = parser.parse();
-  } catch (const cpptoml::parse_exception& e) {
-    throw std::invalid_argument(fmt::format("{}: {}", origin, e.what()));
-  } catch (const std::out_of_range& e) {  // cpptoml's stoll/stod on a number too large
-    throw std::invalid_argument(fmt::format("{}: a number is out of range ({})", origin, e.what()));
-  }
+  const std::shared_ptr<cpptoml::table> root = ParseTomlDocument(toml_text, origin);
   SandboxConfig config;
   RejectUnknown(*root, {"isolation", "uvm", "agent", "pool"}, origin);
   std::string isolation = ToString(config.isolation);

@@ -56,6 +56,9 @@ struct SandboxConfig {
 // key (a typo must not silently fall back to a default).
 SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string& origin);
 SandboxConfig LoadSandboxConfig(const std::filesystem::path& file);
+// The TOML text ParseSandboxConfig reads back as `config` (strings escaped):
+// how a tool writes a runtime config file (sandbox_config_writer.cc).
+std::string FormatSandboxConfig(const SandboxConfig& config);
 // Applies io.uvmshim.isolation from the OCI spec's annotations, if present.
 void ApplyAnnotations(SandboxConfig& config, const std::map<std::string, std::string>& annotations);
 

@@ -14,6 +14,10 @@
 #                               DIR/vmlinuz + DIR/kernel-release, all built in,
 #                               so no modules and the module lists stay empty)
 #          [--hyperv-modules "m1 ..."]  (own list, loaded only under Hyper-V)
+#          [--module-list NAME="m1 ..."]...  (lib/modules/load-order.NAME, loaded by
+#                               the agent only when it needs them, e.g. scsi
+#                               and 9p for uvm.rootfs; a module this kernel
+#                               does not have is skipped with a note)
 #          [--busybox FILE] [--compression zstd|gzip|lz4|xz|none]
 #          [--extra SRC=DST]...
 set -euo pipefail
@@ -25,6 +29,7 @@ modules=
 hyperv_modules=
 kernel_dir=
 extras=()
+module_lists=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --out) out=$2; shift 2 ;;
@@ -34,6 +39,7 @@ while [[ $# -gt 0 ]]; do
     --modules) modules=$2; shift 2 ;;
     --kernel-dir) kernel_dir=$2; shift 2 ;;
     --hyperv-modules) hyperv_modules=$2; shift 2 ;;
+    --module-list) module_lists+=("$2"); shift 2 ;;
     --busybox) busybox=$2; shift 2 ;;
     --compression) compression=$2; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
@@ -100,7 +106,7 @@ if [[ -n $kernel_dir ]]; then
   vmlinuz=$kernel_dir/vmlinuz
   [[ -f $vmlinuz && -f $kernel_dir/kernel-release ]] || die "--kernel-dir $kernel_dir: no vmlinuz and kernel-release"
   release=$(cat "$kernel_dir/kernel-release")
-  modules= hyperv_modules=   # everything is built in
+  modules= hyperv_modules= module_lists=()   # everything is built in
 else
   debian_kernel
 fi
@@ -118,14 +124,19 @@ install -m 0755 "$init" "$staging/init"
 # already listed (e.g. vsock for hv_sock) is not repeated.
 declare -A seen=()
 module_count=0
-# write_load_order LIST_FILE MODULES...
+# write_load_order [--optional] LIST_FILE MODULES...
 write_load_order() {
+  local optional=
+  [[ $1 == --optional ]] && { optional=1; shift; }
   local list=$1; shift
   local m lines verb path name
   : >"$list"
   for m in "$@"; do
-    lines=$(modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>&1) ||
-      die "module $m: $lines"
+    if ! lines=$(modprobe -d "$kroot" -S "$release" --show-depends "$m" 2>&1); then
+      [[ -n $optional ]] || die "module $m: $lines"
+      say "note: $release has no module $m (built in or absent): not in $(basename "$list")"
+      continue
+    fi
     while read -r verb path _; do
       [[ $verb == insmod ]] || continue
       name=$(basename "$path")
@@ -139,10 +150,24 @@ write_load_order() {
 }
 # shellcheck disable=SC2086 # word lists
 write_load_order "$staging/lib/modules/load-order" $modules
+# The other lists are loaded only on top of the main one: each repeats
+# nothing the main list loads, but carries all else it needs (scsi_mod for
+# virtio_scsi even if the Hyper-V list has it too).
+declare -A main_seen=()
+for name in "${!seen[@]}"; do main_seen[$name]=1; done
+reset_seen() { seen=(); for name in "${!main_seen[@]}"; do seen[$name]=1; done; }
 if [[ -n $hyperv_modules ]]; then
+  reset_seen
   # shellcheck disable=SC2086
   write_load_order "$staging/lib/modules/load-order.hyperv" $hyperv_modules
 fi
+for entry in "${module_lists[@]}"; do
+  list_name=${entry%%=*}
+  [[ $list_name =~ ^[a-z0-9]+$ && $entry == *=* ]] || die "--module-list $entry: expected NAME=\"m1 m2\""
+  reset_seen
+  # shellcheck disable=SC2086
+  write_load_order --optional "$staging/lib/modules/load-order.$list_name" ${entry#*=}
+done
 echo "$release" >"$staging/lib/modules/kernel-release"
 say "kernel $release, $module_count modules"
 

@@ -16,9 +16,8 @@
 #include <system_error>
 #include <vector>
 
-#include "common/serial_reset.h"
 #include "guest-agent/logging.h"
-#include "guest-agent/vm/http2_frames.h"
+#include "guest-agent/vm/serial_stream.h"
 
 namespace uvmshim::agent::vm {
 namespace {
@@ -68,34 +67,50 @@ std::optional<fs::path> FindPortByName(const std::string& name) {
   return std::nullopt;
 }
 
-// A byte buffer between two fds: filled from one, drained into the other.
-struct Pending {
-  std::vector<char> data = std::vector<char>(64 * 1024);
-  std::size_t begin = 0;
-  std::size_t end = 0;
+// One poll round's port events. A read returns at most one virtqueue buffer:
+// a new host connection's first bytes start a read (see http2_frames.h).
+// True when the connection must end now, before gRPC's side is served.
+bool ServePort(SerialConnection& connection, int port, short revents, std::vector<char>& chunk) {
+  connection.host_hup = (revents & POLLHUP) != 0;
+  if (revents & POLLERR) {
+    connection.End(ConnectionEndKind::kIoError, "port error");
+    return true;
+  }
+  if (connection.host_hup) connection.to_host.Clear();  // replies for a host that is gone
+  if ((revents & (POLLIN | POLLHUP)) && connection.to_guest.empty()) {
+    const ssize_t n = ::read(port, chunk.data(), chunk.size());
+    if (n > 0) connection.TakeChunk(chunk.data(), static_cast<std::size_t>(n));
+    else if (n == 0) connection.End(ConnectionEndKind::kHostDisconnected);
+    else if (errno != EAGAIN && errno != EINTR) connection.EndWithErrno("read port");
+    if (connection.end.ended()) return true;
+  }
+  if ((revents & POLLOUT) && !connection.to_host.empty() && !connection.to_host.DrainTo(port))
+    connection.EndWithErrno("write port");
+  return false;
+}
 
-  bool empty() const { return begin == end; }
-  std::size_t size() const { return end - begin; }
-  // Reads once from fd into an empty buffer: >0 bytes, 0 EOF, -1 error
-  // (errno set; EAGAIN means nothing to read).
-  ssize_t FillFrom(int fd) {
-    const ssize_t n = ::read(fd, data.data(), data.size());
-    if (n > 0) {
-      begin = 0;
-      end = static_cast<std::size_t>(n);
-    }
-    return n;
+// One poll round's events on gRPC's end of the bridge.
+void ServeBridge(SerialConnection& connection, int bridge, short revents) {
+  if ((revents & POLLIN) && connection.to_host.empty()) {
+    const ssize_t n = connection.to_host.FillFrom(bridge);
+    if (n == 0) connection.End(ConnectionEndKind::kAgentClosed);
+    else if (n < 0 && errno != EAGAIN && errno != EINTR) connection.EndWithErrno("read socket");
+  } else if ((revents & (POLLHUP | POLLERR)) && !(revents & POLLIN)) {
+    connection.End(ConnectionEndKind::kAgentClosed);
   }
-  // Writes what it can; false on a hard error.
-  bool DrainTo(int fd) {
-    const ssize_t n = ::write(fd, data.data() + begin, size());
-    if (n > 0) {
-      begin += static_cast<std::size_t>(n);
-      return true;
-    }
-    return n < 0 && (errno == EAGAIN || errno == EINTR);
+  if ((revents & POLLOUT) && !connection.to_guest.empty() && !connection.to_guest.DrainTo(bridge))
+    connection.EndWithErrno("write socket");
+}
+
+// What gRPC said last (e.g. a GOAWAY) still goes to a connected host.
+void FlushToHost(ByteQueue& to_host, int port) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(200);
+  while (!to_host.empty() && Clock::now() < deadline) {
+    pollfd pfd{port, POLLOUT, 0};
+    if (::poll(&pfd, 1, 10) > 0 && (pfd.revents & POLLHUP)) break;
+    if ((pfd.revents & POLLOUT) && !to_host.DrainTo(port)) break;
   }
-};
+}
 
 }  // namespace
 
@@ -174,15 +189,14 @@ bool SerialPortListener::WaitForHost(std::vector<char>& first) {
   }
 }
 
-std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
+UniqueFd SerialPortListener::OpenBridge() {
   // Both ends non-blocking: gRPC reads an adopted fd until EAGAIN, so a
   // blocking fd would stall its reader after the first bytes.
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
     spdlog::error("event=serial_bridge_failed device={} error={}", LogQuote(device_.string()),
                   LogQuote(std::strerror(errno)));
-    WaitEvent(stop_, 100);
-    return {};
+    return UniqueFd();
   }
   UniqueFd ours(pair[0]);
   {
@@ -192,129 +206,66 @@ std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
   const auto number = ++connections_;
   spdlog::info("event=serial_host_connected device={} connection={}", LogQuote(device_.string()), number);
   adopt_(pair[1]);
+  return ours;
+}
 
-  Pending to_guest;  // host -> port -> gRPC
-  Pending to_host;   // gRPC -> port -> host
-  // A host that starts with the reset handshake (common/serial_reset.h) gets
-  // its READY line before any byte of this connection's gRPC side.
-  if (auto nonce = serial::ParseResetLine(first.data(), first.size())) {
-    first.erase(first.begin(), first.begin() + static_cast<std::ptrdiff_t>(serial::kLineSize));
-    const std::string ready = serial::ReadyLine(*nonce);
-    std::memcpy(to_host.data.data(), ready.data(), ready.size());
-    to_host.end = ready.size();
-  }
+// POLLHUP on the port means "no host connected right now"; it is reported
+// with POLLIN, and read() still returns what the host sent before (or what a
+// new host sent before its connect notice arrived), then 0 once nothing is
+// left: only that 0 ends the connection. While POLLHUP holds and bytes wait
+// for gRPC, the port stays out of poll() (it would report at once).
+void SerialPortListener::Pump(SerialConnection& connection, int bridge) {
   const int port = port_.get();
-  std::string reason;
-  std::vector<char> next_connection;
-  // The gRPC server is fed from a client preface on; bytes before it belong
-  // to no connection it could parse (the tail of an earlier one) and are
-  // dropped. Frames are followed to spot a new client in the stream.
-  Http2ClientFrames frames;
-  bool started = false;
-  std::size_t dropped = 0;
-  auto take_chunk = [&](const char* data, std::size_t size) {
-    // A reset line starts a new host connection wherever the old one stood.
-    if (serial::ParseResetLine(data, size)) {
-      next_connection.assign(data, data + size);
-      reason = "host reset";
-      return;
-    }
-    const bool preface = StartsWithHttp2Preface(data, size);
-    if (!started) {
-      if (!preface) {
-        dropped += size;
-        return;
-      }
-      started = true;
-    } else if (preface && frames.AtFrameBoundary()) {
-      next_connection.assign(data, data + size);
-      reason = "host reconnected";
-      return;
-    }
-    frames.Consume(data, size);
-    std::memcpy(to_guest.data.data(), data, size);
-    to_guest.begin = 0;
-    to_guest.end = size;
-  };
-  if (!first.empty()) take_chunk(first.data(), first.size());
-  std::vector<char> chunk(to_guest.data.size());
-  // POLLHUP on the port means "no host connected right now"; it is reported
-  // with POLLIN, and read() still returns what the host sent before (or what
-  // a new host sent before its connect notice arrived), then 0 once nothing
-  // is left: only that 0 ends the connection. While POLLHUP holds and bytes
-  // wait for gRPC, the port stays out of poll() (it would report at once).
-  bool host_hup = false;
-  while (reason.empty()) {
-    const bool watch_port = to_guest.empty() || (!host_hup && !to_host.empty());
+  std::vector<char> chunk(connection.to_guest.data.size());
+  while (!connection.end.ended()) {
+    const ByteQueue& to_guest = connection.to_guest;
+    const ByteQueue& to_host = connection.to_host;
+    const bool watch_port = to_guest.empty() || (!connection.host_hup && !to_host.empty());
     pollfd fds[3] = {
         {watch_port ? port : -1,
          static_cast<short>((to_guest.empty() ? POLLIN : 0) | (to_host.empty() ? 0 : POLLOUT)), 0},
-        {ours.get(), static_cast<short>((to_host.empty() ? POLLIN : 0) | (to_guest.empty() ? 0 : POLLOUT)), 0},
+        {bridge, static_cast<short>((to_host.empty() ? POLLIN : 0) | (to_guest.empty() ? 0 : POLLOUT)), 0},
         {stop_.get(), POLLIN, 0},
     };
     unflushed_ = to_host.size();
     if (::poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
-      reason = std::string("poll: ") + std::strerror(errno);
-      break;
+      connection.EndWithErrno("poll");
+      return;
     }
     if (fds[2].revents) {
-      reason = "stopping";
-      break;
+      connection.End(ConnectionEndKind::kStopping);
+      return;
     }
-    host_hup = (fds[0].revents & POLLHUP) != 0;
-    if (fds[0].revents & POLLERR) {
-      reason = "port error";
-      break;
-    }
-    if (host_hup) {
-      // Replies for a host that is gone.
-      to_host.begin = to_host.end = 0;
-    }
-    if ((fds[0].revents & (POLLIN | POLLHUP)) && to_guest.empty()) {
-      // One read returns at most one virtqueue buffer: a new host
-      // connection's first bytes start a read (see http2_frames.h).
-      const ssize_t n = ::read(port, chunk.data(), chunk.size());
-      if (n > 0) take_chunk(chunk.data(), static_cast<std::size_t>(n));
-      else if (n == 0) reason = "host disconnected";
-      else if (errno != EAGAIN && errno != EINTR) reason = std::string("read port: ") + std::strerror(errno);
-      if (!reason.empty()) break;
-    }
-    if ((fds[0].revents & POLLOUT) && !to_host.empty() && !to_host.DrainTo(port))
-      reason = std::string("write port: ") + std::strerror(errno);
-    // gRPC's end.
-    if ((fds[1].revents & POLLIN) && to_host.empty()) {
-      const ssize_t n = to_host.FillFrom(ours.get());
-      if (n == 0) reason = "agent closed the connection";
-      else if (n < 0 && errno != EAGAIN && errno != EINTR) reason = std::string("read socket: ") + std::strerror(errno);
-    } else if ((fds[1].revents & (POLLHUP | POLLERR)) && !(fds[1].revents & POLLIN)) {
-      reason = "agent closed the connection";
-    }
-    if ((fds[1].revents & POLLOUT) && !to_guest.empty() && !to_guest.DrainTo(ours.get()))
-      reason = std::string("write socket: ") + std::strerror(errno);
+    if (ServePort(connection, port, fds[0].revents, chunk)) return;
+    ServeBridge(connection, bridge, fds[1].revents);
   }
-  // What gRPC said last (e.g. a GOAWAY) still goes to a connected host.
-  if (reason == "agent closed the connection") {
-    const auto deadline = Clock::now() + std::chrono::milliseconds(200);
-    while (!to_host.empty() && Clock::now() < deadline) {
-      pollfd pfd{port, POLLOUT, 0};
-      if (::poll(&pfd, 1, 10) > 0 && (pfd.revents & POLLHUP)) break;
-      if ((pfd.revents & POLLOUT) && !to_host.DrainTo(port)) break;
-    }
+}
+
+std::vector<char> SerialPortListener::ServeConnection(std::vector<char> first) {
+  UniqueFd bridge = OpenBridge();
+  if (!bridge) {
+    WaitEvent(stop_, 100);
+    return {};
   }
+  const std::uint64_t number = connections_.load();
+  SerialConnection connection;
+  connection.Begin(std::move(first));
+  Pump(connection, bridge.get());
+  const bool agent_closed = connection.end.kind == ConnectionEndKind::kAgentClosed;
+  if (agent_closed) FlushToHost(connection.to_host, port_.get());
   {
     std::lock_guard lock(bridge_mu_);
     bridge_fd_ = -1;
   }
   unflushed_ = 0;
   spdlog::info("event=serial_connection_ended device={} connection={} reason={} dropped_bytes={}",
-               LogQuote(device_.string()), number, LogQuote(reason), dropped);
-  if (reason == "agent closed the connection" && !started) {
-    // Nothing this connection could parse arrived; do not spin on a host
-    // that keeps sending the tail of an old stream.
-    WaitEvent(stop_, 10);
-  }
-  return next_connection;
+               LogQuote(device_.string()), number, LogQuote(connection.end.Describe()),
+               connection.parser.dropped());
+  // Nothing this connection could parse arrived; do not spin on a host that
+  // keeps sending the tail of an old stream.
+  if (agent_closed && !connection.parser.started()) WaitEvent(stop_, 10);
+  return std::move(connection.next_connection);
 }
 
 void SerialPortListener::Flush(std::chrono::milliseconds timeout) {

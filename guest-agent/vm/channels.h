@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "guest-agent/listen_address.h"
+#include "guest-agent/vm/serial_stream.h"
 #include "common/unique_fd.h"
 
 namespace uvmshim::agent::vm {
@@ -77,6 +78,10 @@ class SerialPortListener final : public ChannelListener {
   // `first` is data already read that starts this connection (the preface);
   // returns such data when a new host connection was found in the stream.
   std::vector<char> ServeConnection(std::vector<char> first);
+  // The socketpair whose other end gRPC adopts; empty when it failed.
+  UniqueFd OpenBridge();
+  // Copies between the port and `bridge` until the connection ends.
+  void Pump(SerialConnection& connection, int bridge);
   // Waits for a host connection (or data, which means one); false when
   // stopping. Data read meanwhile is appended to `first`.
   bool WaitForHost(std::vector<char>& first);

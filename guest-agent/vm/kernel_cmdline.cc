@@ -47,8 +47,12 @@ VmSettings ParseVmSettings(std::string_view cmdline) {
       if (value.empty()) throw std::invalid_argument("kernel parameter uvm.log: empty level");
       settings.log_level = value;
     } else if (key == "uvm.rootfs") {
-      if (value.empty()) throw std::invalid_argument("kernel parameter uvm.rootfs: empty virtiofs tag");
+      if (value.empty()) throw std::invalid_argument("kernel parameter uvm.rootfs: empty value");
       settings.rootfs_tag = value;
+    } else if (key == "uvm.rootfs_ro") {
+      if (value != "0" && value != "1")
+        throw std::invalid_argument("kernel parameter uvm.rootfs_ro=" + value + ": expected 0 or 1");
+      settings.rootfs_read_only = value == "1";
     } else if (key == "uvm.share") {
       if (value.empty()) throw std::invalid_argument("kernel parameter uvm.share: empty virtiofs tag");
       settings.share_tag = value;

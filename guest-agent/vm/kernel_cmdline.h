@@ -3,7 +3,11 @@
 //   uvm.listen=ADDR[,ADDR...]  listen addresses (repeatable), e.g.
 //                              serial:///dev/virtio-ports/agent or vsock://1024
 //   uvm.log=LEVEL              agent log level (trace ... off), default info
-//   uvm.rootfs=TAG             virtiofs tag mounted at kGuestRootfsPath
+//   uvm.rootfs=SOURCE          the container rootfs mounted at kGuestRootfsPath:
+//                              a virtiofs tag, 9p:SHARE:PORT or scsi:CONTROLLER:LUN
+//                              (rootfs_source.h; checked when it is mounted, so a
+//                              bad value is reported to the host, not fatal)
+//   uvm.rootfs_ro=0|1          mount that rootfs read-only
 //   uvm.share=TAG              virtiofs tag mounted at kGuestSharePath (the
 //                              sandbox share: rootfs and volumes of containers)
 //   uvm.modules=off            skip loading kernel modules (debugging)
@@ -18,7 +22,8 @@ namespace uvmshim::agent::vm {
 struct VmSettings {
   std::vector<std::string> listen;
   std::string log_level = "info";
-  std::string rootfs_tag;
+  std::string rootfs_tag;  // uvm.rootfs as given: see rootfs_source.h
+  bool rootfs_read_only = false;
   std::string share_tag;
   bool load_modules = true;
 };

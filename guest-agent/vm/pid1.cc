@@ -182,12 +182,8 @@ void PrepareGuest(const VmSettings& settings) {
     spdlog::warn("event=loopback_unavailable error={}", LogQuote(error.what()));
   }
 
-  if (!settings.rootfs_tag.empty()) {
-    const auto rootfs_start = Clock::now();
-    Mount(settings.rootfs_tag.c_str(), kGuestRootfsPath, "virtiofs", 0);
-    spdlog::info("event=rootfs_mounted tag={} path={} ms={}", LogQuote(settings.rootfs_tag),
-                 kGuestRootfsPath, ElapsedMs(rootfs_start));
-  }
+  // The container rootfs is mounted by MountBootRootfs (boot_rootfs.h) after this:
+  // its failure is reported to the host instead of ending the VM.
   if (!settings.share_tag.empty()) {
     const auto share_start = Clock::now();
     // nodev: a device node in a host directory must not open the guest's device of that number.

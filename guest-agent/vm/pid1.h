@@ -38,7 +38,7 @@ VmSettings ReadVmSettings();
 
 // Mounts /sys, /dev, /dev/pts, /dev/shm, /run, /tmp, cgroup2 (cpu, memory and
 // pids enabled for children), loads the kernel modules, brings lo up and
-// mounts the rootfs share. Throws std::system_error naming the step that
+// mounts the sandbox share (the container rootfs: boot_rootfs.h). Throws std::system_error naming the step that
 // failed; a missing optional piece (e.g. a module with no device) is logged.
 void PrepareGuest(const VmSettings& settings);
 

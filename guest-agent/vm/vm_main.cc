@@ -14,6 +14,7 @@
 #include "guest-agent/agent_service.h"
 #include "guest-agent/listen_address.h"
 #include "guest-agent/logging.h"
+#include "guest-agent/vm/boot_rootfs.h"
 #include "guest-agent/vm/channels.h"
 #include "guest-agent/vm/pid1.h"
 
@@ -28,6 +29,8 @@ void RunAsPid1() {
     VmSettings settings = ReadVmSettings();
     SetupLogging(settings.log_level);
     PrepareGuest(settings);  // single-threaded: before PrepareAgentProcess
+    // A rootfs that did not mount leaves the agent serving, with the reason.
+    const std::string rootfs_error = MountBootRootfs(settings);
     PrepareAgentProcess();
 
     using Clock = std::chrono::steady_clock;
@@ -37,6 +40,7 @@ void RunAsPid1() {
     const auto service_start = Clock::now();
     AgentOptions options;
     options.in_utility_vm = true;
+    options.guest_rootfs_error = rootfs_error;
     AgentService service(options);
     const auto service_ms = ms_since(service_start);
     const auto server_start = Clock::now();

@@ -79,10 +79,22 @@ std::unique_ptr<PodNetworkAttachment> PodNetworkAttachment::Attach(const std::st
 
 PodNetworkAttachment::~PodNetworkAttachment() {
   CloseTapFds();
+  RemoveFilters();
+}
+
+void PodNetworkAttachment::RemoveFilters() {
   // Taps closed by everyone are gone; the veth's filters would drop its
-  // frames towards a missing tap until the namespace ends.
-  for (const auto& link : links_)
-    if (link.filtered) RemoveIngress(socket_, link.veth_index);
+  // frames towards a missing tap until the namespace ends. The socket lives
+  // in the pod's namespace, so this works even after its path was deleted.
+  for (auto& link : links_) {
+    if (!link.filtered) continue;
+    try {
+      RemoveIngress(socket_, link.veth_index);
+    } catch (const std::exception& e) {
+      spdlog::warn("event=pod_link_filters_left netns={} interface={} error=\"{}\"", path_, link.name, e.what());
+    }
+    link.filtered = false;
+  }
 }
 
 std::vector<uvm::VmNic> PodNetworkAttachment::nics() const {

@@ -39,6 +39,9 @@ class PodNetworkAttachment {
   std::vector<uvm::VmNic> nics() const;
   // Once QEMU holds the taps: from then on they live exactly as long as QEMU.
   void CloseTapFds();
+  // Removes the redirect filters from the pod's interfaces (idempotent): once
+  // the VM has ended they would steer frames to a tap that is gone.
+  void RemoveFilters();
 
  private:
   struct Link {

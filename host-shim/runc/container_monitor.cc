@@ -19,6 +19,7 @@
 
 #include "agent_client.h"
 #include "paths.h"
+#include "runc/container_network.h"
 #include "runc/container_record.h"
 #include "runc/control_channel.h"
 #include "runc/exec_session.h"
@@ -70,10 +71,14 @@ class ContainerMonitor {
   void Finish(int exit_status);
   void SaveRecord();
   void ForwardSignals();
+  std::string HookState(std::string_view status) const {
+    return HookStateJson(launch_.spec, launch_.id, status, ::getpid(), launch_.bundle.string());
+  }
 
   const ContainerLaunch& launch_;
   const fs::path dir_ = ContainerDir(launch_.global.root, launch_.id);
   ContainerRecord record_;
+  std::optional<ContainerNetwork> network_;  // outlives the sandbox: its VM carries the interfaces
   std::shared_ptr<shim::Sandbox> sandbox_;
   std::shared_ptr<host::AgentClient> agent_;
   bool prepared_ = false, created_ = false;
@@ -86,7 +91,11 @@ class ContainerMonitor {
   std::mutex mu_;
   std::condition_variable changed_;
   std::list<std::unique_ptr<ExecSession>> execs_;
-  std::list<std::thread> handlers_;
+  struct Handler {  // one control connection's thread
+    std::thread thread;
+    bool finished = false;  // under mu_: joinable without waiting (ServeControl reaps it)
+  };
+  std::list<Handler> handlers_;
   std::optional<int> exit_status_;
 };
 
@@ -113,18 +122,18 @@ void ContainerMonitor::Boot() {
   record_.cgroup_parent = host::SandboxCgroupParent("runc", launch_.id);
   SaveRecord();  // from here on `delete` can clean up whatever this process leaves
 
+  nlohmann::json spec = launch_.spec;
+  network_ = ContainerNetwork::Prepare(spec, launch_.config.isolation, launch_.hooks, HookState("creating"));
   const bool terminal = !launch_.console_socket.empty();
   if (terminal) {
-    pty_ = OpenRawPty();
-    AcquireControllingTerminal(pty_.slave.get());
-    SendFdToSocketPath(launch_.console_socket, pty_.master.get());
-    pty_.master.reset();
+    pty_ = HandOverConsole(launch_.console_socket);
   }
-  sandbox_ = shim::Sandbox::Start({launch_.id, "runc", launch_.config, std::nullopt, record_.sandbox_dir, record_.cgroup_parent});
+  sandbox_ = shim::Sandbox::Start(
+      {launch_.id, "runc", launch_.config, network_->vm_network(), record_.sandbox_dir, record_.cgroup_parent});
   agent_ = sandbox_->agent();
   record_.host_pid = sandbox_->host_pid();
   SaveRecord();
-  auto guest = sandbox_->PrepareContainer(launch_.id, launch_.rootfs, launch_.spec.dump());
+  auto guest = sandbox_->PrepareContainer(launch_.id, launch_.rootfs, spec.dump());
   prepared_ = true;
   host::agentpb::CreateContainerRequest create;
   create.set_container_id(launch_.id);
@@ -132,6 +141,7 @@ void ContainerMonitor::Boot() {
   create.set_rootfs_path(guest.rootfs);
   create.set_terminal(terminal);
   create.set_stdin(terminal || !IsDevNull(0));
+  if (sandbox_->pod_network()) *create.mutable_network() = *sandbox_->pod_network();
   record_.container_pid = agent_->CreateContainer(create);
   created_ = true;
   host::StdioFds fds = terminal ? host::StdioFds{pty_.slave.get(), pty_.slave.get(), -1} : host::StdioFds{0, 1, 2};
@@ -161,7 +171,22 @@ void ContainerMonitor::ServeControl() {
     UniqueFd connection(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!connection) continue;
     std::lock_guard lock(mu_);
-    handlers_.emplace_back([this, c = std::move(connection)]() mutable { Handle(std::move(c)); });
+    // Threads of finished connections (execs, state calls) are joined here, so
+    // their number stays that of the connections open, however many came.
+    for (auto it = handlers_.begin(); it != handlers_.end();) {
+      if (!it->finished) {
+        ++it;
+        continue;
+      }
+      it->thread.join();
+      it = handlers_.erase(it);
+    }
+    Handler& handler = handlers_.emplace_back();
+    handler.thread = std::thread([this, &handler, c = std::move(connection)]() mutable {
+      Handle(std::move(c));
+      std::lock_guard done(mu_);
+      handler.finished = true;
+    });
   }
 }
 
@@ -233,13 +258,20 @@ json ContainerMonitor::Dispatch(const json& request, std::vector<UniqueFd>& fds,
 }
 
 void ContainerMonitor::Start() {
-  std::lock_guard lock(mu_);
-  if (record_.status != "created" || exit_status_)
-    throw std::runtime_error(fmt::format("cannot start a container in state {}", record_.status));
-  agent_->StartContainer(launch_.id);
-  record_.status = "running";
-  SaveRecord();
-  waiter_ = std::thread([this] { WatchExit(); });
+  {
+    std::lock_guard lock(mu_);
+    if (record_.status != "created" || exit_status_)
+      throw std::runtime_error(fmt::format("cannot start a container in state {}", record_.status));
+    agent_->StartContainer(launch_.id);
+    record_.status = "running";
+    SaveRecord();
+    waiter_ = std::thread([this] { WatchExit(); });
+  }
+  try {  // runtime-spec: a poststart failure is a warning, the container runs on
+    RunHostHooks(launch_.hooks.poststart, "poststart", HookState("running"));
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: {}", launch_.id, e.what());
+  }
 }
 
 void ContainerMonitor::WatchExit() {
@@ -328,12 +360,12 @@ void ContainerMonitor::Teardown() {
       execs.swap(execs_);
     }
     for (auto& e : execs) e->Abandon();  // their connections end: the handlers return
-    std::list<std::thread> handlers;
+    std::list<Handler> handlers;
     {
       std::lock_guard lock(mu_);
       handlers.swap(handlers_);
     }
-    for (auto& h : handlers) h.join();
+    for (auto& h : handlers) h.thread.join();
   }
   relay_.reset();
   if (created_) {
@@ -343,6 +375,11 @@ void ContainerMonitor::Teardown() {
       spdlog::debug("{}: delete in the agent: {}", launch_.id, e.what());
     }
     created_ = false;
+    try {  // a poststop failure is a warning: the container is gone either way
+      RunHostHooks(launch_.hooks.poststop, "poststop", HookState("stopped"));
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: {}", launch_.id, e.what());
+    }
   }
   if (prepared_) sandbox_->ReleaseContainer(launch_.id);
   prepared_ = false;

@@ -16,6 +16,7 @@
 
 #include "runc/container_record.h"
 #include "runc/control_channel.h"
+#include "runc/forked_monitor.h"
 #include "runc/pty_pair.h"
 #include "common/unique_fd.h"
 
@@ -57,10 +58,7 @@ int RunExecMonitor(const fs::path& dir, const json& process, const fs::path& con
   PtyPair pty;
   std::vector<int> fds{0, 1, 2};
   if (terminal && !console_socket.empty()) {
-    pty = OpenRawPty();
-    AcquireControllingTerminal(pty.slave.get());
-    SendFdToSocketPath(console_socket, pty.master.get());
-    pty.master.reset();
+    pty = HandOverConsole(console_socket);
     fds = {pty.slave.get()};
   } else if (terminal) {
     fds = {0};
@@ -123,43 +121,23 @@ int ExecCommand(const CommandLine& cl) {
     UniqueFd no_ready;
     return RunExecMonitor(dir, process, console_socket, no_ready);
   }
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    ::close(ready[0]);
+  const ForkedMonitor monitor = ForkMonitor([&](UniqueFd ready) {
     ::setsid();
     ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    UniqueFd ready_fd(ready[1]);
-    int status = 255;
     try {
-      status = RunExecMonitor(dir, process, console_socket, ready_fd);
+      return RunExecMonitor(dir, process, console_socket, ready);
     } catch (const std::exception& e) {
-      if (ready_fd) [[maybe_unused]] auto n = ::write(ready_fd.get(), e.what(), std::strlen(e.what()));
-      status = 255;
+      if (ready) [[maybe_unused]] auto n = ::write(ready.get(), e.what(), std::strlen(e.what()));
+      return 255;
     }
-    ::_exit(status);
-  }
-  ::close(ready[1]);
-  std::string answer;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(ready[0], buffer, sizeof buffer)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    answer.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(ready[0]);
-  if (answer != "ok") {
-    ::waitpid(pid, nullptr, 0);
-    throw std::runtime_error(answer.empty() ? "the exec monitor ended before the process started" : answer);
+  });
+  if (!monitor.ready()) {
+    ::waitpid(monitor.pid, nullptr, 0);
+    throw std::runtime_error(monitor.answer.empty() ? "the exec monitor ended before the process started"
+                                                    : monitor.answer);
   }
   const std::string pid_file = cl.Get("pid-file");
-  if (!pid_file.empty()) {
-    const std::string temp = pid_file + ".uvm-runc.tmp";
-    std::ofstream(temp) << pid;
-    fs::rename(temp, pid_file);
-  }
+  if (!pid_file.empty()) WritePidFile(pid_file, monitor.pid);
   return 0;
 }
 

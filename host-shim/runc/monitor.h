@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runc/cli.h"
+#include "runc/host_hooks.h"
 #include "sandbox_config.h"
 
 namespace uvmshim::runc {
@@ -20,7 +21,8 @@ struct ContainerLaunch {
   GlobalOptions global;
   std::string id;
   std::filesystem::path bundle;
-  nlohmann::json spec;
+  nlohmann::json spec;  // without the host hooks (below): the agent never sees them
+  HostHooks hooks;       // run by the monitor on the host (host_hooks.h)
   std::filesystem::path rootfs;  // absolute, on the host
   host::SandboxConfig config;
   std::filesystem::path console_socket;  // "" = relay the inherited stdio

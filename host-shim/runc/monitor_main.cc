@@ -16,6 +16,7 @@
 #include "paths.h"
 #include "runc/container_record.h"
 #include "runc/container_monitor.h"
+#include "runc/forked_monitor.h"
 #include "runc/monitor.h"
 #include "runc/runc_log.h"
 #include "shim/create_request.h"
@@ -35,16 +36,6 @@ host::SandboxConfig ConfigFor(const GlobalOptions& global, const std::map<std::s
   return config;
 }
 
-void WritePidFile(const fs::path& file, pid_t pid) {
-  const fs::path temp = file.string() + ".uvm-runc.tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << pid;
-    if (!out.flush()) throw std::runtime_error(fmt::format("writing --pid-file {}", file.string()));
-  }
-  fs::rename(temp, file);
-}
-
 }  // namespace
 
 ContainerLaunch PrepareLaunch(const CommandLine& cl) {
@@ -54,6 +45,7 @@ ContainerLaunch PrepareLaunch(const CommandLine& cl) {
   if (auto why = IdError("container id", launch.id); !why.empty()) throw std::invalid_argument(why);
   launch.bundle = fs::absolute(cl.Get("bundle", cl.Get("b", ".")));
   launch.spec = shim::ReadBundleSpec(launch.bundle);
+  launch.hooks = TakeHostHooks(launch.spec);
   if (!launch.spec.contains("root") || !launch.spec["root"].contains("path"))
     throw std::invalid_argument(fmt::format("{}/config.json: root.path is required", launch.bundle.string()));
   fs::path root = launch.spec["root"]["path"].get<std::string>();
@@ -81,33 +73,19 @@ int CreateContainer(const ContainerLaunch& launch) {
     if (errno == EEXIST) throw std::runtime_error(fmt::format("container with id {} already exists", launch.id));
     throw std::runtime_error(fmt::format("mkdir {}: {}", dir.string(), std::strerror(errno)));
   }
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    ::close(ready[0]);
-    ::_exit(RunContainerMonitor(launch, UniqueFd(ready[1])));
-  }
-  ::close(ready[1]);
-  std::string answer;
-  char buffer[4096];
-  for (ssize_t n; (n = ::read(ready[0], buffer, sizeof buffer)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    answer.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(ready[0]);
-  if (answer == "ok") {
-    if (!launch.pid_file.empty()) WritePidFile(launch.pid_file, pid);
+  const ForkedMonitor monitor =
+      ForkMonitor([&](UniqueFd ready) { return RunContainerMonitor(launch, std::move(ready)); });
+  if (monitor.ready()) {
+    if (!launch.pid_file.empty()) WritePidFile(launch.pid_file, monitor.pid);
     return 0;
   }
   int status = 0;
-  ::waitpid(pid, &status, 0);  // it has cleaned up behind itself
+  ::waitpid(monitor.pid, &status, 0);  // it has cleaned up behind itself
   std::error_code ignored;
   fs::remove_all(dir, ignored);
-  throw std::runtime_error(answer.empty() ? fmt::format("the monitor of {} ended before the container existed", launch.id)
-                                          : answer);
+  throw std::runtime_error(monitor.answer.empty()
+                               ? fmt::format("the monitor of {} ended before the container existed", launch.id)
+                               : monitor.answer);
 }
 
 }  // namespace uvmshim::runc

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "runc/control_channel.h"
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -46,6 +48,14 @@ std::pair<unsigned, unsigned> WindowSize(int fd) {
   winsize size{};
   if (::ioctl(fd, TIOCGWINSZ, &size) != 0) return {0, 0};
   return {size.ws_col, size.ws_row};
+}
+
+PtyPair HandOverConsole(const std::filesystem::path& console_socket) {
+  PtyPair pty = OpenRawPty();
+  AcquireControllingTerminal(pty.slave.get());
+  SendFdToSocketPath(console_socket, pty.master.get());
+  pty.master.reset();  // the caller's now: ours would keep its reads from ending
+  return pty;
 }
 
 }  // namespace uvmshim::runc

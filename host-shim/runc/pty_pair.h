@@ -3,6 +3,9 @@
 // does the line discipline: the host side is raw, so nothing is processed twice).
 #pragma once
 
+#include <filesystem>
+#include <utility>
+
 #include "common/unique_fd.h"
 
 namespace uvmshim::runc {
@@ -14,6 +17,10 @@ struct PtyPair {
 
 // Throws std::runtime_error.
 PtyPair OpenRawPty();
+// The --console-socket hand-over of `create` and `exec`: a raw pty whose
+// slave becomes this process's controlling terminal and whose master goes to
+// the caller over `console_socket`. Returns the pair with the slave only.
+PtyPair HandOverConsole(const std::filesystem::path& console_socket);
 // Makes the slave this process's controlling terminal (after setsid) so that
 // the caller's resizes of the master arrive as SIGWINCH.
 void AcquireControllingTerminal(int slave_fd);

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "agent_host_factory.h"
 #include "paths.h"
@@ -75,6 +76,25 @@ const host::agentpb::PodNetwork* Sandbox::pod_network() const {
   return network_ && network_->has_interfaces() ? &network_->network() : nullptr;
 }
 
+void Sandbox::ReleaseLinkIfHostEnded(std::chrono::milliseconds wait) {
+  // The host's end is classified by its watcher shortly after the agent's
+  // channel breaks: look again for a bounded time, then leave it to Stop().
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_ || !host_ || !network_) return;
+      if (auto why = host_->unexpected_exit()) {
+        spdlog::warn("event=pod_link_released sandbox={} netns={} reason=\"{}\"", params_.id, network_->path(), *why);
+        network_->RemoveFilters();
+        return;
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 void Sandbox::Kill(const std::string& why) {
   std::lock_guard lock(mu_);
   if (!host_ || killed_because_) return;
@@ -118,6 +138,10 @@ void Sandbox::Stop() {
     host = std::move(host_);
   }
   host.reset();  // the VM object and its share go with it
+  if (network_ && !fs::exists(network_->path()))
+    spdlog::warn("event=pod_netns_gone sandbox={} netns={}: the pod's network namespace was deleted while the "
+                 "sandbox ran; it lived on while the sandbox held it",
+                 params_.id, network_->path());
   network_.reset();  // QEMU is gone, so are the taps: remove the filters
   spdlog::info("sandbox {}: ended", params_.id);
   socket_dir_.Remove();

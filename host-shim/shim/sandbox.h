@@ -4,6 +4,7 @@
 // shared_ptr; it ends with its sandbox task (Stop) or with the last holder.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -69,6 +70,10 @@ class Sandbox {
   void Kill(const std::string& why);
   // Why the host ended when nobody asked it to (VM killed, agent crashed).
   std::optional<std::string> unexpected_exit() const;
+  // Called when the agent is lost: once the host is seen to have ended on its
+  // own (within `wait`), the pod's link to it is taken down at once instead
+  // of when the sandbox is stopped. No-op for a host that still runs.
+  void ReleaseLinkIfHostEnded(std::chrono::milliseconds wait);
 
   // Recorded at start for state.json (uvmctl, `shim delete`).
   const std::string& debug_target() const { return debug_target_; }

@@ -219,6 +219,7 @@ void TaskService::WatchExit(Task* task, Process* process) {
   spdlog::debug("task {} process \"{}\": output done", task->id, process->exec_id);
   std::uint32_t exit_status = 0;
   std::int64_t exited_at = 0;
+  bool agent_lost = false;
   try {
     auto exit = task->agent->WaitProcess(task->id, process->exec_id);
     exit_status = exit.exit_status;
@@ -236,6 +237,7 @@ void TaskService::WatchExit(Task* task, Process* process) {
                   why ? " (" + *why + ")" : "");
     exit_status = 128 + 9;
     exited_at = NowNanos();
+    agent_lost = true;
   }
   process->relay->StopStdin();
   process->files->CloseOutputs();
@@ -257,6 +259,8 @@ void TaskService::WatchExit(Task* task, Process* process) {
   event.set_exit_status(exit_status);
   SetTimestamp(event.mutable_exited_at(), exited_at);
   events_.Publish("/tasks/exit", event);
+  // A VM that died takes its pod link down now, not when the pod is stopped.
+  if (agent_lost) task->sandbox->ReleaseLinkIfHostEnded(std::chrono::seconds(5));
 }
 
 Status TaskService::Wait(const ttrpc::RequestContext& ctx, const taskpb::WaitRequest& request,

@@ -17,6 +17,11 @@ CLI::App* AddHcsDocumentCommand(CLI::App& app, HcsDocumentOptions& options) {
   cmd->add_option("--console-pipe", options.console_pipe, "serial console named pipe (\\\\.\\pipe\\NAME)");
   auto* share = cmd->add_option("--rootfs-share", options.rootfs_share, "rootfs directory, as a Plan9 share");
   cmd->add_option("--rootfs-vhd", options.rootfs_vhd, "rootfs VHD(X), on SCSI")->excludes(share);
+  cmd->add_option("--host-build", options.host_build,
+                  "Windows build of the host (e.g. 17763, 18286, 26100): decides LinuxKernelDirect or UEFI boot")
+      ->required();
+  cmd->add_option("--host-cpus", options.host_logical_processors,
+                  "logical processors of the host (vCPUs are clamped to it; 0 = no clamp)");
   cmd->add_option("--cmdline-extra", options.cmdline_extra, "appended to the kernel command line");
   return cmd;
 }
@@ -29,6 +34,7 @@ int PrintHcsDocument(const HcsDocumentOptions& options) {
   doc.cpus = options.cpus;
   doc.console_pipe = options.console_pipe;
   doc.kernel_cmdline_extra = options.cmdline_extra;
+  doc.host = {options.host_build, options.host_logical_processors};
   if (!options.rootfs_share.empty()) {
     doc.rootfs = {uvm::hcs::RootfsKind::kPlan9Share, options.rootfs_share, false};
   } else if (!options.rootfs_vhd.empty()) {

@@ -17,6 +17,8 @@ struct HcsDocumentOptions {
   std::string rootfs_share;  // a host directory for the Plan9 share
   std::string rootfs_vhd;    // or a VHD for SCSI
   std::string cmdline_extra;
+  unsigned host_build = 0;               // required: decides the boot path
+  unsigned host_logical_processors = 0;  // 0 = no clamp
 };
 
 CLI::App* AddHcsDocumentCommand(CLI::App& app, HcsDocumentOptions& options);

@@ -13,8 +13,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "toml_reader.h"
+
 namespace uvmshim::uvmctl {
 namespace fs = std::filesystem;
+using host::Read;
+using host::ReadStrings;
 using nlohmann::json;
 
 namespace {
@@ -24,22 +28,6 @@ constexpr const char* kCniVersion = "1.0.0";
 
 std::invalid_argument Bad(const std::string& where, const std::string& key, const std::string& why) {
   return std::invalid_argument(fmt::format("{}: \"{}\" {}", where, key, why));
-}
-
-template <typename T>
-void Read(const cpptoml::table& table, const std::string& key, T& out, const std::string& where) {
-  if (!table.contains(key)) return;
-  auto value = table.get_as<T>(key);
-  if (!value) throw Bad(where, key, "has the wrong type");
-  out = *value;
-}
-
-std::vector<std::string> ReadStrings(const cpptoml::table& table, const std::string& key,
-                                     std::vector<std::string> fallback, const std::string& where) {
-  if (!table.contains(key)) return fallback;
-  auto values = table.get_array_of<std::string>(key);
-  if (!values) throw Bad(where, key, "must be an array of strings");
-  return *values;
 }
 
 bool IsIpv4(const std::string& text) {
@@ -93,25 +81,15 @@ std::uint16_t ParsePort(const std::string& digits, const std::string& text, cons
 }  // namespace
 
 NetworkConfig ParseNetworkConfig(const std::string& toml_text, const std::string& origin) {
-  std::shared_ptr<cpptoml::table> root;
-  try {
-    std::istringstream in(toml_text);
-    cpptoml::parser parser(in);
-    root = parser.parse();
-  } catch (const cpptoml::parse_exception& e) {
-    throw std::invalid_argument(fmt::format("{}: {}", origin, e.what()));
-  }
+  const std::shared_ptr<cpptoml::table> root = host::ParseTomlDocument(toml_text, origin);
   NetworkConfig config;
-  for (const auto& [key, value] : *root)
-    if (key != "network") throw std::invalid_argument(fmt::format("{}: unknown key \"{}\"", origin, key));
+  host::RejectUnknown(*root, {"network"}, origin);
   if (!root->contains("network")) return config;
   auto table = root->get_table("network");
   const std::string where = origin + " [network]";
   if (!table) throw std::invalid_argument(where + ": must be a table");
-  const std::set<std::string> known = {"name", "bridge", "subnet", "gateway", "mtu", "cni_path", "netns_dir",
-                                       "ipam_data_dir", "dns", "host_resolv_conf"};
-  for (const auto& [key, value] : *table)
-    if (!known.contains(key)) throw std::invalid_argument(fmt::format("{}: unknown key \"{}\"", where, key));
+  host::RejectUnknown(*table, {"name", "bridge", "subnet", "gateway", "mtu", "cni_path", "netns_dir",
+                              "ipam_data_dir", "dns", "host_resolv_conf"}, where);
   Read(*table, "name", config.name, where);
   Read(*table, "bridge", config.bridge, where);
   Read(*table, "subnet", config.subnet, where);

@@ -121,6 +121,31 @@ TEST(SeccompCompile, DefaultErrnoRet) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// runc 1.1: with an errno default action, a syscall numbered above every one
+// the profile names gets ENOSYS (a kernel without it), one within gets the default.
+TEST(SeccompCompile, NewerSyscallsGetEnosys) {
+  json p = {{"defaultAction", "SCMP_ACT_ERRNO"}};  // EPERM
+  p["architectures"] = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
+  p["syscalls"] = {{{"names", {"exit", "exit_group", "write", "getpid", "close"}}, {"action", "SCMP_ACT_ALLOW"}},
+                   {{"names", {"openat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 13}}};
+  int status = RunFiltered(p, [] {
+    if (syscall(SYS_getppid) != -1 || errno != EPERM) return 1;   // 110 < openat's 257: the default
+    if (syscall(SYS_openat, -1, "x", 0) != -1 || errno != 13) return 2;
+    if (syscall(SYS_close_range, ~0U, ~0U, 0) != -1 || errno != ENOSYS) return 3;  // 436 > 257
+    if (syscall(435 /* clone3 */, nullptr, 0) != -1 || errno != ENOSYS) return 4;
+    if (syscall(SYS_getpid) <= 0) return 5;
+    return 0;
+  });
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // An allow default is left as it is: nothing is denied, nothing is stubbed.
+  json allow = Allow();
+  allow["syscalls"] = {{{"names", {"getppid"}}, {"action", "SCMP_ACT_ERRNO"}}};
+  status = RunFiltered(allow, [] { return syscall(SYS_close_range, ~0U, ~0U, 0) == 0 ? 0 : 1; });
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 TEST(SeccompCompile, KillAndTrapEndWithSigsys) {
   for (const char* action : {"SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"}) {
     json p = Allow();

@@ -62,6 +62,12 @@ inline std::unique_ptr<DockerEnv> StartDockerWithUvmRuntimes() {
   return std::make_unique<DockerEnv>(runtimes);
 }
 
+// Engine output without its trailing newline (and spaces).
+inline std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
 class DockerCase : public ::testing::TestWithParam<EngineCase> {
  protected:
   void SetUp() override {

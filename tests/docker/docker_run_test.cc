@@ -14,11 +14,6 @@ namespace uvmshim::e2e {
 namespace {
 namespace fs = std::filesystem;
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 class DockerRun : public DockerCase {
  protected:
   // docker run -d ... and its id.

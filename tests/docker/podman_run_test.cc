@@ -8,11 +8,6 @@
 namespace uvmshim::e2e {
 namespace {
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
 class PodmanRun : public ::testing::TestWithParam<EngineCase> {
  protected:
   void SetUp() override {

@@ -33,18 +33,40 @@ class CtrSecurity : public CtrFixture, public ::testing::TestWithParam<RuntimeCa
   void TearDown() override { StopContainerd(); }
   const RuntimeCase& rc() const { return GetParam(); }
 
-  // Runs `cmd` with runc and with the case's runtime; both outputs.
+  // Runs `script` with runc and with the case's runtime; what each printed.
+  // The probes write into a bind-mounted file rather than stdout: under runc,
+  // `ctr run --rm` can cut the stdout of a process that exits at once (seen
+  // in CI: the anchor's output ended after three lines), and this test
+  // compares syscall answers, not stdout delivery (the stdio suites do that).
   std::pair<CommandResult, CommandResult> SideBySide(const std::vector<std::string>& flags, const std::string& id,
-                                                     const std::vector<std::string>& cmd) {
-    auto reference = CtrRun(kRunc, flags, id + "-runc", cmd);
-    auto ours = CtrRun(rc(), flags, id, cmd);
+                                                     const std::string& script) {
+    auto reference = RunWithProbeFile(kRunc, flags, id + "-runc", script);
+    auto ours = RunWithProbeFile(rc(), flags, id, script);
     std::cout << "[ runc     ] " << reference.out << "[ " << rc().name << " ] " << ours.out;
     return {reference, ours};
+  }
+
+  CommandResult RunWithProbeFile(const RuntimeCase& runtime, std::vector<std::string> flags, const std::string& id,
+                                 const std::string& script) {
+    TempDir out("uvmshim-probe");
+    flags.push_back("--mount");
+    flags.push_back(ProbeMount(out.path()));
+    auto result = CtrRun(runtime, flags, id, {"sh", "-c", "(" + script + ") >/probe-out/result 2>&1"});
+    result.out = ReadProbeFile(out.path());
+    return result;
+  }
+
+  static std::string ProbeMount(const std::filesystem::path& dir) {
+    return "type=bind,src=" + dir.string() + ",dst=/probe-out,options=rbind:rw";
+  }
+  static std::string ReadProbeFile(const std::filesystem::path& dir, const std::string& name = "result") {
+    std::ifstream in(dir / name);
+    return std::string(std::istreambuf_iterator<char>(in), {});
   }
 };
 
 TEST_P(CtrSecurity, ContainerdDefaultProfileDeniesLikeRunc) {
-  auto [reference, ours] = SideBySide({"--rm", "--seccomp"}, "sc1", {"sh", "-c", kSeccompProbes});
+  auto [reference, ours] = SideBySide({"--rm", "--seccomp"}, "sc1", kSeccompProbes);
   ASSERT_TRUE(reference.ok()) << reference.Describe();
   EXPECT_NE(reference.out.find("Seccomp:\t2\n"), std::string::npos) << reference.out;
   EXPECT_NE(reference.out.find("unshare-user 1\n"), std::string::npos) << "runc: " << reference.out;
@@ -54,14 +76,21 @@ TEST_P(CtrSecurity, ContainerdDefaultProfileDeniesLikeRunc) {
 }
 
 TEST_P(CtrSecurity, ExecsGetTheFilter) {
-  ASSERT_NO_FATAL_FAILURE(StartDetached(rc(), "scx", {"sleep", "1000"}, {"--seccomp"}));
-  ASSERT_NO_FATAL_FAILURE(StartDetached(kRunc, "scx-runc", {"sleep", "1000"}, {"--seccomp"}));
-  auto exec = [&](const std::string& id) {
-    return env().Ctr({"task", "exec", "--exec-id", "p1", id, "sh", "-c", kSeccompProbes},
-                     CommandOptions().WithTimeout(rc().op_timeout()));
+  TempDir ours_dir("uvmshim-probe"), runc_dir("uvmshim-probe");
+  ASSERT_NO_FATAL_FAILURE(
+      StartDetached(rc(), "scx", {"sleep", "1000"}, {"--seccomp", "--mount", ProbeMount(ours_dir.path())}));
+  ASSERT_NO_FATAL_FAILURE(
+      StartDetached(kRunc, "scx-runc", {"sleep", "1000"}, {"--seccomp", "--mount", ProbeMount(runc_dir.path())}));
+  auto exec = [&](const std::string& id, const std::filesystem::path& dir) {
+    auto r = env().Ctr({"task", "exec", "--exec-id", "p1", id, "sh", "-c",
+                        std::string("(") + kSeccompProbes + ") >/probe-out/result 2>&1"},
+                       CommandOptions().WithTimeout(rc().op_timeout()));
+    r.out = ReadProbeFile(dir);
+    return r;
   };
-  auto reference = exec("scx-runc");
-  auto ours = exec("scx");
+  auto reference = exec("scx-runc", runc_dir.path());
+  auto ours = exec("scx", ours_dir.path());
+  std::cout << "[ runc     ] " << reference.out << "[ " << rc().name << " ] " << ours.out;
   ASSERT_TRUE(reference.ok()) << reference.Describe();
   EXPECT_NE(reference.out.find("Seccomp:\t2\n"), std::string::npos) << reference.out;
   EXPECT_TRUE(ours.ok()) << ours.Describe() << env().LogTail();
@@ -78,7 +107,7 @@ TEST_P(CtrSecurity, DockerDefaultProfileDeniesLikeRunc) {
   const auto file = SourceDir() / "tests/fixtures/seccomp/docker-20.10-default.json";
   ASSERT_TRUE(std::filesystem::exists(file)) << file;
   auto [reference, ours] =
-      SideBySide({"--rm", "--seccomp", "--seccomp-profile", file.string()}, "sc2", {"sh", "-c", kSeccompProbes});
+      SideBySide({"--rm", "--seccomp", "--seccomp-profile", file.string()}, "sc2", kSeccompProbes);
   ASSERT_TRUE(reference.ok()) << reference.Describe();
   EXPECT_NE(reference.out.find("Seccomp:\t2\n"), std::string::npos) << reference.out;
   EXPECT_NE(reference.out.find("raw:435 38\n"), std::string::npos) << "runc: " << reference.out;
@@ -102,7 +131,7 @@ constexpr const char* kDeviceProbes =
     "done; for f in /dev/x-*; do [ -e $f ] && syscall-probe open:$f; done; true";
 
 TEST_P(CtrSecurity, DeviceNodesTheContainerMakesCannotBeOpened) {
-  auto [reference, ours] = SideBySide({"--rm"}, "dev1", {"sh", "-c", kDeviceProbes});
+  auto [reference, ours] = SideBySide({"--rm"}, "dev1", kDeviceProbes);
   const std::string expected_common =
       "open:/dev/kvm 1\nopen:/dev/mem 1\nopen:/dev/loop0 1\nopen:/dev/null 0\nopen:/dev/zero 0\n"
       "open:/dev/ptmx 0\nopen:/dev/net/tun not-EPERM\n";

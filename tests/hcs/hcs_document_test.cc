@@ -21,6 +21,7 @@ UvmDocumentOptions GoldenOptions() {
   options.initrd_path = R"(C:\ProgramData\uvmshim\initrd.img)";
   options.memory_mb = 1024;
   options.cpus = 2;
+  options.host = {26100, 8};  // a current build: Windows 11 24H2 / Server 2025
   return options;
 }
 
@@ -32,6 +33,10 @@ UvmDocumentOptions OptionsFor(const std::string& name) {
     options.rootfs = {RootfsKind::kPlan9Share, R"(C:\ProgramData\uvmshim\c\c1\rootfs)", false};
   } else if (name == "rootfs-disk") {
     options.rootfs = {RootfsKind::kScsiDisk, R"(C:\ProgramData\uvmshim\c\c1\rootfs.vhdx)", true};
+  } else if (name == "build-17763") {
+    options.host.build = 17763;  // Windows 10 1809 / Server 2019: UEFI boot
+  } else if (name == "build-18286") {
+    options.host.build = 18286;  // the first build with LinuxKernelDirect
   }
   return options;
 }
@@ -56,7 +61,7 @@ TEST_P(GoldenDocumentTest, MatchesGoldenFileExactly) {
 
 INSTANTIATE_TEST_SUITE_P(Configurations, GoldenDocumentTest,
                          ::testing::Values("default", "debug-console", "rootfs-share",
-                                           "rootfs-disk"),
+                                           "rootfs-disk", "build-17763", "build-18286"),
                          [](const auto& param_info) {
                            std::string name = param_info.param;
                            for (char& c : name) {
@@ -113,6 +118,76 @@ TEST(HcsDocument, DebugConsoleAddsNamedPipeComPort) {
   EXPECT_NE(cmdline.find("8250_core.nr_uarts=1"), std::string::npos) << cmdline;
   EXPECT_NE(cmdline.find("console=ttyS0,115200"), std::string::npos) << cmdline;
   EXPECT_EQ(cmdline.find("nr_uarts=0"), std::string::npos) << cmdline;
+  // A panic's message must stay readable on the console, and so the boot log.
+  EXPECT_EQ(cmdline.find("panic=-1"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("quiet"), std::string::npos) << cmdline;
+}
+
+TEST(HcsDocument, KernelDirectFromBuild18286) {
+  for (unsigned build : {18286u, 19041u, 20348u, 26100u}) {
+    UvmDocumentOptions options = GoldenOptions();
+    options.host.build = build;
+    const json chipset = json::parse(BuildUvmDocument(options))["VirtualMachine"]["Chipset"];
+    EXPECT_TRUE(chipset.contains("LinuxKernelDirect")) << build;
+    EXPECT_FALSE(chipset.contains("Uefi")) << build;
+  }
+}
+
+TEST(HcsDocument, UefiBootFromTheBootFilesShareBelowBuild18286) {
+  UvmDocumentOptions options = GoldenOptions();
+  options.host.build = 18285;
+  const json chipset = json::parse(BuildUvmDocument(options))["VirtualMachine"]["Chipset"];
+  ASSERT_FALSE(chipset.contains("LinuxKernelDirect")) << chipset.dump();
+  const json& entry = chipset["Uefi"]["BootThis"];
+  EXPECT_EQ(entry["DeviceType"], "VmbFs");
+  EXPECT_EQ(entry["DevicePath"], R"(\vmlinuz)");
+  EXPECT_EQ(entry["VmbFsRootPath"], R"(C:\ProgramData\uvmshim)");
+  EXPECT_EQ(entry["OptionalData"], "initrd=/initrd.img " + BuildKernelCmdLine(options));
+}
+
+TEST(HcsDocument, UefiBootNeedsKernelAndInitrdInOneDirectory) {
+  UvmDocumentOptions options = GoldenOptions();
+  options.host.build = 17763;
+  options.initrd_path = R"(D:\images\initrd.img)";
+  try {
+    BuildUvmDocument(options);
+    FAIL() << "accepted boot files in two directories on build 17763";
+  } catch (const VmError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("build 17763"), std::string::npos) << message;
+    EXPECT_NE(message.find("same directory"), std::string::npos) << message;
+  }
+  options.host.build = 18286;  // kernel-direct boot takes two paths
+  EXPECT_NO_THROW(BuildUvmDocument(options));
+}
+
+TEST(HcsDocument, HostBuildsBelowTheMinimumOrUnknownAreRefusedByName) {
+  for (auto [build, fragment] : {std::pair<unsigned, std::string>{17134, "Windows build 17134 is not supported: "
+                                                                          "the minimum is build 17763"},
+                                 {0, "host's Windows build is unknown"}}) {
+    UvmDocumentOptions options = GoldenOptions();
+    options.host.build = build;
+    try {
+      BuildUvmDocument(options);
+      ADD_FAILURE() << "accepted build " << build;
+    } catch (const VmError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(HcsDocument, VcpusClampedToTheHostsLogicalProcessors) {
+  UvmDocumentOptions options = GoldenOptions();
+  options.cpus = 12;
+  options.host.logical_processors = 6;
+  json doc = json::parse(BuildUvmDocument(options));
+  EXPECT_EQ(doc["VirtualMachine"]["ComputeTopology"]["Processor"]["Count"], 6);
+  EXPECT_NE(BuildKernelCmdLine(options).find(" nr_cpus=6 "), std::string::npos) << BuildKernelCmdLine(options);
+  options.host.logical_processors = 0;  // unknown: as asked
+  doc = json::parse(BuildUvmDocument(options));
+  EXPECT_EQ(doc["VirtualMachine"]["ComputeTopology"]["Processor"]["Count"], 12);
+  options.host.logical_processors = 64;  // enough: as asked
+  EXPECT_EQ(ClampVcpus(12, options.host), 12u);
 }
 
 TEST(HcsDocument, KernelCmdLineUsesHvSockAndTellsAgentToListen) {
@@ -121,7 +196,7 @@ TEST(HcsDocument, KernelCmdLineUsesHvSockAndTellsAgentToListen) {
   options.kernel_cmdline_extra = "uvm.debug=1";
   const std::string cmdline = BuildKernelCmdLine(options);
   EXPECT_EQ(cmdline,
-            "initcall_blacklist=virtio_vsock_init 8250_core.nr_uarts=0 panic=-1 quiet pci=off "
+            "initcall_blacklist=virtio_vsock_init 8250_core.nr_uarts=0 panic=-1 quiet pci=off nr_cpus=2 "
             "uvm.listen=vsock://2761 uvm.debug=1");
 }
 

@@ -4,6 +4,7 @@
 #include "uvm/hcs/hcs_vm.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <thread>
 
@@ -67,6 +68,7 @@ class HcsVmTest : public ::testing::Test {
       return std::make_unique<net::SocketStream>(net::ConnectTcpLoopback(agent_.port(), timeout));
     };
     deps.make_relay_listener = [] { return std::make_unique<net::TcpLoopbackListener>(0); };
+    deps.probe_host = [this] { return host_; };
     vm_ = std::make_unique<HcsVm>(config_, options_, deps);
     return *vm_;
   }
@@ -84,6 +86,7 @@ class HcsVmTest : public ::testing::Test {
   std::filesystem::path initrd_;
   VmConfig config_;
   HcsVmOptions options_;
+  HostInfo host_{26100, 8};  // what the injected host probe reports
   std::shared_ptr<FakeHcsApi> api_ = std::make_shared<FakeHcsApi>();
   EchoServer agent_;
   std::atomic<bool> agent_up_{true};
@@ -114,6 +117,7 @@ TEST_F(HcsVmTest, FullLifecycle) {
   expected.initrd_path = initrd_.string();
   expected.memory_mb = 512;
   expected.cpus = 1;
+  expected.host = host_;
   EXPECT_EQ(api_->create_document(), BuildUvmDocument(expected));
   EXPECT_EQ(vm.document(), api_->create_document());
   EXPECT_TRUE(Contains(vm.AgentTarget(), "ipv4:127.0.0.1:")) << vm.AgentTarget();
@@ -152,6 +156,30 @@ TEST_F(HcsVmTest, FullLifecycle) {
   vm.Terminate();
   EXPECT_EQ(api_->CountCalls("ShutDown"), 1);
   EXPECT_EQ(api_->CountCalls("Terminate"), 0);
+}
+
+TEST_F(HcsVmTest, VcpusAboveTheHostsProcessorsAreClampedInTheDocument) {
+  config_.cpus = 16;
+  host_ = {18362, 4};
+  HcsVm& vm = MakeVm();
+  vm.Create();
+  const auto document = nlohmann::json::parse(api_->create_document());
+  EXPECT_EQ(document["VirtualMachine"]["ComputeTopology"]["Processor"]["Count"], 4);
+  EXPECT_TRUE(Contains(document["VirtualMachine"]["Chipset"]["LinuxKernelDirect"]["KernelCmdLine"].get<std::string>(),
+                       " nr_cpus=4"));
+}
+
+TEST_F(HcsVmTest, HostBuildBelowTheMinimumIsRefusedBeforeAnyHcsCall) {
+  host_ = {17134, 8};  // Windows 10 1803
+  HcsVm& vm = MakeVm();
+  try {
+    vm.Create();
+    FAIL() << "create on build 17134 succeeded";
+  } catch (const VmError& e) {
+    EXPECT_TRUE(Contains(e.what(), "17134")) << e.what();
+    EXPECT_TRUE(Contains(e.what(), "minimum is build 17763")) << e.what();
+  }
+  EXPECT_EQ(api_->create_document(), "");
 }
 
 TEST_F(HcsVmTest, MissingBootFileDetectedBeforeAnyHcsCall) {

@@ -18,6 +18,7 @@
 #include "uvm/hcs/computecore_api.h"
 #include "uvm/hcs/console_pipe_win.h"
 #include "uvm/hcs/hcs_backend.h"
+#include "uvm/hcs/host_build.h"
 #include "uvm/hcs/hvsocket.h"
 #include "uvm/hcs/socket_stream.h"
 
@@ -28,6 +29,17 @@ using namespace std::chrono_literals;
 
 bool Contains(const std::string& text, const std::string& fragment) {
   return text.find(fragment) != std::string::npos;
+}
+
+// RtlGetVersion and GetActiveProcessorCount answer under wine too (wine
+// reports the Windows version it emulates); on a real host the build is the
+// one `winver` shows.
+TEST(WindowsHostProbe, ReportsABuildAndTheProcessorCount) {
+  const HostInfo host = ProbeWindowsHost();
+  std::cout << "host build " << host.build << ", " << host.logical_processors << " logical processors\n";
+  EXPECT_GT(host.build, 0u);
+  EXPECT_GE(host.logical_processors, 1u);
+  EXPECT_EQ(host.logical_processors, GetActiveProcessorCount(ALL_PROCESSOR_GROUPS));
 }
 
 TEST(WindowsUtf16, RoundTrip) {

@@ -8,10 +8,10 @@
 // types are taken from the mingw-w64 computecore.h declarations, so the
 // compiler checks every signature.
 //
-// Result strings: HcsWaitForOperationResult hands back a PWSTR the caller
-// frees. Microsoft's HCS reference says LocalFree; hcsshim uses
-// CoTaskMemFree. We follow the documentation (LocalFree); on current Windows
-// both release blocks of the process heap, so either is safe there.
+// Result strings: HcsWaitForOperationResult (the only call here that hands
+// back a PWSTR) gives the caller a string to free. Microsoft's ComputeCore
+// reference for that function says LocalFree, so that is what HcsString
+// uses (hcsshim calls CoTaskMemFree instead; the documentation decides).
 #pragma once
 
 #ifdef _WIN32

@@ -11,6 +11,7 @@
 
 #include "uvm/hcs/computecore_api.h"
 #include "uvm/hcs/console_pipe_win.h"
+#include "uvm/hcs/host_build.h"
 #include "uvm/hcs/hvsocket.h"
 
 namespace uvmshim::uvm::hcs {
@@ -63,6 +64,7 @@ std::unique_ptr<HcsVm> MakeHcsUtilityVm(VmConfig config, HcsVmOptions options) {
   deps.relay_peer_filter = IsLoopbackPeerInThisProcess;
   deps.capture_console = StartConsolePipeCapture;
   deps.host_path_string = WindowsPathUtf8;
+  deps.probe_host = ProbeWindowsHost;
   return std::make_unique<HcsVm>(std::move(config), std::move(options), std::move(deps));
 }
 

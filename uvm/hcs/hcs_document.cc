@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
 #include "uvm/utility_vm.h"
 
 namespace uvmshim::uvm::hcs {
@@ -39,6 +41,28 @@ json ScsiAttachment(std::string_view vhd_path, bool read_only) {
 
 std::string Dump(const json& doc) { return doc.dump(2) + "\n"; }
 
+// "C:\dir\file" -> {"C:\dir", "file"}; Windows paths from HostPath use
+// backslashes, tests may use slashes.
+std::pair<std::string, std::string> SplitWindowsPath(const std::string& path) {
+  const auto slash = path.find_last_of("\\/");
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// Below build 18286 HCS has no LinuxKernelDirect: the VM's UEFI firmware
+// starts the kernel's EFI stub from a VmbFs share of the boot files'
+// directory (hcsshim's fallback), and the stub loads the initrd from there.
+json UefiChipset(const UvmDocumentOptions& options, const std::string& cmdline) {
+  const auto [kernel_dir, kernel_file] = SplitWindowsPath(options.kernel_path);
+  const auto [initrd_dir, initrd_file] = SplitWindowsPath(options.initrd_path);
+  return json{{"Uefi",
+               {{"BootThis",
+                 {{"DevicePath", "\\" + kernel_file},
+                  {"DeviceType", "VmbFs"},
+                  {"VmbFsRootPath", kernel_dir},
+                  {"OptionalData", "initrd=/" + initrd_file + " " + cmdline}}}}}};
+}
+
 }  // namespace
 
 void ValidateUvmDocumentOptions(const UvmDocumentOptions& options) {
@@ -47,6 +71,14 @@ void ValidateUvmDocumentOptions(const UvmDocumentOptions& options) {
   if (options.memory_mb < kMinMemoryMb) {
     throw VmError("HCS document: memory " + std::to_string(options.memory_mb) +
                   " MB is below the minimum of " + std::to_string(kMinMemoryMb) + " MB");
+  }
+  const KernelBootMode boot = BootModeForBuild(options.host.build);
+  if (boot == KernelBootMode::kUefiVmbFs &&
+      SplitWindowsPath(options.kernel_path).first != SplitWindowsPath(options.initrd_path).first) {
+    throw VmError("HCS document: Windows build " + std::to_string(options.host.build) +
+                  " boots through UEFI from one VmbFs share (LinuxKernelDirect needs build " +
+                  std::to_string(kKernelDirectMinimumBuild) + "): kernel \"" + options.kernel_path +
+                  "\" and initrd \"" + options.initrd_path + "\" must be in the same directory");
   }
   if (options.cpus == 0 || options.cpus > kMaxCpus) {
     throw VmError("HCS document: cpu count " + std::to_string(options.cpus) +
@@ -69,11 +101,13 @@ std::string BuildKernelCmdLine(const UvmDocumentOptions& options) {
   // Without virtio-vsock's init the guest's AF_VSOCK binds to hv_sock.
   std::string cmdline = "initcall_blacklist=virtio_vsock_init";
   if (options.console_pipe.empty()) {
-    cmdline += " 8250_core.nr_uarts=0";
+    // No console to read: stay quiet, and stop at once on a panic.
+    cmdline += " 8250_core.nr_uarts=0 panic=-1 quiet";
   } else {
+    // Debugging: the whole boot log and a panic's message stay on COM1.
     cmdline += " 8250_core.nr_uarts=1 8250_core.skip_txen_test=1 console=ttyS0,115200";
   }
-  cmdline += " panic=-1 quiet pci=off";
+  cmdline += " pci=off nr_cpus=" + std::to_string(ClampVcpus(options.cpus, options.host));
   cmdline += " uvm.listen=vsock://" + std::to_string(options.agent_vsock_port);
   switch (options.rootfs.kind) {
     case RootfsKind::kNone:
@@ -97,6 +131,14 @@ std::string BuildKernelCmdLine(const UvmDocumentOptions& options) {
 
 std::string BuildUvmDocument(const UvmDocumentOptions& options) {
   ValidateUvmDocumentOptions(options);
+  const std::string cmdline = BuildKernelCmdLine(options);
+  const json chipset =
+      BootModeForBuild(options.host.build) == KernelBootMode::kLinuxKernelDirect
+          ? json{{"LinuxKernelDirect",
+                  {{"KernelFilePath", options.kernel_path},
+                   {"InitRdPath", options.initrd_path},
+                   {"KernelCmdLine", cmdline}}}}
+          : UefiChipset(options, cmdline);
   const unsigned memory_mb = (options.memory_mb + 1) / 2 * 2;
 
   json scsi_controller = json::object();
@@ -135,14 +177,10 @@ std::string BuildUvmDocument(const UvmDocumentOptions& options) {
       {"VirtualMachine",
        {
            {"StopOnReset", true},
-           {"Chipset",
-            {{"LinuxKernelDirect",
-              {{"KernelFilePath", options.kernel_path},
-               {"InitRdPath", options.initrd_path},
-               {"KernelCmdLine", BuildKernelCmdLine(options)}}}}},
+           {"Chipset", chipset},
            {"ComputeTopology",
             {{"Memory", {{"SizeInMB", memory_mb}, {"AllowOvercommit", options.allow_overcommit}}},
-             {"Processor", {{"Count", options.cpus}}}}},
+             {"Processor", {{"Count", ClampVcpus(options.cpus, options.host)}}}}},
            {"Devices", devices},
        }},
   };

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "uvm/hcs/guid.h"
+#include "uvm/hcs/host_build.h"
 #include "uvm/hcs/hresult.h"
 
 namespace uvmshim::uvm::hcs {
@@ -48,7 +49,12 @@ struct UvmDocumentOptions {
   std::string initrd_path;  // Windows path of the initrd with uvm-agent as /init
   unsigned memory_mb = 1024;  // rounded up to a multiple of 2 (HCS wants 2 MB steps)
   bool allow_overcommit = true;
-  unsigned cpus = 2;
+  unsigned cpus = 2;  // clamped to host.logical_processors (ClampVcpus)
+  // The host's build decides the boot path (host_build.h): LinuxKernelDirect
+  // from 18286, UEFI from a VmbFs share of the kernel's directory on
+  // 17763..18285 (kernel and initrd must then share a directory), refused
+  // below 17763 or when unknown.
+  HostInfo host;
   // Serial console (COM1) as a named pipe, e.g. \\.\pipe\uvmshim-ID-console.
   // Empty = no console: the guest gets 8250_core.nr_uarts=0.
   std::string console_pipe;
@@ -58,10 +64,11 @@ struct UvmDocumentOptions {
 };
 
 // Throws VmError for unusable options (empty paths, zero cpus/memory,
-// console pipe not under \\.\pipe\).
+// console pipe not under \\.\pipe\, unknown or unsupported host build).
 void ValidateUvmDocumentOptions(const UvmDocumentOptions& options);
 
-// The kernel command line the document carries.
+// The kernel command line the document carries (under UEFI boot the EFI
+// stub reads it from BootThis.OptionalData, after an initrd= argument).
 std::string BuildKernelCmdLine(const UvmDocumentOptions& options);
 
 // The HcsCreateComputeSystem document, pretty-printed with sorted keys (so

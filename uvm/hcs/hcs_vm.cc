@@ -167,6 +167,11 @@ void HcsVm::Create() {
   doc_options.memory_mb = config_.memory_mb;
   doc_options.allow_overcommit = options_.allow_overcommit;
   doc_options.cpus = config_.cpus;
+  if (!deps_.probe_host) throw VmError("UVM " + id + ": no host probe: the HCS document depends on the Windows build");
+  doc_options.host = deps_.probe_host();
+  if (const unsigned cpus = ClampVcpus(config_.cpus, doc_options.host); cpus != config_.cpus)
+    spdlog::warn("UVM {}: {} vCPUs asked, the host has {} logical processors: the VM gets {}", id, config_.cpus,
+                 doc_options.host.logical_processors, cpus);
   doc_options.console_pipe = console_pipe();
   doc_options.rootfs = {rootfs_kind,
                         rootfs_kind == RootfsKind::kNone ? "" : HostPath(config_.rootfs_dir),

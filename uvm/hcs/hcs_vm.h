@@ -53,6 +53,9 @@ struct HcsVmDeps {
   // Converts a host path to the Windows path string HCS gets. Default:
   // path.string() (right on Windows; tests keep Linux paths).
   std::function<std::string(const std::filesystem::path&)> host_path_string;
+  // The host's build and logical processors (Windows: ProbeWindowsHost).
+  // Required: the document depends on the build.
+  std::function<HostInfo()> probe_host;
 };
 
 struct HcsVmOptions {
