@@ -1,4 +1,5 @@
 #include "guest-agent/agent_service.h"
+#include "guest-agent/identity.h"
 
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
@@ -315,6 +316,11 @@ grpc::ServerUnaryReactor* AgentService::Shutdown(grpc::CallbackServerContext*, c
 grpc::Status AgentService::Console(grpc::ServerContext* context,
                                    grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>* stream) {
   return RunConsoleSession(context, stream, reaper_);
+}
+
+grpc::Status AgentService::SetIdentity(grpc::ServerContext*, const pb::SetIdentityRequest* request,
+                                       pb::SetIdentityResponse*) {
+  return ApplyIdentity(*request, options_.in_utility_vm);
 }
 
 }  // namespace uvmshim::agent

@@ -67,6 +67,7 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
                                      pb::ShutdownResponse*) override;
   grpc::Status Console(grpc::ServerContext*,
                        grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>*) override;
+  grpc::Status SetIdentity(grpc::ServerContext*, const pb::SetIdentityRequest*, pb::SetIdentityResponse*) override;
 
  private:
   bool IsRunningContainerInit(pid_t pid);
