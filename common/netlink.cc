@@ -1,5 +1,6 @@
 #include "common/netlink.h"
 
+#include <net/if.h>  // before linux/*.h: they defer to it
 #include <arpa/inet.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
@@ -225,6 +226,17 @@ void RunInNetworkNamespace(int netns_fd, const std::function<void()>& work) {
     }
   }).join();
   if (failure) std::rethrow_exception(failure);
+}
+
+Message LinkUpMessage(int index, std::uint32_t mtu) {
+  Message message(RTM_NEWLINK, 0);
+  ifinfomsg info{};
+  info.ifi_index = index;
+  info.ifi_flags = IFF_UP;
+  info.ifi_change = IFF_UP;
+  message.Fixed(info);
+  if (mtu) message.PutU32(IFLA_MTU, mtu);
+  return message;
 }
 
 }  // namespace uvmshim::netlink

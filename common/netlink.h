@@ -59,6 +59,10 @@ class Message {
   std::vector<unsigned char> buffer_;
 };
 
+// RTM_NEWLINK bringing link `index` up, with IFLA_MTU when mtu != 0; callers
+// may add attributes before sending it.
+Message LinkUpMessage(int index, std::uint32_t mtu);
+
 // The attributes of a message body (after its fixed header): type -> payload.
 using Attributes = std::map<std::uint16_t, std::string_view>;
 Attributes ParseAttributes(const void* data, std::size_t size);

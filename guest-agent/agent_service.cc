@@ -1,4 +1,5 @@
 #include "guest-agent/agent_service.h"
+#include "guest-agent/identity.h"
 
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
@@ -12,6 +13,7 @@
 #include "guest-agent/launcher.h"
 #include "guest-agent/logging.h"
 #include "guest-agent/pod_network_setup.h"
+#include "guest-agent/rpc_status.h"
 
 #ifndef UVMSHIM_AGENT_VERSION
 #define UVMSHIM_AGENT_VERSION "0.0.0"
@@ -28,11 +30,8 @@ bool OnGuestRootfs(const std::string& path) {
          (path.size() == kGuestRootfsMount.size() || path[kGuestRootfsMount.size()] == '/');
 }
 
-grpc::Status Error(grpc::StatusCode code, const std::string& message) { return grpc::Status(code, message); }
-
-grpc::Status CheckContainerId(const std::string& id) {
-  if (auto error = IdError("container id", id); !error.empty()) return Error(grpc::StatusCode::INVALID_ARGUMENT, error);
-  return grpc::Status::OK;
+void CheckContainerId(const std::string& id) {
+  if (auto error = IdError("container id", id); !error.empty()) throw Error(ErrorCode::kInvalidArgument, error);
 }
 
 }  // namespace
@@ -56,25 +55,24 @@ void AgentService::DestroyAllContainers() {
     containers.swap(containers_);
   }
   for (auto& [id, container] : containers) {
-    auto status = container->Destroy(true, reaper_);
-    if (!status.ok()) spdlog::warn("event=destroy_failed container={} error={}", id, LogQuote(status.error_message()));
+    try {
+      container->Destroy(true, reaper_);
+    } catch (const std::exception& e) {
+      spdlog::warn("event=destroy_failed container={} error={}", id, LogQuote(e.what()));
+    }
   }
 }
 
-grpc::Status AgentService::FindContainer(const std::string& id, std::shared_ptr<Container>* container) {
-  if (auto status = CheckContainerId(id); !status.ok()) return status;
+std::shared_ptr<Container> AgentService::FindContainer(const std::string& id) {
+  CheckContainerId(id);
   std::lock_guard lock(mu_);
   auto it = containers_.find(id);
-  if (it == containers_.end()) return Error(grpc::StatusCode::NOT_FOUND, "container " + id + " not found");
-  *container = it->second;
-  return grpc::Status::OK;
+  if (it == containers_.end()) throw Error(ErrorCode::kNotFound, "container " + id + " not found");
+  return it->second;
 }
 
-grpc::Status AgentService::FindProcess(const std::string& container_id, const std::string& exec_id,
-                                       std::shared_ptr<Process>* process) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(container_id, &container); !status.ok()) return status;
-  return container->FindProcess(exec_id, process);
+std::shared_ptr<Process> AgentService::FindProcess(const std::string& container_id, const std::string& exec_id) {
+  return FindContainer(container_id)->FindProcess(exec_id);
 }
 
 grpc::Status AgentService::Version(grpc::ServerContext*, const pb::VersionRequest*, pb::VersionResponse* response) {
@@ -100,20 +98,21 @@ bool AgentService::IsRunningContainerInit(pid_t pid) {
 grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::CreateContainerRequest* request,
                                            pb::CreateContainerResponse* response) {
   const std::string& id = request->container_id();
-  if (auto status = CheckContainerId(id); !status.ok()) return status;
-  if (!options_.guest_rootfs_error.empty() && OnGuestRootfs(request->rootfs_path()))
-    return Error(grpc::StatusCode::FAILED_PRECONDITION,
-                 "create container " + id + ": the utility VM could not mount its rootfs at boot: " +
-                     options_.guest_rootfs_error);
-  {
+  grpc::Status status = ServeRpc("", [&] {
+    CheckContainerId(id);
+    if (!options_.guest_rootfs_error.empty() && OnGuestRootfs(request->rootfs_path()))
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "create container " + id + ": the utility VM could not mount its rootfs at boot: " +
+                      options_.guest_rootfs_error);
     std::lock_guard lock(mu_);
     if (containers_.count(id) || creating_.count(id))
-      return Error(grpc::StatusCode::ALREADY_EXISTS, "container " + id + " already exists");
+      throw Error(ErrorCode::kAlreadyExists, "container " + id + " already exists");
     creating_.insert(id);
-  }
+    return grpc::Status::OK;
+  });
+  if (!status.ok()) return status;
   std::shared_ptr<Container> container;
-  grpc::Status status;
-  try {
+  status = ServeRpc("create container " + id, [&] {
     if (options_.in_utility_vm) {
       try {
         sandbox_shm_.EnsureFor(ParseOciSpec(request->spec_json()));
@@ -129,13 +128,8 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
     if (request->has_network()) CheckNetworkRequest(*request);
     container = Container::Create(*request, reaper_, container_options);
     if (request->has_network()) ConfigureNetworkOrDestroy(*request, *container, reaper_);
-  } catch (const LaunchError& e) {
-    status = Error(e.code(), std::string("create container ") + id + ": " + e.what());
-  } catch (const std::invalid_argument& e) {
-    status = Error(grpc::StatusCode::INVALID_ARGUMENT, std::string("create container ") + id + ": " + e.what());
-  } catch (const std::exception& e) {
-    status = Error(grpc::StatusCode::INTERNAL, std::string("create container ") + id + ": " + e.what());
-  }
+    return grpc::Status::OK;
+  });
   std::lock_guard lock(mu_);
   creating_.erase(id);
   if (!status.ok()) {
@@ -150,67 +144,73 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
 
 grpc::Status AgentService::StartContainer(grpc::ServerContext*, const pb::StartContainerRequest* request,
                                           pb::StartContainerResponse* response) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
-  pid_t pid = 0;
-  auto status = container->Start(&pid, reaper_);
-  if (!status.ok()) return status;
-  response->set_pid(static_cast<uint32_t>(pid));
-  spdlog::debug("event=container_started container={} pid={}", request->container_id(), pid);
-  return grpc::Status::OK;
+  return ServeRpc("", [&] {
+    const pid_t pid = FindContainer(request->container_id())->Start(reaper_);
+    response->set_pid(static_cast<uint32_t>(pid));
+    spdlog::debug("event=container_started container={} pid={}", request->container_id(), pid);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::ExecProcess(grpc::ServerContext*, const pb::ExecProcessRequest* request,
                                        pb::ExecProcessResponse* response) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
-  pid_t pid = 0;
-  auto status = container->Exec(*request, reaper_, &pid);
-  if (!status.ok()) return status;
-  response->set_pid(static_cast<uint32_t>(pid));
-  spdlog::debug("event=exec_started container={} exec={} pid={}", request->container_id(), request->exec_id(), pid);
-  return grpc::Status::OK;
+  return ServeRpc("", [&] {
+    const pid_t pid = FindContainer(request->container_id())->Exec(*request, reaper_);
+    response->set_pid(static_cast<uint32_t>(pid));
+    spdlog::debug("event=exec_started container={} exec={} pid={}", request->container_id(), request->exec_id(), pid);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::SignalProcess(grpc::ServerContext*, const pb::SignalProcessRequest* request,
                                          pb::SignalProcessResponse*) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
-  return container->Signal(*request, reaper_);
+  return ServeRpc("", [&] {
+    FindContainer(request->container_id())->Signal(*request, reaper_);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::WaitProcess(grpc::ServerContext* context, const pb::WaitProcessRequest* request,
                                        pb::WaitProcessResponse* response) {
-  std::shared_ptr<Process> process;
-  if (auto status = FindProcess(request->container_id(), request->exec_id(), &process); !status.ok()) return status;
-  auto exit = process->Wait([context] { return context->IsCancelled(); });
-  if (!exit) return Error(grpc::StatusCode::CANCELLED, "wait cancelled");
-  response->set_exit_status(exit->exit_status);
-  response->set_exited_at_unix_nano(exit->exited_at_unix_nano);
-  if (request->exec_id().empty()) {
-    std::shared_ptr<Container> container;
-    if (FindContainer(request->container_id(), &container).ok()) response->set_oom_killed(container->OomKilled());
-  }
-  return grpc::Status::OK;
+  return ServeRpc("", [&] {
+    auto exit = FindProcess(request->container_id(), request->exec_id())->Wait([context] { return context->IsCancelled(); });
+    if (!exit) throw Error(ErrorCode::kCancelled, "wait cancelled");
+    response->set_exit_status(exit->exit_status);
+    response->set_exited_at_unix_nano(exit->exited_at_unix_nano);
+    if (request->exec_id().empty()) {
+      try {
+        response->set_oom_killed(FindContainer(request->container_id())->OomKilled());
+      } catch (const Error&) {
+        // Deleted meanwhile: the exit stands without the OOM flag.
+      }
+    }
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::UpdateContainer(grpc::ServerContext*, const pb::UpdateContainerRequest* request,
                                            pb::UpdateContainerResponse*) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
-  return container->Update(request->resources_json());
+  return ServeRpc("", [&] {
+    FindContainer(request->container_id())->Update(request->resources_json());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::ReadOutput(grpc::ServerContext* context, const pb::ReadOutputRequest* request,
                                       grpc::ServerWriter<pb::OutputChunk>* writer) {
   std::shared_ptr<Process> process;
-  if (auto status = FindProcess(request->container_id(), request->exec_id(), &process); !status.ok()) return status;
-  OutputKind kind;
-  switch (request->stream()) {
-    case pb::STDOUT: kind = OutputKind::kStdout; break;
-    case pb::STDERR: kind = OutputKind::kStderr; break;
-    default: return Error(grpc::StatusCode::INVALID_ARGUMENT, "unknown output stream " + std::to_string(request->stream()));
-  }
+  OutputKind kind = OutputKind::kStdout;
+  if (auto status = ServeRpc("", [&] {
+        process = FindProcess(request->container_id(), request->exec_id());
+        switch (request->stream()) {
+          case pb::STDOUT: kind = OutputKind::kStdout; break;
+          case pb::STDERR: kind = OutputKind::kStderr; break;
+          default: throw Error(ErrorCode::kInvalidArgument, "unknown output stream " + std::to_string(request->stream()));
+        }
+        return grpc::Status::OK;
+      });
+      !status.ok())
+    return status;
   pb::OutputChunk chunk;
   // The chunk takes the pump's buffer (swap, no copy) for the write.
   auto sink = [&](std::string& data) {
@@ -230,7 +230,12 @@ grpc::Status AgentService::WriteStdin(grpc::ServerContext* context, grpc::Server
   pb::StdinChunk chunk;
   if (!reader->Read(&chunk)) return grpc::Status::OK;  // nothing sent
   std::shared_ptr<Process> process;
-  if (auto status = FindProcess(chunk.container_id(), chunk.exec_id(), &process); !status.ok()) return status;
+  if (auto status = ServeRpc("", [&] {
+        process = FindProcess(chunk.container_id(), chunk.exec_id());
+        return grpc::Status::OK;
+      });
+      !status.ok())
+    return status;
   uint64_t written = 0;
   auto cancelled = [context] { return context->IsCancelled(); };
   do {
@@ -246,46 +251,47 @@ grpc::Status AgentService::WriteStdin(grpc::ServerContext* context, grpc::Server
 
 grpc::Status AgentService::CloseStdin(grpc::ServerContext*, const pb::CloseStdinRequest* request,
                                       pb::CloseStdinResponse*) {
-  std::shared_ptr<Process> process;
-  if (auto status = FindProcess(request->container_id(), request->exec_id(), &process); !status.ok()) return status;
-  return process->CloseStdin();
+  return ServeRpc("", [&] { return FindProcess(request->container_id(), request->exec_id())->CloseStdin(); });
 }
 
 grpc::Status AgentService::ResizePty(grpc::ServerContext*, const pb::ResizePtyRequest* request,
                                      pb::ResizePtyResponse*) {
-  std::shared_ptr<Process> process;
-  if (auto status = FindProcess(request->container_id(), request->exec_id(), &process); !status.ok()) return status;
-  if (request->width() == 0 || request->height() == 0 || request->width() > 65535 || request->height() > 65535)
-    return Error(grpc::StatusCode::INVALID_ARGUMENT, "pty size must be between 1x1 and 65535x65535");
-  return process->ResizePty(request->width(), request->height());
+  return ServeRpc("", [&] {
+    auto process = FindProcess(request->container_id(), request->exec_id());
+    if (request->width() == 0 || request->height() == 0 || request->width() > 65535 || request->height() > 65535)
+      throw Error(ErrorCode::kInvalidArgument, "pty size must be between 1x1 and 65535x65535");
+    return process->ResizePty(request->width(), request->height());
+  });
 }
 
 grpc::Status AgentService::Stats(grpc::ServerContext*, const pb::StatsRequest* request, pb::StatsResponse* response) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
-  return container->Stats(response);
+  return ServeRpc("", [&] {
+    FindContainer(request->container_id())->Stats(response);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::ListProcesses(grpc::ServerContext*, const pb::ListProcessesRequest* request,
                                          pb::ListProcessesResponse* response) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
-  return container->ListProcesses(response);
+  return ServeRpc("", [&] {
+    FindContainer(request->container_id())->ListProcesses(response);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::DeleteContainer(grpc::ServerContext*, const pb::DeleteContainerRequest* request,
                                            pb::DeleteContainerResponse*) {
-  std::shared_ptr<Container> container;
-  if (auto status = FindContainer(request->container_id(), &container); !status.ok()) return status;
-  auto status = container->Destroy(request->force(), reaper_);
-  if (!status.ok()) return status;
-  {
-    std::lock_guard lock(mu_);
-    auto it = containers_.find(request->container_id());
-    if (it != containers_.end() && it->second == container) containers_.erase(it);
-  }
-  spdlog::info("event=container_deleted container={}", request->container_id());
-  return grpc::Status::OK;
+  return ServeRpc("", [&] {
+    auto container = FindContainer(request->container_id());
+    container->Destroy(request->force(), reaper_);
+    {
+      std::lock_guard lock(mu_);
+      auto it = containers_.find(request->container_id());
+      if (it != containers_.end() && it->second == container) containers_.erase(it);
+    }
+    spdlog::info("event=container_deleted container={}", request->container_id());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::ServerUnaryReactor* AgentService::Shutdown(grpc::CallbackServerContext*, const pb::ShutdownRequest*,
@@ -310,6 +316,11 @@ grpc::ServerUnaryReactor* AgentService::Shutdown(grpc::CallbackServerContext*, c
 grpc::Status AgentService::Console(grpc::ServerContext* context,
                                    grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>* stream) {
   return RunConsoleSession(context, stream, reaper_);
+}
+
+grpc::Status AgentService::SetIdentity(grpc::ServerContext*, const pb::SetIdentityRequest* request,
+                                       pb::SetIdentityResponse*) {
+  return ApplyIdentity(*request, options_.in_utility_vm);
 }
 
 }  // namespace uvmshim::agent

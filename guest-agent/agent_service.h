@@ -67,12 +67,13 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
                                      pb::ShutdownResponse*) override;
   grpc::Status Console(grpc::ServerContext*,
                        grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>*) override;
+  grpc::Status SetIdentity(grpc::ServerContext*, const pb::SetIdentityRequest*, pb::SetIdentityResponse*) override;
 
  private:
   bool IsRunningContainerInit(pid_t pid);
-  grpc::Status FindContainer(const std::string& id, std::shared_ptr<Container>* container);
-  grpc::Status FindProcess(const std::string& container_id, const std::string& exec_id,
-                           std::shared_ptr<Process>* process);
+  // Throw uvmshim::Error: kInvalidArgument for a bad id, kNotFound.
+  std::shared_ptr<Container> FindContainer(const std::string& id);
+  std::shared_ptr<Process> FindProcess(const std::string& container_id, const std::string& exec_id);
 
   const AgentOptions options_;
   Reaper reaper_;

@@ -10,6 +10,7 @@
 
 #include "guest-agent/launcher.h"
 #include "guest-agent/process.h"
+#include "guest-agent/rpc_status.h"
 
 namespace uvmshim::agent {
 
@@ -25,8 +26,8 @@ grpc::Status RunConsoleSession(grpc::ServerContext* context,
   auto process = std::make_shared<Process>("console", "", true);
   try {
     LaunchConsole(command, first.width(), first.height(), process, reaper);
-  } catch (const LaunchError& e) {
-    return grpc::Status(e.code(), e.what());
+  } catch (const Error& e) {
+    return ToGrpcStatus(e);
   }
   spdlog::info("event=console_started pid={} command={}", process->pid(), command.front());
   auto cancelled = [context] { return context->IsCancelled(); };
@@ -67,8 +68,8 @@ grpc::Status RunConsoleSession(grpc::ServerContext* context,
     stream->Write(last);
   } else {
     // The client went away: end the shell.
-    process->Signal(SIGHUP, reaper);
-    if (!process->WaitExitFor(std::chrono::seconds(2))) process->Signal(SIGKILL, reaper);
+    process->SignalQuietly(SIGHUP, reaper);
+    if (!process->WaitExitFor(std::chrono::seconds(2))) process->SignalQuietly(SIGKILL, reaper);
     process->WaitExitFor(std::chrono::seconds(5));
   }
   {

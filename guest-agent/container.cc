@@ -24,8 +24,6 @@
 namespace uvmshim::agent {
 namespace {
 
-grpc::Status Error(grpc::StatusCode code, const std::string& message) { return grpc::Status(code, message); }
-
 std::string ReadComm(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
   std::string comm;
@@ -72,20 +70,20 @@ std::vector<UniqueFd> OpenNamespacePaths(const OciSpec& spec, const ContainerOpt
     pid_t pid = ProcNsPid(ns.path, file);
     auto ours = [&] { return pid > 1 && pid != getpid() && options.is_container_init && options.is_container_init(pid); };
     if (options.container_namespace_paths_only && !ours())
-      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT,
+      throw Error(ErrorCode::kInvalidArgument,
                         field + ": in a utility VM only /proc/<pid>/ns/" + file + " of a running container can be joined");
     UniqueFd fd(open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
       int error = errno;
-      throw LaunchError(error == ENOENT ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INVALID_ARGUMENT,
+      throw Error(error == ENOENT ? ErrorCode::kNotFound : ErrorCode::kInvalidArgument,
                         field + ": " + std::strerror(error));
     }
     int type = ioctl(fd.get(), NS_GET_NSTYPE);
     if (type != CloneFlagOf(ns.type))
-      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, field + ": not a " + ns.type + " namespace");
+      throw Error(ErrorCode::kInvalidArgument, field + ": not a " + ns.type + " namespace");
     // Still one of ours once opened: the pid was not reused in between.
     if (options.container_namespace_paths_only && !ours())
-      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, field + ": the container ended");
+      throw Error(ErrorCode::kInvalidArgument, field + ": the container ended");
     fds.push_back(std::move(fd));
   }
   return fds;
@@ -104,10 +102,10 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   struct stat st {};
   if (stat(rootfs.c_str(), &st) != 0) {
     int error = errno;
-    throw LaunchError(error == ENOENT ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INVALID_ARGUMENT,
+    throw Error(error == ENOENT ? ErrorCode::kNotFound : ErrorCode::kInvalidArgument,
                       "rootfs " + rootfs + ": " + std::strerror(error));
   }
-  if (!S_ISDIR(st.st_mode)) throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, "rootfs " + rootfs + ": Not a directory");
+  if (!S_ISDIR(st.st_mode)) throw Error(ErrorCode::kInvalidArgument, "rootfs " + rootfs + ": Not a directory");
   std::shared_ptr<const SeccompProgram> seccomp = std::move(checked.seccomp);
 
   std::vector<UniqueFd> namespace_fds = OpenNamespacePaths(spec, options);
@@ -119,7 +117,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
     try {
       container->hooks_ = ParseOciHooks(request.spec_json());
     } catch (const SpecError& e) {
-      throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+      throw Error(ErrorCode::kInvalidArgument, e.what());
     }
     container->bundle_ = rootfs.substr(0, std::max<size_t>(rootfs.find_last_of('/'), 1));
   }
@@ -137,7 +135,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
     device_error = "the container has no cgroup (" + (warning.empty() ? "the agent runs without --cgroup-parent" : warning) + ")";
   if (!device_error.empty()) {
     if (explicit_device_rules)
-      throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION,
+      throw Error(ErrorCode::kFailedPrecondition,
                         "spec: linux.resources.devices cannot be enforced: " + device_error);
     if (container->cgroup_)
       spdlog::warn("event=device_rules_unavailable container={} reason={}", container->id_, LogQuote(device_error));
@@ -146,7 +144,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   bool wants_limits = (limits.memory_limit && *limits.memory_limit > 0) || (limits.pids_limit && *limits.pids_limit > 0) ||
                       (limits.cpu_shares && *limits.cpu_shares > 0) || (limits.cpu_quota && *limits.cpu_quota > 0);
   if (wants_limits && (!container->cgroup_ || !warning.empty()))  // never run without the asked limits
-    throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION,
+    throw Error(ErrorCode::kFailedPrecondition,
                       "spec: linux.resources cannot be applied: " +
                           (warning.empty() ? std::string("the agent runs without cgroups") : warning));
 
@@ -173,56 +171,53 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
     RunHooks(container->hooks_.create_runtime, "createRuntime", state, reaper);
   } catch (const std::exception& e) {
     container->init_sync_.reset();
-    container->init_->Signal(SIGKILL, reaper);
+    container->init_->SignalQuietly(SIGKILL, reaper);
     container->init_->WaitExitFor(std::chrono::seconds(5));
-    throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION, e.what());
+    throw Error(ErrorCode::kFailedPrecondition, e.what());
   }
   return container;
 }
 
-grpc::Status Container::Update(const std::string& resources_json) {
+void Container::Update(const std::string& resources_json) {
   OciResources resources;
   try {
     resources = ParseOciResources(resources_json);
   } catch (const SpecError& e) {
-    return Error(grpc::StatusCode::INVALID_ARGUMENT, "update container " + id_ + ": " + e.what());
+    throw Error(ErrorCode::kInvalidArgument, "update container " + id_ + ": " + e.what());
   }
-  if (!cgroup_)
-    return Error(grpc::StatusCode::FAILED_PRECONDITION, "update container " + id_ + ": it has no cgroup");
+  if (!cgroup_) throw Error(ErrorCode::kFailedPrecondition, "update container " + id_ + ": it has no cgroup");
   std::string error;
   if (!cgroup_->Apply(resources, &error))
-    return Error(grpc::StatusCode::INVALID_ARGUMENT, "update container " + id_ + ": " + error);
+    throw Error(ErrorCode::kInvalidArgument, "update container " + id_ + ": " + error);
   spdlog::info("event=container_updated container={}", id_);
-  return grpc::Status::OK;
 }
 
 bool Container::OomKilled() const { return cgroup_ && cgroup_->OomKills() > 0; }
 
-grpc::Status Container::Start(pid_t* pid, Reaper& reaper) {
+pid_t Container::Start(Reaper& reaper) {
   UniqueFd sync;
   {
     std::lock_guard lock(mu_);
     if (starting_ || init_->started())
-      return Error(grpc::StatusCode::FAILED_PRECONDITION, "container " + id_ + " was already started");
-    if (init_->exit())
-      return Error(grpc::StatusCode::FAILED_PRECONDITION, "container " + id_ + " has exited");
+      throw Error(ErrorCode::kFailedPrecondition, "container " + id_ + " was already started");
+    if (init_->exit()) throw Error(ErrorCode::kFailedPrecondition, "container " + id_ + " has exited");
     starting_ = true;
     sync = std::move(init_sync_);
   }
   try {
     StartContainerInit(std::move(sync), *init_);
-  } catch (const LaunchError& e) {
-    return Error(e.code(), "start container " + id_ + ": " + e.what());
+  } catch (Error& e) {
+    throw e.AddContext("start container " + id_);
   }
-  *pid = init_->pid();
+  const pid_t pid = init_->pid();
   if (!hooks_.poststart.empty()) {
     try {
-      RunHooks(hooks_.poststart, "poststart", HookState{id_, "running", *pid, bundle_, &hooks_.annotations}, reaper);
+      RunHooks(hooks_.poststart, "poststart", HookState{id_, "running", pid, bundle_, &hooks_.annotations}, reaper);
     } catch (const std::exception& e) {
       spdlog::warn("event=hook_failed container={} error={}", id_, LogQuote(e.what()));
     }
   }
-  return grpc::Status::OK;
+  return pid;
 }
 
 std::vector<std::string> Container::ExecNamespaces() const {
@@ -247,16 +242,11 @@ void Container::ForgetOldExecsLocked() {
   }
 }
 
-grpc::Status Container::Exec(const pb::ExecProcessRequest& request, Reaper& reaper, pid_t* pid) {
-  OciProcess process_spec;
-  try {
-    CheckedExec checked = CheckExecRequest(request, PolicyEnvironment::Probe(in_utility_vm_));
-    for (const auto& warning : checked.warnings)
-      spdlog::warn("event=spec_field_ignored container={} exec={} field={}", id_, request.exec_id(), LogQuote(warning));
-    process_spec = std::move(checked.process);
-  } catch (const LaunchError& e) {
-    return Error(e.code(), e.what());
-  }
+pid_t Container::Exec(const pb::ExecProcessRequest& request, Reaper& reaper) {
+  CheckedExec checked = CheckExecRequest(request, PolicyEnvironment::Probe(in_utility_vm_));
+  for (const auto& warning : checked.warnings)
+    spdlog::warn("event=spec_field_ignored container={} exec={} field={}", id_, request.exec_id(), LogQuote(warning));
+  OciProcess process_spec = std::move(checked.process);
   bool terminal = request.terminal() || process_spec.terminal;
   auto process = std::make_shared<Process>(id_ + "/" + request.exec_id(), request.exec_id(), terminal);
   {
@@ -264,8 +254,7 @@ grpc::Status Container::Exec(const pb::ExecProcessRequest& request, Reaper& reap
     auto it = execs_.find(request.exec_id());
     if (it != execs_.end()) {
       if (!it->second->exit())
-        return Error(grpc::StatusCode::ALREADY_EXISTS,
-                     "exec " + request.exec_id() + " already exists in container " + id_);
+        throw Error(ErrorCode::kAlreadyExists, "exec " + request.exec_id() + " already exists in container " + id_);
       execs_.erase(it);  // an exited exec's id may be reused
       exec_order_.erase(std::find(exec_order_.begin(), exec_order_.end(), request.exec_id()));
     }
@@ -287,47 +276,47 @@ grpc::Status Container::Exec(const pb::ExecProcessRequest& request, Reaper& reap
   launch.open_stdin = request.stdin();
   launch.namespaces = ExecNamespaces();
   if (spec_.personality) launch.personality = static_cast<long>(*spec_.personality);
+  bool running = false;
   try {
     std::vector<UniqueFd> ns_fds;
     {
       // The init's pid must still be the init while its namespaces are opened.
       auto pin = reaper.PinPids();
-      if (!init_->started() || init_->exit()) {
-        unreserve();
-        return Error(grpc::StatusCode::FAILED_PRECONDITION, "container " + id_ + " is not running");
+      running = init_->started() && !init_->exit();
+      if (running) {
+        launch.init_pid = init_->pid();
+        ns_fds = OpenNamespaces(launch.init_pid, launch.namespaces);
       }
-      launch.init_pid = init_->pid();
-      ns_fds = OpenNamespaces(launch.init_pid, launch.namespaces);
     }
-    if (cgroup_) launch.cgroup_procs = cgroup_->OpenProcsFiles();
-    launch.seccomp = seccomp_;
-    LaunchExec(std::move(launch), std::move(ns_fds), process, reaper);
-  } catch (const LaunchError& e) {
+    if (running) {
+      if (cgroup_) launch.cgroup_procs = cgroup_->OpenProcsFiles();
+      launch.seccomp = seccomp_;
+      LaunchExec(std::move(launch), std::move(ns_fds), process, reaper);
+    }
+  } catch (Error& e) {
     unreserve();
-    return Error(e.code(), "exec " + request.exec_id() + " in container " + id_ + ": " + e.what());
+    throw e.AddContext("exec " + request.exec_id() + " in container " + id_);
   } catch (const std::exception& e) {
     unreserve();
-    return Error(grpc::StatusCode::INTERNAL, "exec " + request.exec_id() + " in container " + id_ + ": " + e.what());
+    throw Error(ErrorCode::kInternal, "exec " + request.exec_id() + " in container " + id_ + ": " + e.what());
+  }
+  if (!running) {
+    unreserve();
+    throw Error(ErrorCode::kFailedPrecondition, "container " + id_ + " is not running");
   }
   {
     std::lock_guard lock(mu_);
     ForgetOldExecsLocked();
   }
-  *pid = process->pid();
-  return grpc::Status::OK;
+  return process->pid();
 }
 
-grpc::Status Container::FindProcess(const std::string& exec_id, std::shared_ptr<Process>* process) {
-  if (exec_id.empty()) {
-    *process = init_;
-    return grpc::Status::OK;
-  }
+std::shared_ptr<Process> Container::FindProcess(const std::string& exec_id) {
+  if (exec_id.empty()) return init_;
   std::lock_guard lock(mu_);
   auto it = execs_.find(exec_id);
-  if (it == execs_.end())
-    return Error(grpc::StatusCode::NOT_FOUND, "exec " + exec_id + " not found in container " + id_);
-  *process = it->second;
-  return grpc::Status::OK;
+  if (it == execs_.end()) throw Error(ErrorCode::kNotFound, "exec " + exec_id + " not found in container " + id_);
+  return it->second;
 }
 
 std::vector<pid_t> Container::Pids() {
@@ -356,24 +345,22 @@ std::vector<pid_t> Container::Pids() {
   return pids;
 }
 
-grpc::Status Container::Signal(const pb::SignalProcessRequest& request, Reaper& reaper) {
+void Container::Signal(const pb::SignalProcessRequest& request, Reaper& reaper) {
   int signal = static_cast<int>(request.signal());
-  if (signal <= 0 || signal >= NSIG) return Error(grpc::StatusCode::INVALID_ARGUMENT, "signal " + std::to_string(signal) + " is invalid");
+  if (signal <= 0 || signal >= NSIG) throw Error(ErrorCode::kInvalidArgument, "signal " + std::to_string(signal) + " is invalid");
   if (!request.all()) {
-    std::shared_ptr<Process> process;
-    if (auto status = FindProcess(request.exec_id(), &process); !status.ok()) return status;
-    return process->Signal(signal, reaper);
+    FindProcess(request.exec_id())->Signal(signal, reaper);
+    return;
   }
-  if (init_->exit()) return Error(grpc::StatusCode::NOT_FOUND, "process " + id_ + " has exited");
+  if (init_->exit()) throw Error(ErrorCode::kNotFound, "process " + id_ + " has exited");
   auto pin = reaper.PinPids();
   for (pid_t pid : Pids()) kill(pid, signal);
-  return grpc::Status::OK;
 }
 
-grpc::Status Container::Stats(pb::StatsResponse* response) {
+void Container::Stats(pb::StatsResponse* response) {
   if (!cgroup_) {
     response->set_pids_current(Pids().size());
-    return grpc::Status::OK;
+    return;
   }
   CgroupStats stats = cgroup_->ReadStats();
   response->set_cpu_usage_ns(stats.cpu_usage_ns);
@@ -384,10 +371,9 @@ grpc::Status Container::Stats(pb::StatsResponse* response) {
   response->set_memory_max_usage_bytes(stats.memory_max_usage_bytes);
   response->set_pids_current(stats.pids_current);
   response->set_pids_limit(stats.pids_limit);
-  return grpc::Status::OK;
 }
 
-grpc::Status Container::ListProcesses(pb::ListProcessesResponse* response) {
+void Container::ListProcesses(pb::ListProcessesResponse* response) {
   std::map<pid_t, std::string> exec_ids;
   {
     std::lock_guard lock(mu_);
@@ -403,12 +389,11 @@ grpc::Status Container::ListProcesses(pb::ListProcessesResponse* response) {
     if (auto it = exec_ids.find(pid); it != exec_ids.end()) info->set_exec_id(it->second);
     info->set_command(ReadComm(pid));
   }
-  return grpc::Status::OK;
 }
 
-grpc::Status Container::Destroy(bool force, Reaper& reaper) {
+void Container::Destroy(bool force, Reaper& reaper) {
   if (init_->started() && !init_->exit() && !force)
-    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+    throw Error(ErrorCode::kFailedPrecondition,
                  "container " + id_ + " is running; kill it first or delete with force");
   std::vector<std::shared_ptr<Process>> processes{init_};
   {
@@ -430,7 +415,7 @@ grpc::Status Container::Destroy(bool force, Reaper& reaper) {
     bool cgroup_empty = !cgroup_ || cgroup_->Pids().empty();
     if (all_exited && cgroup_empty) break;
     if (std::chrono::steady_clock::now() > deadline)
-      return Error(grpc::StatusCode::DEADLINE_EXCEEDED, "container " + id_ + ": processes did not exit after SIGKILL");
+      throw Error(ErrorCode::kDeadlineExceeded, "container " + id_ + ": processes did not exit after SIGKILL");
   }
   if (cgroup_) {
     // The kernel may need a moment after the last exit before rmdir works.
@@ -446,7 +431,6 @@ grpc::Status Container::Destroy(bool force, Reaper& reaper) {
       spdlog::warn("event=hook_failed container={} error={}", id_, LogQuote(e.what()));
     }
   }
-  return grpc::Status::OK;
 }
 
 }  // namespace uvmshim::agent

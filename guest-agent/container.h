@@ -10,14 +10,13 @@
 #include <mutex>
 #include <string>
 
-#include <grpcpp/support/status.h>
-
 #include "agent.pb.h"
 #include "guest-agent/cgroups.h"
 #include "guest-agent/hooks.h"
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
+#include "common/error.h"
 #include "common/unique_fd.h"
 
 namespace uvmshim::agent {
@@ -39,28 +38,35 @@ class Container {
   // Exited execs kept for WaitProcess before the oldest are forgotten.
   static constexpr size_t kMaxExitedExecs = 256;
 
+  // Every method reports failure by throwing uvmshim::Error (common/error.h):
+  // a code (kInvalidArgument, kNotFound, kFailedPrecondition, ...) and a
+  // message naming the container; the gRPC service maps it (rpc_status.h).
+
   // Validates, creates the cgroup and launches the init helper (ready to
-  // start). Throws LaunchError.
+  // start).
   static std::shared_ptr<Container> Create(const pb::CreateContainerRequest& request, Reaper& reaper,
                                            const ContainerOptions& options);
 
   const std::string& id() const { return id_; }
   const std::shared_ptr<Process>& init() const { return init_; }
 
-  grpc::Status Start(pid_t* pid, Reaper& reaper);  // reaper: for poststart hooks
-  grpc::Status Exec(const pb::ExecProcessRequest& request, Reaper& reaper, pid_t* pid);
-  // "" = init. NOT_FOUND when unknown.
-  grpc::Status FindProcess(const std::string& exec_id, std::shared_ptr<Process>* process);
-  grpc::Status Signal(const pb::SignalProcessRequest& request, Reaper& reaper);
-  grpc::Status Stats(pb::StatsResponse* response);
+  // Lets the init exec the user's command; returns its pid. The reaper runs
+  // poststart hooks.
+  pid_t Start(Reaper& reaper);
+  // Starts a process in the running container; returns its pid.
+  pid_t Exec(const pb::ExecProcessRequest& request, Reaper& reaper);
+  // "" = init. kNotFound when unknown.
+  std::shared_ptr<Process> FindProcess(const std::string& exec_id);
+  void Signal(const pb::SignalProcessRequest& request, Reaper& reaper);
+  void Stats(pb::StatsResponse* response);
   // New cgroup limits from an OCI LinuxResources JSON object.
-  grpc::Status Update(const std::string& resources_json);
+  void Update(const std::string& resources_json);
   // The kernel's OOM killer killed a process of this container.
   bool OomKilled() const;
-  grpc::Status ListProcesses(pb::ListProcessesResponse* response);
-  // Kills what is left, waits for it and removes the cgroup. FAILED_PRECONDITION
-  // while the init runs unless force.
-  grpc::Status Destroy(bool force, Reaper& reaper);
+  void ListProcesses(pb::ListProcessesResponse* response);
+  // Kills what is left, waits for it and removes the cgroup.
+  // kFailedPrecondition while the init runs unless force.
+  void Destroy(bool force, Reaper& reaper);
 
  private:
   Container(std::string id, OciSpec spec) : id_(std::move(id)), spec_(std::move(spec)) {}

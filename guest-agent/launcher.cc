@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "guest-agent/container_init.h"
+#include "guest-agent/launch_sync.h"
 #include "guest-agent/spawn.h"
 
 extern char** environ;
@@ -25,8 +26,9 @@ namespace {
 constexpr int kPipeBytes = 1 << 20;  // fewer wakeups for big outputs
 constexpr int kFirstFreeFd = 10;      // our fds live above what children dup2 into
 
+// The agent's own system calls failing is internal, whatever the errno.
 [[noreturn]] void ThrowErrno(const std::string& what, int error = errno) {
-  throw LaunchError(grpc::StatusCode::INTERNAL, what + ": " + std::strerror(error));
+  throw Error(ErrorCode::kInternal, what + ": " + std::strerror(error));
 }
 
 UniqueFd Above(UniqueFd fd) { return MoveFdAbove(std::move(fd), kFirstFreeFd); }
@@ -187,12 +189,12 @@ int RunExecIntermediate(void* arg) {
   _exit(0);
 }
 
-grpc::StatusCode CodeForSetupError(int error) {
+ErrorCode CodeForSetupError(int error) {
   switch (error) {
-    case ENOENT: return grpc::StatusCode::NOT_FOUND;
+    case ENOENT: return ErrorCode::kNotFound;
     case EPERM:
-    case EACCES: return grpc::StatusCode::PERMISSION_DENIED;
-    default: return grpc::StatusCode::FAILED_PRECONDITION;
+    case EACCES: return ErrorCode::kPermissionDenied;
+    default: return ErrorCode::kFailedPrecondition;
   }
 }
 
@@ -258,16 +260,11 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   for (auto& fd : launch.namespace_fds) fd = Above(std::move(fd));
   ChildStack stack, init_stack;
   auto token = reaper.BeginSpawn();
-  pid_t pid = 0;
-  auto watch = [&](pid_t init_pid) {
-    pid = init_pid;
-    process->SetPid(pid);
-    reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
-  };
+  LaunchSync setup(std::move(sync.agent), process, reaper, token);
   if (launch.namespace_fds.empty()) {
     pid_t init_pid = SpawnSharingMemory(flags, &RunInitChild, &child, stack);
     if (init_pid < 0) ThrowErrno("clone the container init (namespaces flags " + std::to_string(flags) + ")");
-    watch(init_pid);
+    setup.AdoptPid(init_pid);
   } else {
     InitIntermediate mid{&child, &launch.namespace_fds, flags, &init_stack};
     // CLONE_VFORK: it has exited, and its kPid (or kError) is queued, when this returns.
@@ -283,58 +280,43 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   config_fd.reset();
   launch.cgroup_procs.clear();
 
-  UniqueFd master;
-  std::optional<LaunchError> error;  // held until the init's pid is known (intermediate path)
-  bool ready = false;
+  std::optional<Error> error;  // held until the init's pid is known (intermediate path)
   try {
     for (;;) {
-      SyncMessage message;
-      UniqueFd passed;
-      if (!ReceiveSyncMessage(sync.agent.get(), message, &passed)) {
+      if (!setup.Receive()) {
         if (error) throw *error;
-        throw LaunchError(grpc::StatusCode::INTERNAL,
-                          "container init exited during setup (" +
-                              (pid > 0 ? WaitStatusText(*process) : std::string("no pid")) + ")");
+        throw Error(ErrorCode::kInternal,
+                    "container init exited during setup (" +
+                        (setup.pid() > 0 ? WaitStatusText(*process) : std::string("no pid")) + ")");
       }
-      if (message.kind == SyncKind::kPid && pid == 0) {
-        watch(message.value);
-      } else if (message.kind == SyncKind::kPtyMaster) {
-        master = std::move(passed);
-      } else if (message.kind == SyncKind::kError && !error) {
-        error.emplace(message.error ? CodeForSetupError(message.error) : grpc::StatusCode::FAILED_PRECONDITION,
-                      DescribeSyncError(message));
-      } else if (message.kind == SyncKind::kReady) {
-        ready = true;  // the intermediate's kPid may still follow
-      }
-      if (error && pid > 0) throw *error;
-      if (ready && pid > 0) break;
+      if (setup.error() && !error)
+        error.emplace(setup.error()->error ? CodeForSetupError(setup.error()->error) : ErrorCode::kFailedPrecondition,
+                      DescribeSyncError(*setup.error()));
+      if (error && setup.pid() > 0) throw *error;
+      if (setup.ready() && setup.pid() > 0) break;  // the intermediate's kPid may follow kReady
     }
   } catch (const std::system_error& e) {
-    if (pid > 0) process->Signal(SIGKILL, reaper);
+    setup.KillProcess();
     ThrowErrno("container init setup", e.code().value());
   } catch (...) {
-    if (pid > 0) process->Signal(SIGKILL, reaper);
+    setup.KillProcess();
     throw;
   }
-  if (launch.terminal) {
-    if (!master) throw LaunchError(grpc::StatusCode::INTERNAL, "container init sent no pty");
-    stdio.agent.pty_master = std::move(master);
-  }
-  process->SetStdio(std::move(stdio.agent));
-  return std::move(sync.agent);
+  setup.HandOver(std::move(stdio.agent), launch.terminal, "container init");
+  return setup.TakeSocket();
 }
 
 void StartContainerInit(UniqueFd sync, Process& process) {
   if (!SendSyncMessage(sync.get(), SyncKind::kStart, 0, 0, nullptr))
-    throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION,
+    throw Error(ErrorCode::kFailedPrecondition,
                       "container init is gone (" + WaitStatusText(process) + ")");
   SyncMessage message;
   try {
     // EOF: the helper exec'd the command (its sync fd is close-on-exec).
     if (ReceiveSyncMessage(sync.get(), message) && message.kind == SyncKind::kError)
-      throw LaunchError(grpc::StatusCode::FAILED_PRECONDITION, DescribeSyncError(message));
+      throw Error(ErrorCode::kFailedPrecondition, DescribeSyncError(message));
   } catch (const std::system_error& e) {
-    throw LaunchError(grpc::StatusCode::INTERNAL, std::string("start container: ") + e.what());
+    throw Error(ErrorCode::kInternal, std::string("start container: ") + e.what());
   }
   process.MarkStarted();
 }
@@ -346,7 +328,7 @@ std::vector<UniqueFd> OpenNamespaces(pid_t pid, const std::vector<std::string>& 
     UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
       int error = errno;
-      throw LaunchError(error == ENOENT ? grpc::StatusCode::FAILED_PRECONDITION : grpc::StatusCode::INTERNAL,
+      throw Error(error == ENOENT ? ErrorCode::kFailedPrecondition : ErrorCode::kInternal,
                         "open " + path + ": " + std::strerror(error));
     }
     fds.push_back(Above(std::move(fd)));
@@ -360,7 +342,7 @@ void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shar
   try {
     plan = MakeExecPlan(*launch.process);
   } catch (const SpecError& e) {
-    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    throw Error(ErrorCode::kInvalidArgument, e.what());
   }
   plan->seccomp = launch.seccomp;
   plan->personality = launch.personality;
@@ -383,6 +365,7 @@ void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shar
   child.grandchild_stack = &grandchild_stack;
 
   auto token = reaper.BeginSpawn();
+  LaunchSync setup(std::move(sync.agent), process, reaper, token);
   // Returns once the intermediate exited, i.e. after the process exec'd.
   pid_t intermediate = SpawnSharingMemory(0, &RunExecIntermediate, &child, intermediate_stack);
   if (intermediate < 0) ThrowErrno("fork for exec");
@@ -394,44 +377,31 @@ void LaunchExec(ExecLaunch launch, std::vector<UniqueFd> ns_fds, const std::shar
   launch.cgroup_procs.clear();
   ns_fds.clear();
 
-  UniqueFd master;
-  pid_t pid = 0;
   std::string error;
-  grpc::StatusCode code = grpc::StatusCode::FAILED_PRECONDITION;
+  ErrorCode code = ErrorCode::kFailedPrecondition;
   try {
-    SyncMessage message;
-    UniqueFd passed;
     // Until EOF: the process exec'd (or failed and reported why).
-    while (ReceiveSyncMessage(sync.agent.get(), message, &passed)) {
-      if (message.kind == SyncKind::kPtyMaster) {
-        master = std::move(passed);
-      } else if (message.kind == SyncKind::kPid && pid == 0) {
-        pid = message.value;
-        process->SetPid(pid);
-        reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
-      } else if (message.kind == SyncKind::kError && error.empty()) {
-        error = DescribeSyncError(message);
-        if (message.error) code = CodeForSetupError(message.error);
-        if (message.error == ENOENT) code = grpc::StatusCode::INVALID_ARGUMENT;  // e.g. a missing cwd
-      }
+    while (setup.Receive()) {
     }
   } catch (const std::system_error& e) {
     error = e.what();
-    code = grpc::StatusCode::INTERNAL;
+    code = ErrorCode::kInternal;
   }
-  if (error.empty() && pid == 0) {
+  if (error.empty() && setup.error()) {
+    const SyncMessage& failure = *setup.error();
+    error = DescribeSyncError(failure);
+    if (failure.error) code = CodeForSetupError(failure.error);
+    if (failure.error == ENOENT) code = ErrorCode::kInvalidArgument;  // e.g. a missing cwd
+  }
+  if (error.empty() && setup.pid() == 0) {
     error = "exec setup ended without a process";
-    code = grpc::StatusCode::INTERNAL;
+    code = ErrorCode::kInternal;
   }
   if (!error.empty()) {
-    if (pid > 0) process->Signal(SIGKILL, reaper);
-    throw LaunchError(code, error);
+    setup.KillProcess();
+    throw Error(code, error);
   }
-  if (launch.terminal) {
-    if (!master) throw LaunchError(grpc::StatusCode::INTERNAL, "exec sent no pty");
-    stdio.agent.pty_master = std::move(master);
-  }
-  process->SetStdio(std::move(stdio.agent));
+  setup.HandOver(std::move(stdio.agent), launch.terminal, "exec");
   process->MarkStarted();
 }
 
@@ -447,7 +417,7 @@ void LaunchConsole(const std::vector<std::string>& command, uint32_t width, uint
   try {
     plan = MakeExecPlan(spec);
   } catch (const SpecError& e) {
-    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    throw Error(ErrorCode::kInvalidArgument, e.what());
   }
   plan->change_user = false;
   UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
@@ -469,22 +439,21 @@ void LaunchConsole(const std::vector<std::string>& command, uint32_t width, uint
   child.report = sync.child.get();
   ChildStack stack;
   auto token = reaper.BeginSpawn();
+  LaunchSync setup(std::move(sync.agent), process, reaper, token);
   pid_t pid = SpawnSharingMemory(0, &RunExecGrandchild, &child, stack);
   if (pid < 0) ThrowErrno("fork for the console");
-  process->SetPid(pid);
-  reaper.Watch(pid, [process](const ChildExit& exit) { process->OnExit(exit); }, token);
+  setup.AdoptPid(pid);
   sync.child.reset();
   slave.reset();
-  SyncMessage message;
   try {
-    if (ReceiveSyncMessage(sync.agent.get(), message) && message.kind == SyncKind::kError)
-      throw LaunchError(grpc::StatusCode::INTERNAL, "console: " + DescribeSyncError(message));
+    setup.Receive();  // one kError, or EOF once the shell exec'd
   } catch (const std::system_error& e) {
     ThrowErrno("console", e.code().value());
   }
+  if (setup.error()) throw Error(ErrorCode::kInternal, "console: " + DescribeSyncError(*setup.error()));
   AgentStdio stdio;
-  stdio.pty_master = std::move(master);
-  process->SetStdio(std::move(stdio));
+  stdio.pty_master = std::move(master);  // the console's pty is the agent's own
+  setup.HandOver(std::move(stdio), false, "console");
   process->MarkStarted();
 }
 

@@ -6,30 +6,22 @@
 #include <sys/types.h>
 
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <grpcpp/support/status.h>
 
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
 #include "guest-agent/seccomp.h"
+#include "common/error.h"
 #include "common/unique_fd.h"
 
 namespace uvmshim::agent {
 
-// A launch failure, with the gRPC code it maps to.
-class LaunchError : public std::runtime_error {
- public:
-  LaunchError(grpc::StatusCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
-  grpc::StatusCode code() const { return code_; }
-
- private:
-  grpc::StatusCode code_;
-};
-
+// Launch failures are thrown as uvmshim::Error (common/error.h): a code
+// (kInvalidArgument for a bad process spec, kNotFound/kPermissionDenied/
+// kFailedPrecondition from the child's setup errno, kInternal for the
+// agent's own system calls) and the message; agent_service.cc maps them.
 struct InitLaunch {
   std::string spec_json;
   const OciSpec* spec = nullptr;

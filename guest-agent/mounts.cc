@@ -1,5 +1,7 @@
 #include "guest-agent/mounts.h"
 
+#include "common/mount_flags.h"
+
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -74,18 +76,7 @@ void CreateMountpoint(const std::string& path, bool directory) {
 }
 
 // The flags a bind remount must keep (the kernel refuses to clear locked ones).
-unsigned long ExistingMountFlags(const std::string& path) {
-  struct statvfs info {};
-  if (statvfs(path.c_str(), &info) != 0) return 0;
-  unsigned long flags = 0;
-  if (info.f_flag & ST_NOSUID) flags |= MS_NOSUID;
-  if (info.f_flag & ST_NODEV) flags |= MS_NODEV;
-  if (info.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
-  if (info.f_flag & ST_NOATIME) flags |= MS_NOATIME;
-  if (info.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
-  if (info.f_flag & ST_RELATIME) flags |= MS_RELATIME;
-  return flags;
-}
+unsigned long ExistingMountFlags(const std::string& path) { return MountFlagsOf(path); }
 
 }  // namespace
 

@@ -65,13 +65,7 @@ std::string Lower(std::string text) {
 }
 
 void SetUp(nl::Socket& socket, int index, std::uint32_t mtu, const std::string& what) {
-  nl::Message message(RTM_NEWLINK, 0);
-  ifinfomsg info{};
-  info.ifi_index = index;
-  info.ifi_flags = IFF_UP;
-  info.ifi_change = IFF_UP;
-  message.Fixed(info);
-  if (mtu) message.PutU32(IFLA_MTU, mtu);
+  nl::Message message = nl::LinkUpMessage(index, mtu);
   socket.Request(message, what);
 }
 

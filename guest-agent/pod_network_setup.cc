@@ -15,7 +15,7 @@ void CheckNetworkRequest(const pb::CreateContainerRequest& request) {
   try {
     ValidatePodNetwork(request.network());
   } catch (const std::invalid_argument& e) {
-    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    throw Error(ErrorCode::kInvalidArgument, e.what());
   }
   OciSpec spec;
   try {
@@ -25,21 +25,24 @@ void CheckNetworkRequest(const pb::CreateContainerRequest& request) {
   }
   const OciNamespace* net = spec.FindNamespace("network");
   if (!net || !net->path.empty())
-    throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT,
-                      "network: the pod's interfaces need a new network namespace (linux.namespaces: "
-                      "{\"type\": \"network\"} without a path)");
+    throw Error(ErrorCode::kInvalidArgument,
+                "network: the pod's interfaces need a new network namespace (linux.namespaces: "
+                "{\"type\": \"network\"} without a path)");
 }
 
 void ConfigureNetworkOrDestroy(const pb::CreateContainerRequest& request, Container& container, Reaper& reaper) {
   try {
     ConfigurePodNetwork(request.network(), container.init()->pid());
   } catch (const std::exception& e) {
-    if (auto status = container.Destroy(/*force=*/true, reaper); !status.ok())
+    try {
+      container.Destroy(/*force=*/true, reaper);
+    } catch (const std::exception& destroy_error) {
       spdlog::warn("event=destroy_failed container={} error={}", request.container_id(),
-                   LogQuote(status.error_message()));
-    throw LaunchError(dynamic_cast<const std::invalid_argument*>(&e) ? grpc::StatusCode::INVALID_ARGUMENT
-                                                                       : grpc::StatusCode::FAILED_PRECONDITION,
-                      e.what());
+                   LogQuote(destroy_error.what()));
+    }
+    throw Error(dynamic_cast<const std::invalid_argument*>(&e) ? ErrorCode::kInvalidArgument
+                                                               : ErrorCode::kFailedPrecondition,
+                e.what());
   }
 }
 

@@ -9,13 +9,13 @@
 
 namespace uvmshim::agent {
 
-// Throws LaunchError(INVALID_ARGUMENT) naming the field: bad network fields,
+// Throws uvmshim::Error (kInvalidArgument) naming the field: bad network fields,
 // or a spec without a new network namespace of its own to put them in.
 void CheckNetworkRequest(const pb::CreateContainerRequest& request);
 
 // Configures request.network in the namespace of the container's init; when
 // that fails, destroys the container (it never runs with half a network) and
-// throws LaunchError.
+// throws uvmshim::Error.
 void ConfigureNetworkOrDestroy(const pb::CreateContainerRequest& request, Container& container, Reaper& reaper);
 
 }  // namespace uvmshim::agent

@@ -128,19 +128,26 @@ bool Process::WaitExitFor(std::chrono::milliseconds timeout) {
   return cv_.wait_for(lock, timeout, [&] { return exit_.has_value(); });
 }
 
-grpc::Status Process::Signal(int signal, Reaper& reaper) {
+void Process::Signal(int signal, Reaper& reaper) {
   auto pin = reaper.PinPids();
   std::lock_guard lock(mu_);
-  if (exit_) return grpc::Status(grpc::StatusCode::NOT_FOUND, "process " + name_ + " has exited");
+  if (exit_) throw Error(ErrorCode::kNotFound, "process " + name_ + " has exited");
   pid_t target = pid();
-  if (target <= 0) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no pid yet");
+  if (target <= 0) throw Error(ErrorCode::kFailedPrecondition, "process " + name_ + " has no pid yet");
   if (kill(target, signal) != 0) {
     int error = errno;
-    if (error == ESRCH) return grpc::Status(grpc::StatusCode::NOT_FOUND, "process " + name_ + " has exited");
-    if (error == EINVAL) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "signal " + std::to_string(signal) + " is invalid");
-    return grpc::Status(grpc::StatusCode::INTERNAL, "kill " + std::to_string(target) + ": " + ErrnoText(error));
+    if (error == ESRCH) throw Error(ErrorCode::kNotFound, "process " + name_ + " has exited");
+    if (error == EINVAL) throw Error(ErrorCode::kInvalidArgument, "signal " + std::to_string(signal) + " is invalid");
+    throw Error(ErrorCode::kInternal, "kill " + std::to_string(target) + ": " + ErrnoText(error));
   }
-  return grpc::Status::OK;
+}
+
+void Process::SignalQuietly(int signal, Reaper& reaper) noexcept {
+  try {
+    Signal(signal, reaper);
+  } catch (const std::exception&) {
+    // Exited already, or never got a pid: nothing left to signal.
+  }
 }
 
 grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,

@@ -15,6 +15,8 @@
 
 #include <grpcpp/support/status.h>
 
+#include "common/error.h"
+
 #include "guest-agent/output_pump.h"
 #include "guest-agent/reaper.h"
 #include "common/unique_fd.h"
@@ -71,8 +73,11 @@ class Process {
   // Blocks until the process exited (not its output); false on timeout.
   bool WaitExitFor(std::chrono::milliseconds timeout);
 
-  // kill(2) unless the process has exited (NOT_FOUND "process X has exited").
-  grpc::Status Signal(int signal, Reaper& reaper);
+  // kill(2) unless the process has exited; throws uvmshim::Error (kNotFound
+  // "process X has exited", kInvalidArgument for a bad signal).
+  void Signal(int signal, Reaper& reaper);
+  // The same for cleanup paths: a process already gone is what they want.
+  void SignalQuietly(int signal, Reaper& reaper) noexcept;
 
   // Streams one output to `sink` (see output_pump.h). Only one reader per
   // output at a time. `on_attached` runs once the reader is registered (so

@@ -9,7 +9,7 @@ namespace uvmshim::agent {
 namespace {
 
 [[noreturn]] void Invalid(const std::string& message) {
-  throw LaunchError(grpc::StatusCode::INVALID_ARGUMENT, message);
+  throw Error(ErrorCode::kInvalidArgument, message);
 }
 
 // Options of runc and crun that the agent does not implement. Passed on they
@@ -60,7 +60,7 @@ CheckedCreate CheckCreateRequest(const pb::CreateContainerRequest& request, cons
     // Every field honoured or refused by name (spec_policy.h).
     checked.warnings = CheckSpecPolicy(request.spec_json(), environment);
   } catch (const SpecTooLarge& e) {
-    throw LaunchError(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
+    throw Error(ErrorCode::kResourceExhausted, e.what());
   } catch (const SpecError& e) {
     Invalid(e.what());
   }
@@ -87,7 +87,7 @@ CheckedExec CheckExecRequest(const pb::ExecProcessRequest& request, const Policy
     checked.process = ParseOciProcess(request.process_json());
     checked.warnings = CheckProcessPolicy(request.process_json(), environment);
   } catch (const SpecTooLarge& e) {
-    throw LaunchError(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
+    throw Error(ErrorCode::kResourceExhausted, e.what());
   } catch (const SpecError& e) {
     Invalid(e.what());
   }

@@ -25,7 +25,7 @@ struct CheckedCreate {
   std::vector<std::string> warnings;                // unknown spec fields, for the log
 };
 
-// Throws LaunchError (INVALID_ARGUMENT, or RESOURCE_EXHAUSTED for an
+// Throws uvmshim::Error (kInvalidArgument, or kResourceExhausted for an
 // oversized spec) with a message naming the field.
 CheckedCreate CheckCreateRequest(const pb::CreateContainerRequest& request, const PolicyEnvironment& environment);
 
@@ -34,7 +34,7 @@ struct CheckedExec {
   std::vector<std::string> warnings;
 };
 
-// Throws LaunchError as CheckCreateRequest.
+// Throws uvmshim::Error as CheckCreateRequest.
 CheckedExec CheckExecRequest(const pb::ExecProcessRequest& request, const PolicyEnvironment& environment);
 
 }  // namespace uvmshim::agent

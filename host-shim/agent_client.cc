@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 namespace uvmshim::host {
 namespace {
 
@@ -16,6 +18,18 @@ void Check(const grpc::Status& status, std::string_view call, std::string_view s
 
 std::string Subject(const std::string& container_id, const std::string& exec_id) {
   return exec_id.empty() ? container_id : container_id + "/" + exec_id;
+}
+
+// One unary call: a deadline (none for nullopt), the call, its status
+// checked (AgentError naming the call and its subject).
+template <typename Response, typename Invoke>
+Response Unary(std::optional<std::chrono::milliseconds> timeout, std::string_view call, std::string_view subject,
+               Invoke&& invoke) {
+  grpc::ClientContext ctx;
+  if (timeout) ctx.set_deadline(std::chrono::system_clock::now() + *timeout);
+  Response response;
+  Check(invoke(&ctx, &response), call, subject);
+  return response;
 }
 
 }  // namespace
@@ -49,122 +63,100 @@ bool AgentClient::Ping(std::chrono::milliseconds timeout) {
 }
 
 std::uint32_t AgentClient::CreateContainer(const agentpb::CreateContainerRequest& request) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.lifecycle);
-  agentpb::CreateContainerResponse response;
-  Check(stub_->CreateContainer(&ctx, request, &response), "CreateContainer",
-        request.container_id());
-  return response.pid();
+  return Unary<agentpb::CreateContainerResponse>(
+             deadlines_.lifecycle, "CreateContainer", request.container_id(),
+             [&](auto* ctx, auto* response) { return stub_->CreateContainer(ctx, request, response); })
+      .pid();
 }
 
 std::uint32_t AgentClient::StartContainer(const std::string& container_id) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.lifecycle);
   agentpb::StartContainerRequest request;
   request.set_container_id(container_id);
-  agentpb::StartContainerResponse response;
-  Check(stub_->StartContainer(&ctx, request, &response), "StartContainer", container_id);
-  return response.pid();
+  return Unary<agentpb::StartContainerResponse>(
+             deadlines_.lifecycle, "StartContainer", container_id,
+             [&](auto* ctx, auto* response) { return stub_->StartContainer(ctx, request, response); })
+      .pid();
 }
 
 std::uint32_t AgentClient::ExecProcess(const agentpb::ExecProcessRequest& request) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.lifecycle);
-  agentpb::ExecProcessResponse response;
-  Check(stub_->ExecProcess(&ctx, request, &response), "ExecProcess",
-        Subject(request.container_id(), request.exec_id()));
-  return response.pid();
+  return Unary<agentpb::ExecProcessResponse>(
+             deadlines_.lifecycle, "ExecProcess", Subject(request.container_id(), request.exec_id()),
+             [&](auto* ctx, auto* response) { return stub_->ExecProcess(ctx, request, response); })
+      .pid();
 }
 
 void AgentClient::SignalProcess(const std::string& container_id, const std::string& exec_id,
                                 std::uint32_t signal, bool all) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.call);
   agentpb::SignalProcessRequest request;
   request.set_container_id(container_id);
   request.set_exec_id(exec_id);
   request.set_signal(signal);
   request.set_all(all);
-  agentpb::SignalProcessResponse response;
-  Check(stub_->SignalProcess(&ctx, request, &response), "SignalProcess",
-        Subject(container_id, exec_id));
+  Unary<agentpb::SignalProcessResponse>(deadlines_.call, "SignalProcess", Subject(container_id, exec_id),
+                                        [&](auto* ctx, auto* response) { return stub_->SignalProcess(ctx, request, response); });
 }
 
 ExitResult AgentClient::WaitProcess(const std::string& container_id,
                                     const std::string& exec_id) {
-  grpc::ClientContext ctx;
   agentpb::WaitProcessRequest request;
   request.set_container_id(container_id);
   request.set_exec_id(exec_id);
-  agentpb::WaitProcessResponse response;
-  Check(stub_->WaitProcess(&ctx, request, &response), "WaitProcess",
-        Subject(container_id, exec_id));
+  // No deadline: a process may run for as long as it likes.
+  const auto response = Unary<agentpb::WaitProcessResponse>(
+      std::nullopt, "WaitProcess", Subject(container_id, exec_id),
+      [&](auto* ctx, auto* out) { return stub_->WaitProcess(ctx, request, out); });
   return {response.exit_status(), response.exited_at_unix_nano(), response.oom_killed()};
 }
 
 void AgentClient::UpdateContainer(const std::string& container_id, const std::string& resources_json) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.call);
   agentpb::UpdateContainerRequest request;
   request.set_container_id(container_id);
   request.set_resources_json(resources_json);
-  agentpb::UpdateContainerResponse response;
-  Check(stub_->UpdateContainer(&ctx, request, &response), "UpdateContainer", container_id);
+  Unary<agentpb::UpdateContainerResponse>(deadlines_.call, "UpdateContainer", container_id,
+                                          [&](auto* ctx, auto* response) { return stub_->UpdateContainer(ctx, request, response); });
 }
 
 void AgentClient::CloseStdin(const std::string& container_id, const std::string& exec_id) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.call);
   agentpb::CloseStdinRequest request;
   request.set_container_id(container_id);
   request.set_exec_id(exec_id);
-  agentpb::CloseStdinResponse response;
-  Check(stub_->CloseStdin(&ctx, request, &response), "CloseStdin",
-        Subject(container_id, exec_id));
+  Unary<agentpb::CloseStdinResponse>(deadlines_.call, "CloseStdin", Subject(container_id, exec_id),
+                                     [&](auto* ctx, auto* response) { return stub_->CloseStdin(ctx, request, response); });
 }
 
 void AgentClient::ResizePty(const std::string& container_id, const std::string& exec_id,
                             std::uint32_t width, std::uint32_t height) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.call);
   agentpb::ResizePtyRequest request;
   request.set_container_id(container_id);
   request.set_exec_id(exec_id);
   request.set_width(width);
   request.set_height(height);
-  agentpb::ResizePtyResponse response;
-  Check(stub_->ResizePty(&ctx, request, &response), "ResizePty",
-        Subject(container_id, exec_id));
+  Unary<agentpb::ResizePtyResponse>(deadlines_.call, "ResizePty", Subject(container_id, exec_id),
+                                    [&](auto* ctx, auto* response) { return stub_->ResizePty(ctx, request, response); });
 }
 
 agentpb::StatsResponse AgentClient::Stats(const std::string& container_id) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.call);
   agentpb::StatsRequest request;
   request.set_container_id(container_id);
-  agentpb::StatsResponse response;
-  Check(stub_->Stats(&ctx, request, &response), "Stats", container_id);
-  return response;
+  return Unary<agentpb::StatsResponse>(deadlines_.call, "Stats", container_id,
+                                       [&](auto* ctx, auto* response) { return stub_->Stats(ctx, request, response); });
 }
 
 agentpb::ListProcessesResponse AgentClient::ListProcesses(const std::string& container_id) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.call);
   agentpb::ListProcessesRequest request;
   request.set_container_id(container_id);
-  agentpb::ListProcessesResponse response;
-  Check(stub_->ListProcesses(&ctx, request, &response), "ListProcesses", container_id);
-  return response;
+  return Unary<agentpb::ListProcessesResponse>(
+      deadlines_.call, "ListProcesses", container_id,
+      [&](auto* ctx, auto* response) { return stub_->ListProcesses(ctx, request, response); });
 }
 
 void AgentClient::DeleteContainer(const std::string& container_id, bool force) {
-  grpc::ClientContext ctx;
-  Arm(ctx, deadlines_.call);  // force: kill + unmount, quick even under TCG
   agentpb::DeleteContainerRequest request;
   request.set_container_id(container_id);
   request.set_force(force);
-  agentpb::DeleteContainerResponse response;
-  Check(stub_->DeleteContainer(&ctx, request, &response), "DeleteContainer", container_id);
+  // force: kill + unmount, quick even under TCG
+  Unary<agentpb::DeleteContainerResponse>(deadlines_.call, "DeleteContainer", container_id,
+                                          [&](auto* ctx, auto* response) { return stub_->DeleteContainer(ctx, request, response); });
 }
 
 void AgentClient::Shutdown(std::chrono::milliseconds timeout) {

@@ -32,7 +32,7 @@ Isolation ParseIsolation(const std::string& text) {
 SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string& origin) {
   const std::shared_ptr<cpptoml::table> root = ParseTomlDocument(toml_text, origin);
   SandboxConfig config;
-  RejectUnknown(*root, {"isolation", "uvm", "agent"}, origin);
+  RejectUnknown(*root, {"isolation", "uvm", "agent", "pool"}, origin);
   std::string isolation = ToString(config.isolation);
   Read(*root, "isolation", isolation, origin);
   config.isolation = ParseIsolation(isolation);
@@ -70,6 +70,15 @@ SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string
         ReadPositive(*agent, "call_timeout_seconds", config.agent_call_timeout.count(), where));
     config.agent_lifecycle_timeout = std::chrono::seconds(
         ReadPositive(*agent, "lifecycle_timeout_seconds", config.agent_lifecycle_timeout.count(), where));
+  }
+  if (root->contains("pool")) {
+    auto pool = root->get_table("pool");
+    const std::string where = origin + " [pool]";
+    if (!pool) throw std::invalid_argument(where + ": must be a table");
+    RejectUnknown(*pool, {"enabled", "size", "max_memory_mib"}, where);
+    Read(*pool, "enabled", config.pool.enabled, where);
+    config.pool.size = ReadPositive(*pool, "size", config.pool.size, where);
+    config.pool.max_memory_mib = ReadPositive(*pool, "max_memory_mib", config.pool.max_memory_mib, where);
   }
   return config;
 }

@@ -23,6 +23,15 @@ inline constexpr const char* kPodCpuQuotaAnnotation = "io.kubernetes.cri.sandbox
 inline constexpr const char* kPodCpuPeriodAnnotation = "io.kubernetes.cri.sandbox-cpu-period";
 inline constexpr unsigned kMinVmMemoryMb = 64;
 
+// [pool]: warm utility VMs (host-shim/pool/). Off by default: a pool keeps
+// VMs (memory) running for sandboxes that do not exist yet and processes that
+// outlive every shim, which an operator must choose; off = the cold boot path.
+struct PoolConfig {
+  bool enabled = false;
+  unsigned size = 1;               // idle VMs kept booted per configuration
+  unsigned max_memory_mib = 2048;  // cap on the memory of all idle VMs together
+};
+
 struct SandboxConfig {
   Isolation isolation = Isolation::kHyperv;
   unsigned memory_mb = 256;
@@ -40,6 +49,7 @@ struct SandboxConfig {
   // lifecycle_timeout_seconds): see host::AgentDeadlines.
   std::chrono::seconds agent_call_timeout{30};
   std::chrono::seconds agent_lifecycle_timeout{120};
+  PoolConfig pool;
 };
 
 // Parses the TOML text; unknown keys and wrong types are errors that name the

@@ -30,6 +30,12 @@ std::string FormatSandboxConfig(const SandboxConfig& config) {
   agent->insert("lifecycle_timeout_seconds", static_cast<std::int64_t>(config.agent_lifecycle_timeout.count()));
   root->insert("agent", agent);
 
+  auto pool = cpptoml::make_table();
+  pool->insert("enabled", config.pool.enabled);
+  pool->insert("size", static_cast<std::int64_t>(config.pool.size));
+  pool->insert("max_memory_mib", static_cast<std::int64_t>(config.pool.max_memory_mib));
+  root->insert("pool", pool);
+
   std::ostringstream text;
   text << *root;
   return text.str();

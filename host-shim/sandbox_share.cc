@@ -120,9 +120,13 @@ SandboxShare::SandboxShare(fs::path dir) : dir_(std::move(dir)) {
   }
 }
 
+SandboxShare::SandboxShare(fs::path dir, Adopt)
+    : dir_(std::move(dir)), staging_(dir_.parent_path() / (dir_.filename().string() + "-staging")), adopted_(true) {}
+
 SandboxShare::~SandboxShare() {
   std::lock_guard lock(mu_);
   for (const auto& id : std::set<std::string>(containers_)) ReleaseLocked(id);
+  if (adopted_) return;
   for (const auto& d : {dir_, staging_}) {
     if (DetachMountsUnder(d).empty()) {
       std::error_code ec;

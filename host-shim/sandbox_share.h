@@ -29,6 +29,11 @@ class SandboxShare {
   // Creates `dir` (0700) and makes it a shared mount point of its own; throws
   // std::runtime_error naming the step.
   explicit SandboxShare(std::filesystem::path dir);
+  // Uses a share another process made and owns (a warm pool VM's keeper,
+  // host-shim/pool/): containers come and go as usual, the share itself and
+  // its staging dir stay for the owner to remove.
+  struct Adopt {};
+  SandboxShare(std::filesystem::path dir, Adopt);
   ~SandboxShare();  // releases every container, unmounts and removes the share
   SandboxShare(const SandboxShare&) = delete;
   SandboxShare& operator=(const SandboxShare&) = delete;
@@ -55,6 +60,7 @@ class SandboxShare {
   std::filesystem::path staging_;  // private mount next to the share
   std::mutex mu_;
   std::set<std::string> containers_;
+  bool adopted_ = false;
 };
 
 // Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.

@@ -13,6 +13,8 @@
 
 #include "paths.h"
 #include "agent_host_factory.h"
+#include "pool/pool_dir.h"
+#include "pool/pooled_vm.h"
 #include "sandbox_share.h"
 #include "uvm/vm_factory.h"
 
@@ -73,6 +75,13 @@ class VmAgentHost final : public AgentHost {
 }  // namespace
 
 std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
+  // Warm pool (issue #15): a pooled VM has no NIC, so pods with a network boot cold.
+  if (spec.config.pool.enabled && spec.nics.empty()) {
+    if (auto claimed = pool::ClaimWarmVm(pool::KeyFor(spec.config), spec.config.pool, spec.id)) {
+      auto share = std::make_unique<SandboxShare>(claimed->share_dir, SandboxShare::Adopt{});
+      return std::make_unique<VmAgentHost>(std::move(share), std::move(claimed->vm));
+    }
+  }
   uvm::VmConfig config;
   config.id = spec.id;
   const fs::path images = ImagesDir();

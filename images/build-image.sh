@@ -13,6 +13,10 @@
 #          [--kernel-dir DIR]  (a kernel of our own from build-kernel.sh:
 #                               DIR/vmlinuz + DIR/kernel-release, all built in,
 #                               so no modules and the module lists stay empty)
+#          [--pvh]  (with --kernel-dir: the image's kernel is DIR/vmlinux, the
+#                    uncompressed ELF whose PVH entry note QEMU's -kernel jumps
+#                    to: no decompression, no real-mode setup; still named
+#                    vmlinuz, the name every consumer of an image opens)
 #          [--hyperv-modules "m1 ..."]  (own list, loaded only under Hyper-V)
 #          [--module-list NAME="m1 ..."]...  (lib/modules/load-order.NAME, loaded by
 #                               the agent only when it needs them, e.g. scsi
@@ -28,6 +32,7 @@ kernel_package=linux-image-cloud-amd64
 modules=
 hyperv_modules=
 kernel_dir=
+pvh=0
 extras=()
 module_lists=()
 while [[ $# -gt 0 ]]; do
@@ -38,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --kernel-package) kernel_package=$2; shift 2 ;;
     --modules) modules=$2; shift 2 ;;
     --kernel-dir) kernel_dir=$2; shift 2 ;;
+    --pvh) pvh=1; shift ;;
     --hyperv-modules) hyperv_modules=$2; shift 2 ;;
     --module-list) module_lists+=("$2"); shift 2 ;;
     --busybox) busybox=$2; shift 2 ;;
@@ -48,6 +54,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n $out && -n $init ]] || { echo "build-image.sh: --out and --init are required" >&2; exit 2; }
 [[ -f $init ]] || { echo "build-image.sh: init $init: No such file" >&2; exit 1; }
+[[ $pvh -eq 0 || -n $kernel_dir ]] || { echo "build-image.sh: --pvh needs --kernel-dir (Debian's kernel has no PVH entry)" >&2; exit 2; }
 cache=${cache:-$out/cache}
 epoch=${SOURCE_DATE_EPOCH:-0}
 tag="[uvm-image $(basename "$out")]"
@@ -104,7 +111,8 @@ debian_kernel() {
 }
 if [[ -n $kernel_dir ]]; then
   vmlinuz=$kernel_dir/vmlinuz
-  [[ -f $vmlinuz && -f $kernel_dir/kernel-release ]] || die "--kernel-dir $kernel_dir: no vmlinuz and kernel-release"
+  [[ $pvh -eq 0 ]] || vmlinuz=$kernel_dir/vmlinux
+  [[ -f $vmlinuz && -f $kernel_dir/kernel-release ]] || die "--kernel-dir $kernel_dir: no $(basename "$vmlinuz") and kernel-release"
   release=$(cat "$kernel_dir/kernel-release")
   modules= hyperv_modules= module_lists=()   # everything is built in
 else
@@ -219,7 +227,13 @@ tmp_initrd=$out/.initrd.img.tmp
 (cd "$staging" && find . -mindepth 1 -printf '%P\n' | sort |
    cpio -o -H newc --reproducible --owner=0:0 --quiet) | "${compress[@]}" >"$tmp_initrd"
 mv -f "$tmp_initrd" "$out/initrd.img"
-install -m 0644 "$vmlinuz" "$out/vmlinuz"
+if [[ $pvh -eq 1 ]]; then
+  # Symbols are not needed to boot (a third of the file).
+  strip --strip-all -o "$out/.vmlinuz.tmp" "$vmlinuz" && chmod 0644 "$out/.vmlinuz.tmp"
+  mv -f "$out/.vmlinuz.tmp" "$out/vmlinuz"
+else
+  install -m 0644 "$vmlinuz" "$out/vmlinuz"
+fi
 touch -d "@$epoch" "$out/vmlinuz"
 echo "$release" >"$out/kernel-release"
 size=$(stat -c %s "$out/initrd.img")

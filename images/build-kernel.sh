@@ -57,9 +57,19 @@ else
     tar -xf "$source_tar" -C "$src" --strip-components=1
     touch "$src/.done"
   fi
-  say "configuring $source_version with $(basename "$fragment") -> $kdir"
-  rm -rf "$kdir" && mkdir -p "$kdir/build"
-  # A failed build leaves nothing half-made in the cache.
+  # An interrupted build of the same inputs (same hash) resumes: its object
+  # tree is kept and make rebuilds only what is missing. Regenerating an
+  # identical .config touches no include/config/* file, so nothing recompiles.
+  # Only .done marks a usable result; the installed files are not written
+  # before the build succeeds.
+  if [[ -d $kdir/build ]]; then
+    say "resuming the interrupted build in $kdir"
+  else
+    say "configuring $source_version with $(basename "$fragment") -> $kdir"
+  fi
+  mkdir -p "$kdir/build"
+  rm -f "$kdir/vmlinuz" "$kdir/vmlinux" "$kdir/kernel-config" "$kdir/kernel-release"
+  # A configuration that fails or is refused leaves nothing behind.
   trap 'rm -rf "$kdir"' EXIT
   make -s -C "$src" O="$kdir/build" ARCH=x86_64 tinyconfig >/dev/null
   "$src/scripts/kconfig/merge_config.sh" -m -O "$kdir/build" "$kdir/build/.config" "$fragment" >/dev/null
@@ -76,6 +86,7 @@ else
     fi
   done <"$fragment"
   [[ $missing -eq 0 ]] || die "the fragment's options above did not apply (unmet dependencies?)"
+  trap - EXIT
   say "building bzImage + vmlinux with $jobs jobs (progress: one line per object)"
   start=$(date +%s)
   # ccache (when installed) makes a rebuild after a fragment change cheap.
@@ -94,7 +105,6 @@ else
   # The object tree is not needed again (the hash covers every input).
   rm -rf "$kdir/build"
   touch "$kdir/.done"
-  trap - EXIT
 fi
 for f in vmlinuz vmlinux kernel-config kernel-release; do
   install -m 0644 "$kdir/$f" "$out/.$f.tmp" && mv -f "$out/.$f.tmp" "$out/$f"

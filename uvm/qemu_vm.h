@@ -99,6 +99,12 @@ class QemuVm final : public UtilityVm {
   bool WaitForConsoleText(std::string_view text, std::chrono::milliseconds timeout);
   // The last `lines` lines of the console log.
   std::string ConsoleTail(std::size_t lines = 20) const;
+  // Closes the readiness connection to the agent port so another process
+  // can connect (a warm pool VM handed to its claimer, host-shim/pool/).
+  void DropAgentChannel() {
+    std::lock_guard lock(mu_);
+    channel_.reset();
+  }
 
  private:
   enum class State { kNew, kCreated, kRunning, kExited };

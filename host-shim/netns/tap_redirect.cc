@@ -28,13 +28,7 @@ constexpr std::uint32_t kIngressHandle = 0xFFFF0000U;  // "ffff:"
 constexpr std::uint32_t kFilterPriority = 49152;        // tc's default for the first filter
 
 void SetLink(nl::Socket& socket, int index, unsigned mtu, const std::string& what) {
-  nl::Message message(RTM_NEWLINK, 0);
-  ifinfomsg info{};
-  info.ifi_index = index;
-  info.ifi_flags = IFF_UP;
-  info.ifi_change = IFF_UP;
-  message.Fixed(info);
-  if (mtu) message.PutU32(IFLA_MTU, mtu);
+  nl::Message message = nl::LinkUpMessage(index, mtu);
   // The tap only carries the pod's frames: no link-local address, no router
   // solicitations of its own towards the VM.
   const auto spec = message.Begin(IFLA_AF_SPEC);
@@ -46,14 +40,20 @@ void SetLink(nl::Socket& socket, int index, unsigned mtu, const std::string& wha
   socket.Request(message, what);
 }
 
-void AddIngress(nl::Socket& socket, int index, const std::string& what) {
-  nl::Message message(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL);
+// A request about link `index`'s ingress qdisc ("ffff:").
+nl::Message IngressQdiscMessage(std::uint16_t type, std::uint16_t flags, int index) {
+  nl::Message message(type, flags);
   tcmsg tc{};
   tc.tcm_family = AF_UNSPEC;
   tc.tcm_ifindex = index;
   tc.tcm_handle = kIngressHandle;
   tc.tcm_parent = TC_H_INGRESS;
   message.Fixed(tc);
+  return message;
+}
+
+void AddIngress(nl::Socket& socket, int index, const std::string& what) {
+  nl::Message message = IngressQdiscMessage(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL, index);
   message.PutString(TCA_KIND, "ingress");
   socket.Request(message, what);
 }
@@ -130,13 +130,7 @@ void RedirectBothWays(nl::Socket& socket, int veth_index, int tap_index, const s
 }
 
 bool RemoveIngress(nl::Socket& socket, int index) {
-  nl::Message message(RTM_DELQDISC, 0);
-  tcmsg tc{};
-  tc.tcm_family = AF_UNSPEC;
-  tc.tcm_ifindex = index;
-  tc.tcm_handle = kIngressHandle;
-  tc.tcm_parent = TC_H_INGRESS;
-  message.Fixed(tc);
+  nl::Message message = IngressQdiscMessage(RTM_DELQDISC, 0, index);
   try {
     socket.Request(message, "remove the ingress qdisc");
     return true;

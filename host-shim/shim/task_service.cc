@@ -103,6 +103,12 @@ Process* TaskService::FindProcess(Task& task, const std::string& exec_id, Status
   return it->second.get();
 }
 
+Process* TaskService::FindProcess(const std::string& task_id, const std::string& exec_id, Task** task,
+                                  Status& status) {
+  *task = FindTask(task_id, status);
+  return *task ? FindProcess(**task, exec_id, status) : nullptr;
+}
+
 std::shared_ptr<Sandbox> TaskService::RunningSandbox(const std::string& sandbox_id) {
   std::lock_guard lock(mutex_);
   auto it = sandboxes_.find(sandbox_id);
@@ -274,9 +280,8 @@ Status TaskService::Wait(const ttrpc::RequestContext& ctx, const taskpb::WaitReq
                          taskpb::WaitResponse& response) {
   std::unique_lock lock(mutex_);
   Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  Process* process = FindProcess(*task, request.exec_id(), status);
+  Task* task = nullptr;
+  Process* process = FindProcess(request.id(), request.exec_id(), &task, status);
   if (!process) return status;
   if (!exited_.wait(lock, ctx.stop, [&] { return process->status == ProcessStatus::kStopped; }))
     return Status(Code::kCanceled, "wait canceled: the client went away");
@@ -288,9 +293,8 @@ Status TaskService::Wait(const ttrpc::RequestContext& ctx, const taskpb::WaitReq
 Status TaskService::Delete(const taskpb::DeleteRequest& request, taskpb::DeleteResponse& response) {
   std::unique_lock lock(mutex_);
   Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  Process* process = FindProcess(*task, request.exec_id(), status);
+  Task* task = nullptr;
+  Process* process = FindProcess(request.id(), request.exec_id(), &task, status);
   if (!process) return status;
   if (process->status == ProcessStatus::kRunning || process->starting)
     return Status(Code::kFailedPrecondition,
@@ -351,9 +355,8 @@ Status TaskService::Exec(const taskpb::ExecProcessRequest& request) {
 Status TaskService::State(const taskpb::StateRequest& request, taskpb::StateResponse& response) {
   std::lock_guard lock(mutex_);
   Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  Process* process = FindProcess(*task, request.exec_id(), status);
+  Task* task = nullptr;
+  Process* process = FindProcess(request.id(), request.exec_id(), &task, status);
   if (!process) return status;
   response.set_id(request.exec_id().empty() ? task->id : request.exec_id());
   response.set_exec_id(request.exec_id());
@@ -405,9 +408,8 @@ Status TaskService::ResizePty(const taskpb::ResizePtyRequest& request) {
 Status TaskService::CloseIO(const taskpb::CloseIORequest& request) {
   std::lock_guard lock(mutex_);
   Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  Process* process = FindProcess(*task, request.exec_id(), status);
+  Task* task = nullptr;
+  Process* process = FindProcess(request.id(), request.exec_id(), &task, status);
   if (!process) return status;
   if (request.stdin() && process->relay) process->relay->FinishStdin();
   if (request.stdin() && !process->relay) process->stdin_closed = true;  // applied by StartRelay

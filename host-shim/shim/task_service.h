@@ -57,6 +57,8 @@ class TaskService {
   // Finds task/process under mutex_; null + status when missing.
   Task* FindTask(const std::string& id, Status& status);
   Process* FindProcess(Task& task, const std::string& exec_id, Status& status);
+  // Both at once: the process exec_id of task task_id (*task set too).
+  Process* FindProcess(const std::string& task_id, const std::string& exec_id, Task** task, Status& status);
   // The pod's sandbox an app container joins; throws when it does not run here.
   std::shared_ptr<Sandbox> RunningSandbox(const std::string& sandbox_id);
   // Is `pid` the running init of a task of `sandbox` (a namespace path may name it)?

@@ -17,9 +17,8 @@ namespace agentpb = ::uvmshim::agent::v1;
 Status TaskService::Start(const taskpb::StartRequest& request, taskpb::StartResponse& response) {
   std::unique_lock lock(mutex_);
   Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return status;
-  Process* process = FindProcess(*task, request.exec_id(), status);
+  Task* task = nullptr;
+  Process* process = FindProcess(request.id(), request.exec_id(), &task, status);
   if (!process) return status;
   if (process->status != ProcessStatus::kCreated || process->starting)
     return Status(Code::kFailedPrecondition,
@@ -105,9 +104,8 @@ Status TaskService::Kill(const taskpb::KillRequest& request) {
   {
     std::lock_guard lock(mutex_);
     Status status;
-    Task* task = FindTask(request.id(), status);
-    if (!task) return status;
-    Process* process = FindProcess(*task, request.exec_id(), status);
+    Task* task = nullptr;
+    Process* process = FindProcess(request.id(), request.exec_id(), &task, status);
     if (!process) return status;
     if (process->status == ProcessStatus::kStopped)
       return Status(Code::kNotFound, fmt::format("process {} of task {}: already finished",
@@ -138,9 +136,8 @@ Status TaskService::Kill(const taskpb::KillRequest& request) {
 void TaskService::ReportNeverStartedKilled(const taskpb::KillRequest& request, const std::string& why) {
   std::unique_lock lock(mutex_);
   Status status;
-  Task* task = FindTask(request.id(), status);
-  if (!task) return;
-  Process* process = FindProcess(*task, request.exec_id(), status);
+  Task* task = nullptr;
+  Process* process = FindProcess(request.id(), request.exec_id(), &task, status);
   // A Start that came in meanwhile owns the process's fate (its WatchExit reports).
   if (!process || process->status != ProcessStatus::kCreated || process->starting) return;
   auto exit = MarkNeverStartedExited(*task, *process, why);

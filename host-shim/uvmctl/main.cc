@@ -8,6 +8,7 @@
 //   console  console.cc         a shell inside the UVM, outside the container
 //   ps       ps_command.cc      rm  rm_command.cc      logs  logs_command.cc
 //   update   update_command.cc  hcs-document  hcs_document_command.cc
+//   pool     pool_command.cc    the warm utility VM pool
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -19,6 +20,7 @@
 #include "uvmctl/exec_command.h"
 #include "uvmctl/hcs_document_command.h"
 #include "uvmctl/logs_command.h"
+#include "uvmctl/pool_command.h"
 #include "uvmctl/ps_command.h"
 #include "uvmctl/rm_command.h"
 #include "uvmctl/run_command.h"
@@ -67,6 +69,8 @@ int main(int argc, char** argv) {
   auto* hcs_cmd = uvmctl::AddHcsDocumentCommand(app, hcs);
   uvmctl::UpdateOptions update;
   auto* update_cmd = uvmctl::AddUpdateCommand(app, update);
+  uvmctl::PoolOptions pool;
+  auto* pool_cmd = uvmctl::AddPoolCommand(app, pool);
 
   CLI11_PARSE(app, argc, argv);
   if (debug) spdlog::set_level(spdlog::level::debug);
@@ -88,6 +92,7 @@ int main(int argc, char** argv) {
     if (*rm_cmd) return uvmctl::Remove(rm);
     if (*hcs_cmd) return uvmctl::PrintHcsDocument(hcs);
     if (*update_cmd) return uvmctl::RunUpdate(update);
+    if (*pool_cmd) return uvmctl::RunPool(pool);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "uvmctl: %s\n", e.what());
     return uvmctl::kRuntimeError;

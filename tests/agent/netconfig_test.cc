@@ -16,22 +16,14 @@
 
 #include "common/netlink.h"
 #include "guest-agent/netconfig.h"
+#include "tests/shell_output.h"
 
 namespace uvmshim::agent {
 namespace {
 
 namespace pb = ::uvmshim::agent::v1;
 
-std::string Shell(const std::string& command, int* status = nullptr) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  std::array<char, 4096> buffer;
-  while (std::fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  const int rc = ::pclose(pipe);
-  if (status) *status = rc;
-  return out;
-}
+using test_support::Shell;
 
 pb::PodNetwork SampleNetwork() {
   pb::PodNetwork network;

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/error.h"
 #include "guest-agent/launcher.h"
 #include "guest-agent/request_checks.h"
 
@@ -35,8 +36,8 @@ std::string Refusal(const json& spec) {
   try {
     CheckCreateRequest(Request(spec), PolicyEnvironment{});
     return "";
-  } catch (const LaunchError& e) {
-    EXPECT_EQ(e.code(), grpc::StatusCode::INVALID_ARGUMENT) << e.what();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
     return e.what();
   }
 }
@@ -68,7 +69,7 @@ TEST(RequestChecksMounts, RealRuntimeSpecsPass) {
     std::string refusal;
     try {
       CheckCreateRequest(Request(spec), PolicyEnvironment{});
-    } catch (const LaunchError& e) {
+    } catch (const Error& e) {
       refusal = e.what();
     }
     EXPECT_EQ(refusal.find("mounts["), std::string::npos) << name << ": " << refusal;

@@ -75,8 +75,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto checked = CheckCreateRequest(request, Environment(data[0] & 0x80));
         Check(::uvmshim::IsValidId(request.container_id()), "bad container id accepted");
         Check(!checked.rootfs.empty() && checked.rootfs.front() == '/' && HasNoNul(checked.rootfs), "rootfs");
-      } catch (const LaunchError& e) {
-        Check(e.code() == grpc::StatusCode::INVALID_ARGUMENT || e.code() == grpc::StatusCode::RESOURCE_EXHAUSTED,
+      } catch (const ::uvmshim::Error& e) {
+        Check(e.code() == ::uvmshim::ErrorCode::kInvalidArgument || e.code() == ::uvmshim::ErrorCode::kResourceExhausted,
               "create refused with an unexpected code");
       }
       return 0;
@@ -88,8 +88,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto checked = CheckExecRequest(request, Environment(data[0] & 0x80));
         Check(::uvmshim::IsValidId(request.exec_id()), "bad exec id accepted");
         Check(!checked.process.args.empty(), "exec without args accepted");
-      } catch (const LaunchError& e) {
-        Check(e.code() == grpc::StatusCode::INVALID_ARGUMENT || e.code() == grpc::StatusCode::RESOURCE_EXHAUSTED,
+      } catch (const ::uvmshim::Error& e) {
+        Check(e.code() == ::uvmshim::ErrorCode::kInvalidArgument || e.code() == ::uvmshim::ErrorCode::kResourceExhausted,
               "exec refused with an unexpected code");
       }
       pb::ExecProcessResponse response;

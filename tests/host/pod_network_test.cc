@@ -12,20 +12,12 @@
 #include <string>
 
 #include "netns/pod_network_attachment.h"
+#include "tests/shell_output.h"
 
 namespace uvmshim::host::netns {
 namespace {
 
-std::string Shell(const std::string& command, int* status = nullptr) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  std::array<char, 4096> buffer;
-  while (std::fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  const int rc = ::pclose(pipe);
-  if (status) *status = rc;
-  return out;
-}
+using test_support::Shell;
 
 // A pod namespace whose eth0 (veth, 02:00:0a:4d:00:02, MTU 1400, 10.77.0.2/24, default via
 // 10.77.0.1) has its peer "vpeer" (10.77.0.1/24) in a second namespace.

@@ -19,6 +19,7 @@ TEST(SandboxConfigWriter, RoundTripsEveryField) {
   written.agent_log_level = "debug";
   written.agent_call_timeout = std::chrono::seconds(9);
   written.agent_lifecycle_timeout = std::chrono::seconds(99);
+  written.pool = {true, 3, 777};
 
   const SandboxConfig read = ParseSandboxConfig(FormatSandboxConfig(written), "written.toml");
   EXPECT_EQ(read.isolation, written.isolation);
@@ -33,6 +34,9 @@ TEST(SandboxConfigWriter, RoundTripsEveryField) {
   EXPECT_EQ(read.agent_log_level, written.agent_log_level);
   EXPECT_EQ(read.agent_call_timeout, written.agent_call_timeout);
   EXPECT_EQ(read.agent_lifecycle_timeout, written.agent_lifecycle_timeout);
+  EXPECT_EQ(read.pool.enabled, written.pool.enabled);
+  EXPECT_EQ(read.pool.size, written.pool.size);
+  EXPECT_EQ(read.pool.max_memory_mib, written.pool.max_memory_mib);
 }
 
 TEST(SandboxConfigWriter, DefaultsReadBackAsDefaults) {

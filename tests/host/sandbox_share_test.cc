@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "container_mounts.h"
+#include "mounts_under.h"
 #include "oci_spec.h"
 #include "sandbox_share.h"
 #include "state_dir.h"
@@ -24,17 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::vector<std::string> MountsUnder(const fs::path& dir) {
-  std::vector<std::string> points;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  for (std::string line; std::getline(mountinfo, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, point;
-    fields >> id >> parent >> devno >> root >> point;
-    if (point.starts_with(dir.string())) points.push_back(point);
-  }
-  return points;
-}
+using test_support::MountsUnder;
 
 class SandboxShareTest : public ::testing::Test {
  protected:

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "agent_client.h"
+#include "mounts_under.h"
 #include "oci_spec.h"
 #include "paths.h"
 #include "agent_host_factory.h"
@@ -22,17 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::vector<std::string> MountsUnder(const fs::path& dir) {
-  std::vector<std::string> points;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  for (std::string line; std::getline(mountinfo, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, point;
-    fields >> id >> parent >> devno >> root >> point;
-    if (point.starts_with(dir.string())) points.push_back(point);
-  }
-  return points;
-}
+using test_support::MountsUnder;
 
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path);

@@ -12,14 +12,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::Shell;
+using test::ReadFile;
 using test::TempDir;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::string BuildCommand(const fs::path& out) {
   return std::string("SOURCE_DATE_EPOCH=0 bash ") + UVMSHIM_BUILD_IMAGE_SCRIPT + " --out " + out.string() +

@@ -39,4 +39,7 @@ std::vector<std::filesystem::path> SocketsIn(const std::filesystem::path& dir);
 // Runs a shell command; returns its exit status.
 int Shell(const std::string& command);
 
+// The whole file as bytes ("" when it cannot be read).
+std::string ReadFile(const std::filesystem::path& path);
+
 }  // namespace uvmshim::uvm::test
