@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "paths.h"
 #include "sandbox_config.h"
@@ -20,6 +21,23 @@ namespace uvmshim::host::pool {
 namespace fs = std::filesystem;
 
 namespace {
+
+// True when one argument of a NUL-separated command line is `id` or a path
+// ending in "/id" (the keeper's --dir): a substring would take any process
+// whose arguments merely contain the id's letters.
+bool CommandLineNames(const std::string& cmdline, const std::string& id) {
+  std::size_t start = 0;
+  while (start < cmdline.size()) {
+    std::size_t end = cmdline.find('\0', start);
+    if (end == std::string::npos) end = cmdline.size();
+    const std::string_view arg(cmdline.data() + start, end - start);
+    if (arg == id || (arg.size() > id.size() && arg.substr(arg.size() - id.size()) == id &&
+                      arg[arg.size() - id.size() - 1] == '/'))
+      return true;
+    start = end + 1;
+  }
+  return false;
+}
 
 std::string FileIdentity(const fs::path& path) {
   struct stat st {};
@@ -159,7 +177,7 @@ std::vector<PoolVm> ListVms(const fs::path& key_dir) {
     // Alive = that pid runs and names this VM on its command line (its
     // --dir): a reused pid is never taken for the keeper (nor signalled).
     vm.keeper_alive = vm.keeper_pid > 0 && ::kill(vm.keeper_pid, 0) == 0 &&
-                      ReadSmallFile(fmt::format("/proc/{}/cmdline", vm.keeper_pid)).find(vm.id) != std::string::npos;
+                      CommandLineNames(ReadSmallFile(fmt::format("/proc/{}/cmdline", vm.keeper_pid)), vm.id);
     vms.push_back(std::move(vm));
   }
   std::sort(vms.begin(), vms.end(), [](const auto& a, const auto& b) { return a.id < b.id; });

@@ -91,9 +91,11 @@ TEST(PoolDirTest, ListsVmsWithTheirStateAndSeesDeadKeepers) {
   WriteFileAtomic(dir / "a-pool-vm/vm.conf",
                   "memory_mb=256\nkeeper_pid=" + std::to_string(keeper) + "\nqemu_pid=7\n");
   // Our own pid runs but does not name the VM: a reused pid, not its keeper.
-  fs::create_directories(dir / "c");
-  WriteFileAtomic(dir / "c/state", "ready\n");
-  WriteFileAtomic(dir / "c/vm.conf", "keeper_pid=" + std::to_string(::getpid()) + "\n");
+  // Its id ("bin") is a substring of our command line (.../bin/host_unit_test)
+  // but no argument of it: only a whole argument or a ".../<id>" path counts.
+  fs::create_directories(dir / "bin");
+  WriteFileAtomic(dir / "bin/state", "ready\n");
+  WriteFileAtomic(dir / "bin/vm.conf", "keeper_pid=" + std::to_string(::getpid()) + "\n");
   fs::create_directories(dir / "b");
   WriteFileAtomic(dir / "b/state", "claimed\n");
   WriteFileAtomic(dir / "b/vm.conf", "memory_mb=512\nkeeper_pid=999999999\n");
