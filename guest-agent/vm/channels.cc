@@ -67,26 +67,11 @@ std::optional<fs::path> FindPortByName(const std::string& name) {
   return std::nullopt;
 }
 
-// One poll round's port events. A read returns at most one virtqueue buffer:
-// a new host connection's first bytes start a read (see http2_frames.h).
-// True when the connection must end now, before gRPC's side is served.
-bool ServePort(SerialConnection& connection, int port, short revents, std::vector<char>& chunk) {
-  connection.host_hup = (revents & POLLHUP) != 0;
-  if (revents & POLLERR) {
-    connection.End(ConnectionEndKind::kIoError, "port error");
-    return true;
-  }
-  if (connection.host_hup) connection.to_host.Clear();  // replies for a host that is gone
-  if ((revents & (POLLIN | POLLHUP)) && connection.to_guest.empty()) {
-    const ssize_t n = ::read(port, chunk.data(), chunk.size());
-    if (n > 0) connection.TakeChunk(chunk.data(), static_cast<std::size_t>(n));
-    else if (n == 0) connection.End(ConnectionEndKind::kHostDisconnected);
-    else if (errno != EAGAIN && errno != EINTR) connection.EndWithErrno("read port");
-    if (connection.end.ended()) return true;
-  }
-  if ((revents & POLLOUT) && !connection.to_host.empty() && !connection.to_host.DrainTo(port))
-    connection.EndWithErrno("write port");
-  return false;
+// The port's events now, without waiting (the host is away: POLLHUP would
+// end any wait at once).
+short PortEventsNow(int port, bool want_out) {
+  pollfd pfd{port, static_cast<short>(POLLIN | (want_out ? POLLOUT : 0)), 0};
+  return ::poll(&pfd, 1, 0) > 0 ? pfd.revents : 0;
 }
 
 // One poll round's events on gRPC's end of the bridge.
@@ -209,18 +194,17 @@ UniqueFd SerialPortListener::OpenBridge() {
   return ours;
 }
 
-// POLLHUP on the port means "no host connected right now"; it is reported
-// with POLLIN, and read() still returns what the host sent before (or what a
-// new host sent before its connect notice arrived), then 0 once nothing is
-// left: only that 0 ends the connection. While POLLHUP holds and bytes wait
-// for gRPC, the port stays out of poll() (it would report at once).
+// While the host is away (see HostPresence) the port stays out of poll(): it
+// reports POLLHUP at once. It is looked at again after a growing pause, and
+// after every event on gRPC's side.
 void SerialPortListener::Pump(SerialConnection& connection, int bridge) {
   const int port = port_.get();
   std::vector<char> chunk(connection.to_guest.data.size());
   while (!connection.end.ended()) {
     const ByteQueue& to_guest = connection.to_guest;
     const ByteQueue& to_host = connection.to_host;
-    const bool watch_port = to_guest.empty() || (!connection.host_hup && !to_host.empty());
+    const bool away = connection.host.away();
+    const bool watch_port = !away && (to_guest.empty() || !to_host.empty());
     pollfd fds[3] = {
         {watch_port ? port : -1,
          static_cast<short>((to_guest.empty() ? POLLIN : 0) | (to_host.empty() ? 0 : POLLOUT)), 0},
@@ -228,7 +212,7 @@ void SerialPortListener::Pump(SerialConnection& connection, int bridge) {
         {stop_.get(), POLLIN, 0},
     };
     unflushed_ = to_host.size();
-    if (::poll(fds, 3, -1) < 0) {
+    if (::poll(fds, 3, away ? connection.host.NextRecheckMs() : -1) < 0) {
       if (errno == EINTR) continue;
       connection.EndWithErrno("poll");
       return;
@@ -237,7 +221,8 @@ void SerialPortListener::Pump(SerialConnection& connection, int bridge) {
       connection.End(ConnectionEndKind::kStopping);
       return;
     }
-    if (ServePort(connection, port, fds[0].revents, chunk)) return;
+    const short port_events = away ? PortEventsNow(port, !to_host.empty()) : fds[0].revents;
+    if (connection.ServePort(port, port_events, chunk, Clock::now())) return;
     ServeBridge(connection, bridge, fds[1].revents);
   }
 }

@@ -9,8 +9,10 @@
 //     one HTTP/2 connection on it. gRPC needs a socket, so a bridge thread
 //     copies between the port and one end of a socketpair whose other end
 //     gRPC owns. When the host side disconnects (the port reports POLLHUP and
-//     read() returns 0) the bridge closes its end, which ends that gRPC
-//     connection, and waits for the next host connection on the same port.
+//     read() returns 0, for HostPresence::kGoneAfter: a departure can be
+//     reported late, after the next host's first bytes) the bridge closes
+//     its end, which ends that gRPC connection, and waits for the next host
+//     connection on the same port.
 //     /dev/virtio-ports/NAME is resolved through /sys/class/virtio-ports
 //     (there is no udev in the utility VM).
 //   vsock://PORT

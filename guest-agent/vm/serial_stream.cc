@@ -1,7 +1,9 @@
 #include "guest-agent/vm/serial_stream.h"
 
+#include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -54,13 +56,15 @@ ChunkAction HostStreamParser::Classify(const char* data, std::size_t size, Conne
     return ChunkAction::kNewConnection;
   }
   const bool preface = StartsWithHttp2Preface(data, size);
+  const bool new_host_possible = expect_new_host_;
+  expect_new_host_ = false;
   if (!started_) {
     if (!preface) {
       dropped_ += size;
       return ChunkAction::kDrop;
     }
     started_ = true;
-  } else if (preface && frames_.AtFrameBoundary()) {
+  } else if (preface && (frames_.AtFrameBoundary() || new_host_possible)) {
     *why = ConnectionEndKind::kHostReconnected;
     return ChunkAction::kNewConnection;
   }
@@ -94,6 +98,59 @@ void SerialConnection::TakeChunk(const char* data, std::size_t size) {
 
 void SerialConnection::EndWithErrno(const char* what) {
   End(ConnectionEndKind::kIoError, std::string(what) + ": " + std::strerror(errno));
+}
+
+}  // namespace uvmshim::agent::vm
+
+namespace uvmshim::agent::vm {
+
+void HostPresence::Away(Clock::time_point now) {
+  if (away_since_) return;
+  away_since_ = now;
+  recheck_ms_ = 1;
+}
+
+void HostPresence::DataArrived(Clock::time_point now) {
+  if (away_since_) away_since_ = now;
+}
+
+int HostPresence::NextRecheckMs() {
+  const int ms = recheck_ms_;
+  recheck_ms_ = std::min(recheck_ms_ * 2, 50);
+  return ms;
+}
+
+// POLLHUP means "no host connected right now" and comes with POLLIN: read()
+// still returns what a host sent (the one that left, or a new one whose
+// arrival is not reported yet), then 0 once nothing is left. Only a read of 0
+// after the host was away for kGoneAfter ends the connection.
+bool SerialConnection::ServePort(int port, short revents, std::vector<char>& chunk,
+                                 HostPresence::Clock::time_point now) {
+  if (revents & POLLERR) {
+    End(ConnectionEndKind::kIoError, "port error");
+    return true;
+  }
+  if (revents & POLLHUP) {
+    if (!host.away()) parser.ExpectNewHost();
+    host.Away(now);
+  } else if (revents & (POLLIN | POLLOUT)) {
+    if (host.away()) parser.ExpectNewHost();
+    host.Present();
+  }
+  if ((revents & (POLLIN | POLLHUP)) && to_guest.empty()) {
+    const ssize_t n = ::read(port, chunk.data(), chunk.size());
+    if (n > 0) {
+      host.DataArrived(now);
+      TakeChunk(chunk.data(), static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      if (host.Gone(now)) End(ConnectionEndKind::kHostDisconnected);
+    } else if (errno != EAGAIN && errno != EINTR) {
+      EndWithErrno("read port");
+    }
+    if (end.ended()) return true;
+  }
+  if ((revents & POLLOUT) && !to_host.empty() && !to_host.DrainTo(port)) EndWithErrno("write port");
+  return end.ended();
 }
 
 }  // namespace uvmshim::agent::vm

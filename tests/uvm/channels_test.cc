@@ -1,6 +1,8 @@
 #include "common/serial_reset.h"
 #include "guest-agent/vm/channels.h"
+#include "guest-agent/vm/serial_stream.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -124,6 +126,103 @@ TEST(SerialReset, ParsesOnlyAWholeResetLineWithAHexNonce) {
   const std::string preface(kHttp2ClientPreface);
   EXPECT_FALSE(serial::ParseResetLine(preface.data(), preface.size()));
   EXPECT_EQ(serial::ReadyLine("0123456789abcdef"), "UVMSHIM-READY 0123456789abcdef\n");
+}
+
+}  // namespace
+}  // namespace uvmshim::agent::vm
+
+// The serial bridge's view of the host across a reconnect. A socketpair
+// stands in for the port: with its peer closed, read() returns 0 as
+// virtio_console's does when no host is connected; the poll events are
+// given as virtio_console reports them.
+namespace uvmshim::agent::vm {
+namespace {
+
+using Clock = HostPresence::Clock;
+
+struct FakePort {
+  FakePort() {
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) throw std::runtime_error("socketpair");
+    guest.reset(pair[0]);
+    host.reset(pair[1]);
+  }
+  void HostLeaves() { host.reset(); }
+  UniqueFd guest;
+  UniqueFd host;
+};
+
+SerialConnection StartedByReset() {
+  SerialConnection connection;
+  const std::string reset = serial::ResetLine("00112233445566ff");
+  connection.Begin(std::vector<char>(reset.begin(), reset.end()));
+  return connection;
+}
+
+// The departure of the previous host, reported after this host's reset line
+// was read, must not drop this host's READY line nor end its connection.
+TEST(SerialConnection, ALateDepartureKeepsTheReadyLineAndTheConnection) {
+  FakePort port;
+  port.HostLeaves();
+  SerialConnection connection = StartedByReset();
+  ASSERT_EQ(std::string(connection.to_host.data.data(), connection.to_host.size()),
+            serial::ReadyLine("00112233445566ff"));
+  std::vector<char> chunk(4096);
+  const auto start = Clock::now();
+  EXPECT_FALSE(connection.ServePort(port.guest.get(), POLLIN | POLLHUP, chunk, start));
+  EXPECT_FALSE(connection.ServePort(port.guest.get(), POLLIN | POLLHUP, chunk,
+                                    start + HostPresence::kGoneAfter - std::chrono::milliseconds(1)));
+  EXPECT_FALSE(connection.end.ended()) << connection.end.Describe();
+  EXPECT_EQ(connection.to_host.size(), serial::kLineSize) << "the READY line was dropped";
+  // The host's arrival is reported: the connection goes on.
+  EXPECT_FALSE(connection.ServePort(port.guest.get(), 0, chunk, start + HostPresence::kGoneAfter));
+  EXPECT_TRUE(connection.host.away()) << "no event is not an arrival";
+  connection.host.Present();
+  EXPECT_FALSE(connection.host.Gone(start + 10 * HostPresence::kGoneAfter));
+}
+
+TEST(SerialConnection, AHostAwayForTheGracePeriodEndsTheConnection) {
+  FakePort port;
+  port.HostLeaves();
+  SerialConnection connection = StartedByReset();
+  std::vector<char> chunk(4096);
+  const auto start = Clock::now();
+  EXPECT_FALSE(connection.ServePort(port.guest.get(), POLLIN | POLLHUP, chunk, start));
+  EXPECT_TRUE(connection.ServePort(port.guest.get(), POLLIN | POLLHUP, chunk, start + HostPresence::kGoneAfter));
+  EXPECT_EQ(connection.end.kind, ConnectionEndKind::kHostDisconnected);
+}
+
+TEST(SerialConnection, DataFromTheHostRestartsTheGracePeriod) {
+  FakePort port;
+  SerialConnection connection = StartedByReset();
+  std::vector<char> chunk(4096);
+  const auto start = Clock::now();
+  connection.host.Away(start);
+  const std::string preface(kHttp2ClientPreface);
+  ASSERT_EQ(::write(port.host.get(), preface.data(), preface.size()), static_cast<ssize_t>(preface.size()));
+  const auto later = start + HostPresence::kGoneAfter - std::chrono::milliseconds(1);
+  EXPECT_FALSE(connection.ServePort(port.guest.get(), POLLIN | POLLHUP, chunk, later));
+  EXPECT_EQ(connection.to_guest.size(), preface.size()) << "the host's bytes go to gRPC";
+  EXPECT_FALSE(connection.host.Gone(start + HostPresence::kGoneAfter));
+  EXPECT_TRUE(connection.host.Gone(later + HostPresence::kGoneAfter));
+}
+
+// A host killed in the middle of a frame leaves the stream inside it; the
+// next host's preface must still start a new connection once the port
+// reported the departure.
+TEST(HostStreamParser, APrefaceAfterADepartureStartsANewConnectionInsideAFrame) {
+  const std::string preface(kHttp2ClientPreface);
+  const std::string cut = Frame(100, 0).substr(0, 20);
+  for (const bool departed : {false, true}) {
+    HostStreamParser parser;
+    ConnectionEndKind why = ConnectionEndKind::kNone;
+    ASSERT_EQ(parser.Classify(preface.data(), preface.size(), &why), ChunkAction::kForward);
+    ASSERT_EQ(parser.Classify(cut.data(), cut.size(), &why), ChunkAction::kForward);
+    if (departed) parser.ExpectNewHost();
+    EXPECT_EQ(parser.Classify(preface.data(), preface.size(), &why),
+              departed ? ChunkAction::kNewConnection : ChunkAction::kForward)
+        << (departed ? "after a departure" : "without one");
+  }
 }
 
 }  // namespace

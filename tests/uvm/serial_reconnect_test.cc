@@ -39,7 +39,7 @@ TEST_F(SerialReconnectTest, ClientsAbandonedMidStreamDoNotBreakTheNext) {
   vm.Create();
   vm.Start();
   vm.WaitAgentReady();
-  constexpr int kRounds = 12;
+  constexpr int kRounds = 40;
   for (int round = 0; round < kRounds; ++round) {
     // A client that starts a console printing a lot and vanishes while the
     // guest is still sending: its tail is in flight when the next one connects.
