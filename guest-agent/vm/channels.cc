@@ -211,7 +211,7 @@ void SerialPortListener::Pump(SerialConnection& connection, int bridge) {
         {bridge, static_cast<short>((to_host.empty() ? POLLIN : 0) | (to_guest.empty() ? 0 : POLLOUT)), 0},
         {stop_.get(), POLLIN, 0},
     };
-    unflushed_ = to_host.size();
+    unflushed_ = away ? 0 : to_host.size();  // a host that left takes nothing more
     if (::poll(fds, 3, away ? connection.host.NextRecheckMs() : -1) < 0) {
       if (errno == EINTR) continue;
       connection.EndWithErrno("poll");
