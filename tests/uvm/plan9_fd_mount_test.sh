@@ -28,7 +28,7 @@ SOURCE_DATE_EPOCH=0 bash "$source/images/build-image.sh" --out "$work/image" --c
 
 # Not quiet: the kernel's lines tell a boot that ended early from a probe failure.
 qemu_boot "$work/console.log" -kernel "$work/image/vmlinuz" -initrd "$work/image/initrd.img" \
-  -append "console=ttyS0 panic=-1"
+  -append "console=ttyS0 panic=-1 $qemu_kernel_params"
 # The guest powers itself off after its one report line.
 qemu_wait_exit "$work/console.log" 300 "the probe's report"
 grep -a 'PLAN9_PROBE' "$work/console.log" || true

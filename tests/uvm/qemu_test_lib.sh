@@ -8,6 +8,7 @@
 #   qemu_wait_exit LOG SECONDS WHAT            until the guest ends by itself
 #   qemu_stop                    kills the running QEMU and reaps it
 #   qemu_fail LOG WHAT           fails with the console and QEMU's exit status
+#   $qemu_kernel_params          kernel parameters every boot here needs
 # Timeouts are generous: TCG on a machine shared by several suites is slow.
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -15,6 +16,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 qemu_pid=
 qemu_status=
 work=
+# For every -append: a TCG vCPU on a loaded host can miss the kernel's
+# IO-APIC timer check ("IO-APIC + timer doesn't work!" panic, seen in
+# uvm.plan9_fd_mount under load) and fail the TSC watchdog; the product's VMs
+# pass the same two (QemuOptions::boot_params).
+qemu_kernel_params="no_timer_check tsc=reliable"
 
 qemu_test_init() {
   work=$(mktemp -d "/tmp/$1-XXXXXX")

@@ -21,7 +21,7 @@ mkfs.ext4 -q -F -L lun1 -d "$work/tree" "$work/lun1.img" 16M
 boot() {
   local rootfs=$1 log=$2
   qemu_boot "$log" -kernel "$build/images/vmlinuz" -initrd "$build/images/initrd.img" \
-    -append "console=ttyS0 panic=-1 uvm.listen=serial:///dev/virtio-ports/agent uvm.rootfs=$rootfs uvm.rootfs_ro=1" \
+    -append "console=ttyS0 panic=-1 $qemu_kernel_params uvm.listen=serial:///dev/virtio-ports/agent uvm.rootfs=$rootfs uvm.rootfs_ro=1" \
     -device virtio-serial-pci,id=vser0 \
     -chardev "socket,id=agent,path=$work/agent.sock,server=on,wait=off" \
     -device virtserialport,bus=vser0.0,chardev=agent,name=agent \
