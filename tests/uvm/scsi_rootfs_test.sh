@@ -5,11 +5,13 @@
 # a lookup that ignored the LUN would fail to mount it) and LUN 1 is ext4.
 # Then a LUN with no disk: the agent reports the reason on the console and
 # keeps serving instead of powering off.
-# usage: scsi_rootfs_test.sh BUILD_DIR
+# IMAGE_DIR holds vmlinuz and initrd.img: the UVM image, or the Windows one
+# (Debian's generic kernel, where ext4 and virtio_scsi are modules to load).
+# usage: scsi_rootfs_test.sh IMAGE_DIR
 set -euo pipefail
-build=$1
+image=$1
 source "$(dirname "${BASH_SOURCE[0]}")/qemu_test_lib.sh"
-[[ -f $build/images/initrd.img && -f $build/images/vmlinuz ]] || fail "the UVM image is not built"
+[[ -f $image/initrd.img && -f $image/vmlinuz ]] || fail "no image in $image (build its target)"
 qemu_test_init uvm-scsi-test
 
 truncate -s 8M "$work/lun0.img"
@@ -20,7 +22,7 @@ mkfs.ext4 -q -F -L lun1 -d "$work/tree" "$work/lun1.img" 16M
 # agent serves (fails when the VM ends first or after 300 s).
 boot() {
   local rootfs=$1 log=$2
-  qemu_boot "$log" -kernel "$build/images/vmlinuz" -initrd "$build/images/initrd.img" \
+  qemu_boot "$log" -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
     -append "console=ttyS0 panic=-1 $qemu_kernel_params uvm.listen=serial:///dev/virtio-ports/agent uvm.rootfs=$rootfs uvm.rootfs_ro=1" \
     -device virtio-serial-pci,id=vser0 \
     -chardev "socket,id=agent,path=$work/agent.sock,server=on,wait=off" \
