@@ -232,7 +232,10 @@ if [[ $pvh -eq 1 ]]; then
   strip --strip-all -o "$out/.vmlinuz.tmp" "$vmlinuz" && chmod 0644 "$out/.vmlinuz.tmp"
   mv -f "$out/.vmlinuz.tmp" "$out/vmlinuz"
 else
-  install -m 0644 "$vmlinuz" "$out/vmlinuz"
+  # Copied beside and renamed: a QEMU starting meanwhile reads the old file
+  # or the new one, never a part (a cut kernel ends the boot silently).
+  install -m 0644 "$vmlinuz" "$out/.vmlinuz.tmp"
+  mv -f "$out/.vmlinuz.tmp" "$out/vmlinuz"
 fi
 touch -d "@$epoch" "$out/vmlinuz"
 echo "$release" >"$out/kernel-release"

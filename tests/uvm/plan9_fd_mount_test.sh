@@ -6,16 +6,9 @@
 # usage: plan9_fd_mount_test.sh BUILD_DIR SOURCE_DIR PROBE_INIT IMAGE_CACHE
 set -euo pipefail
 build=$1 source=$2 probe=$3 cache=$4
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/qemu_test_lib.sh"
 command -v diod >/dev/null || fail "diod is not installed (.ci/install-deps)"
-work=$(mktemp -d /tmp/uvm-plan9-test-XXXXXX)
-qemu_pid=
-cleanup() {
-  [[ -n $qemu_pid ]] && kill -9 "$qemu_pid" 2>/dev/null && wait "$qemu_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap "exit 1" INT TERM
+qemu_test_init uvm-plan9-test
 
 mkdir -p "$work/export/dir"
 echo "served-by-diod" >"$work/export/marker"
@@ -33,21 +26,12 @@ SOURCE_DATE_EPOCH=0 bash "$source/images/build-image.sh" --out "$work/image" --c
   --kernel-package linux-image-amd64 --init "$probe" --modules "9p 9pnet_fd" --compression lz4 \
   "${extras[@]}" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; fail "image build"; }
 
-bios=()
-[[ -f /usr/share/qemu/qboot.rom ]] && bios=(-bios /usr/share/qemu/qboot.rom)
-qemu-system-x86_64 -machine q35 -accel tcg "${bios[@]}" -nodefaults -no-reboot -display none -m 256 -smp 1 \
-  -kernel "$work/image/vmlinuz" -initrd "$work/image/initrd.img" -append "console=ttyS0 panic=-1 quiet" \
-  -chardev "file,id=console,path=$work/console.log" -serial chardev:console &
-qemu_pid=$!
+# Not quiet: the kernel's lines tell a boot that ended early from a probe failure.
+qemu_boot "$work/console.log" -kernel "$work/image/vmlinuz" -initrd "$work/image/initrd.img" \
+  -append "console=ttyS0 panic=-1 $qemu_kernel_params"
 # The guest powers itself off after its one report line.
-deadline=$((SECONDS + 300))
-while kill -0 "$qemu_pid" 2>/dev/null; do
-  ((SECONDS < deadline)) || { cat "$work/console.log" >&2; fail "guest still running after 300 s"; }
-  sleep 0.5
-done
-wait "$qemu_pid" || true
-qemu_pid=
+qemu_wait_exit "$work/console.log" 300 "the probe's report"
 grep -a 'PLAN9_PROBE' "$work/console.log" || true
 grep -aq 'PLAN9_PROBE mounted marker=served-by-diod file_size=100000' "$work/console.log" ||
-  { cat "$work/console.log" >&2; fail "the 9p mount over the socketpair did not serve the export"; }
+  qemu_fail "$work/console.log" "the 9p mount over the socketpair did not serve the export"
 echo "PASS: 9p trans=fd mounted diod's export through a socketpair in the guest"

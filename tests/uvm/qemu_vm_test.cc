@@ -257,6 +257,12 @@ TEST_F(QemuVmTest, AnAgentThatNeverAnswersHitsTheBootTimeout) {
   vm.Create();
   vm.Start();
   const auto pid = static_cast<pid_t>(vm.vmm_pid());
+  // The deadline runs from Start() and is only checked in WaitAgentReady():
+  // calling it once the agent has logged its listeners keeps the console
+  // tail's content independent of how slowly TCG boots on a loaded host (the
+  // agent's first line came after 6 s of 8 under load).
+  ASSERT_TRUE(test::WaitForFileText(vm.console_log(), "event=agent_serving", 300s))
+      << "the agent never logged serving:\n" << vm.ConsoleTail(40);
   try {
     vm.WaitAgentReady();
     FAIL() << "WaitAgentReady() succeeded without a reachable agent";

@@ -1,14 +1,19 @@
 #include "vm_test_support.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "common/unique_fd.h"
 
 namespace uvmshim::uvm::test {
 
@@ -79,6 +84,26 @@ std::string ReadFile(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+bool WaitForFileText(const fs::path& path, const std::string& text, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const UniqueFd inotify(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  // Watched before each read, so a write between the read and the poll still
+  // wakes the poll. The file may not exist yet: then the poll's bound of 1 s
+  // is the retry.
+  bool watching = false;
+  for (;;) {
+    if (!watching && inotify) watching = ::inotify_add_watch(inotify.get(), path.c_str(), IN_MODIFY) >= 0;
+    if (ReadFile(path).find(text) != std::string::npos) return true;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd fd{inotify.get(), POLLIN, 0};
+    ::poll(&fd, 1, static_cast<int>(std::min<long long>(watching ? left.count() : 1000, left.count())));
+    char events[4096];
+    while (inotify && ::read(inotify.get(), events, sizeof events) > 0) {
+    }
+  }
 }
 
 }  // namespace uvmshim::uvm::test

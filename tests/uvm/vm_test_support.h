@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -41,5 +42,9 @@ int Shell(const std::string& command);
 
 // The whole file as bytes ("" when it cannot be read).
 std::string ReadFile(const std::filesystem::path& path);
+
+// Waits until the file (a log another process appends to) contains `text`;
+// false after `timeout`. Wakes on each write (inotify), not on a sleep.
+bool WaitForFileText(const std::filesystem::path& path, const std::string& text, std::chrono::seconds timeout);
 
 }  // namespace uvmshim::uvm::test
