@@ -20,7 +20,7 @@
 #include "oci_spec.h"
 #include "paths.h"
 
-namespace uvmshim::host::test_support {
+namespace uvmshim::test_support {
 
 inline std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path);
@@ -32,8 +32,9 @@ inline std::string ReadFile(const std::filesystem::path& path) {
 // Why a test that boots utility VMs cannot run here, if it cannot.
 inline std::optional<std::string> MissingVmPrerequisite() {
   if (::geteuid() != 0) return "virtiofsd and bind mounts need root";
-  if (!std::filesystem::exists(ImagesDir() / "vmlinuz") || !std::filesystem::exists(ImagesDir() / "initrd.img"))
-    return "no boot image in " + ImagesDir().string() + " (build target uvm-image or set $UVMSHIM_IMAGES)";
+  const auto images = host::ImagesDir();
+  if (!std::filesystem::exists(images / "vmlinuz") || !std::filesystem::exists(images / "initrd.img"))
+    return "no boot image in " + images.string() + " (build target uvm-image or set $UVMSHIM_IMAGES)";
   return std::nullopt;
 }
 
@@ -49,10 +50,10 @@ inline std::filesystem::path MakeDirWithRootfs(const std::string& prefix, const 
 
 // Prepares (the host's side of its mounts), creates and starts container `id`
 // on `rootfs`; returns its pid as the agent reports it.
-inline std::uint32_t StartContainerIn(AgentHost& host, AgentClient& agent, const std::string& id,
-                                      const std::filesystem::path& rootfs, const SpecOptions& options) {
-  const GuestContainer guest = host.PrepareContainer(id, rootfs, BuildSpecJson(options));
-  agentpb::CreateContainerRequest create;
+inline std::uint32_t StartContainerIn(host::AgentHost& agent_host, host::AgentClient& agent, const std::string& id,
+                                      const std::filesystem::path& rootfs, const host::SpecOptions& options) {
+  const host::GuestContainer guest = agent_host.PrepareContainer(id, rootfs, host::BuildSpecJson(options));
+  host::agentpb::CreateContainerRequest create;
   create.set_container_id(id);
   create.set_spec_json(guest.spec_json);
   create.set_rootfs_path(guest.rootfs);
@@ -60,4 +61,4 @@ inline std::uint32_t StartContainerIn(AgentHost& host, AgentClient& agent, const
   return agent.StartContainer(id);
 }
 
-}  // namespace uvmshim::host::test_support
+}  // namespace uvmshim::test_support
