@@ -222,7 +222,11 @@ grpc::Status AgentService::ReadOutput(grpc::ServerContext* context, const pb::Re
   // An empty first chunk tells the client it is attached: a WaitProcess sent
   // after it waits for this stream's output.
   auto on_attached = [&] { return writer->Write(pb::OutputChunk()); };
-  return process->ReadOutput(kind, sink, [context] { return context->IsCancelled(); }, on_attached);
+  return ServeRpc("", [&] {
+    if (!process->ReadOutput(kind, sink, [context] { return context->IsCancelled(); }, on_attached))
+      throw Error(ErrorCode::kCancelled, "reader went away");
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::WriteStdin(grpc::ServerContext* context, grpc::ServerReader<pb::StdinChunk>* reader,
@@ -238,20 +242,32 @@ grpc::Status AgentService::WriteStdin(grpc::ServerContext* context, grpc::Server
     return status;
   uint64_t written = 0;
   auto cancelled = [context] { return context->IsCancelled(); };
-  do {
-    if (!chunk.data().empty()) {
-      auto status = process->WriteStdin(chunk.data(), cancelled, &written);
-      response->set_bytes_written(written);
-      if (!status.ok()) return status;
-    }
-    if (chunk.eof()) return process->CloseStdin();
-  } while (reader->Read(&chunk));
-  return grpc::Status::OK;
+  return ServeRpc("", [&] {
+    do {
+      if (!chunk.data().empty()) {
+        try {
+          process->WriteStdin(chunk.data(), cancelled, &written);
+        } catch (const Error&) {
+          response->set_bytes_written(written);  // what was written counts even when the rest fails
+          throw;
+        }
+        response->set_bytes_written(written);
+      }
+      if (chunk.eof()) {
+        process->CloseStdin();
+        break;
+      }
+    } while (reader->Read(&chunk));
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::CloseStdin(grpc::ServerContext*, const pb::CloseStdinRequest* request,
                                       pb::CloseStdinResponse*) {
-  return ServeRpc("", [&] { return FindProcess(request->container_id(), request->exec_id())->CloseStdin(); });
+  return ServeRpc("", [&] {
+    FindProcess(request->container_id(), request->exec_id())->CloseStdin();
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::ResizePty(grpc::ServerContext*, const pb::ResizePtyRequest* request,
@@ -260,7 +276,8 @@ grpc::Status AgentService::ResizePty(grpc::ServerContext*, const pb::ResizePtyRe
     auto process = FindProcess(request->container_id(), request->exec_id());
     if (request->width() == 0 || request->height() == 0 || request->width() > 65535 || request->height() > 65535)
       throw Error(ErrorCode::kInvalidArgument, "pty size must be between 1x1 and 65535x65535");
-    return process->ResizePty(request->width(), request->height());
+    process->ResizePty(request->width(), request->height());
+    return grpc::Status::OK;
   });
 }
 
@@ -315,12 +332,18 @@ grpc::ServerUnaryReactor* AgentService::Shutdown(grpc::CallbackServerContext*, c
 
 grpc::Status AgentService::Console(grpc::ServerContext* context,
                                    grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>* stream) {
-  return RunConsoleSession(context, stream, reaper_);
+  return ServeRpc("", [&] {
+    RunConsoleSession(context, stream, reaper_);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status AgentService::SetIdentity(grpc::ServerContext*, const pb::SetIdentityRequest* request,
                                        pb::SetIdentityResponse*) {
-  return ApplyIdentity(*request, options_.in_utility_vm);
+  return ServeRpc("", [&] {
+    ApplyIdentity(*request, options_.in_utility_vm);
+    return grpc::Status::OK;
+  });
 }
 
 }  // namespace uvmshim::agent

@@ -10,25 +10,20 @@
 
 #include "guest-agent/launcher.h"
 #include "guest-agent/process.h"
-#include "guest-agent/rpc_status.h"
+#include "common/error.h"
 
 namespace uvmshim::agent {
 
 namespace pb = ::uvmshim::agent::v1;
 
-grpc::Status RunConsoleSession(grpc::ServerContext* context,
-                               grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>* stream,
-                               Reaper& reaper) {
+void RunConsoleSession(grpc::ServerContext* context,
+                       grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>* stream, Reaper& reaper) {
   pb::ConsoleInput first;
-  if (!stream->Read(&first)) return grpc::Status::OK;
+  if (!stream->Read(&first)) return;
   std::vector<std::string> command(first.command().begin(), first.command().end());
   if (command.empty()) command = {"/bin/sh"};
   auto process = std::make_shared<Process>("console", "", true);
-  try {
-    LaunchConsole(command, first.width(), first.height(), process, reaper);
-  } catch (const Error& e) {
-    return ToGrpcStatus(e);
-  }
+  LaunchConsole(command, first.width(), first.height(), process, reaper);
   spdlog::info("event=console_started pid={} command={}", process->pid(), command.front());
   auto cancelled = [context] { return context->IsCancelled(); };
 
@@ -39,13 +34,23 @@ grpc::Status RunConsoleSession(grpc::ServerContext* context,
     pb::ConsoleInput message = first;
     bool more = true;
     uint64_t written = 0;
+    // A resize or a write the shell cannot take (it exited, closed its
+    // terminal) is dropped: the session ends with the shell's exit.
+    auto dropping_errors = [](auto&& call) {
+      try {
+        call();
+      } catch (const Error& e) {
+        spdlog::debug("event=console_input_dropped why=\"{}\"", e.what());
+      }
+    };
     while (more) {
-      if (message.width() != 0 && message.height() != 0) process->ResizePty(message.width(), message.height());
-      if (!message.data().empty()) process->WriteStdin(message.data(), cancelled, &written);
+      if (message.width() != 0 && message.height() != 0)
+        dropping_errors([&] { process->ResizePty(message.width(), message.height()); });
+      if (!message.data().empty()) dropping_errors([&] { process->WriteStdin(message.data(), cancelled, &written); });
       more = stream->Read(&message);
     }
     // The client closed its input: the shell gets EOF (unless it is gone).
-    if (!process->exit() && !context->IsCancelled()) process->CloseStdin();
+    if (!process->exit() && !context->IsCancelled()) dropping_errors([&] { process->CloseStdin(); });
     std::lock_guard lock(mu);
     input_done = true;
     cv.notify_all();
@@ -58,9 +63,14 @@ grpc::Status RunConsoleSession(grpc::ServerContext* context,
     out.mutable_data()->swap(data);
     return ok;
   };
-  grpc::Status status = process->ReadOutput(OutputKind::kStdout, sink, cancelled, nullptr);
+  bool output_ended = false;
+  try {
+    output_ended = process->ReadOutput(OutputKind::kStdout, sink, cancelled, nullptr);
+  } catch (const Error& e) {  // a read error: end the shell as for a client gone
+    spdlog::warn("event=console_output_failed pid={} why=\"{}\"", process->pid(), e.what());
+  }
   std::optional<ProcessExit> exit;
-  if (status.ok()) exit = process->Wait(cancelled);
+  if (output_ended) exit = process->Wait(cancelled);
   if (exit) {
     pb::ConsoleOutput last;
     last.set_exited(true);
@@ -80,7 +90,7 @@ grpc::Status RunConsoleSession(grpc::ServerContext* context,
   }
   input.join();
   spdlog::info("event=console_ended pid={} status={}", process->pid(), exit ? static_cast<int>(exit->exit_status) : -1);
-  return exit ? grpc::Status::OK : grpc::Status(grpc::StatusCode::CANCELLED, "console client went away");
+  if (!exit) throw Error(ErrorCode::kCancelled, "console client went away");
 }
 
 }  // namespace uvmshim::agent

@@ -12,8 +12,10 @@ namespace uvmshim::agent {
 // size; data is written to the pty, width+height resize it. Output is relayed
 // until the shell exited and the pty was drained, then {exited, exit_status}
 // is sent. The client then half-closes (WritesDone); a client that closes its
-// input early sends EOF (^D) to the shell.
-grpc::Status RunConsoleSession(
+// input early sends EOF (^D) to the shell. Throws uvmshim::Error: the
+// launch's failure, or kCancelled when the client went away first (the
+// shell is ended then).
+void RunConsoleSession(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<::uvmshim::agent::v1::ConsoleOutput, ::uvmshim::agent::v1::ConsoleInput>* stream,
     Reaper& reaper);

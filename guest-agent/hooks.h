@@ -12,7 +12,7 @@
 //   poststop                 after Delete; a failure is logged
 // Each hook gets the container's state JSON on stdin (ociVersion, id, status,
 // pid, bundle, annotations), its own args and env, stdout/stderr to the
-// agent's stderr, and is killed after its timeout (default kDefaultHookTimeout).
+// agent's stderr, and is killed after its timeout (default kDefaultOciHookTimeout).
 #pragma once
 
 #include <sys/types.h>
@@ -24,23 +24,16 @@
 #include <string_view>
 #include <vector>
 
+#include "common/oci_hooks.h"
+
 namespace uvmshim::agent {
 
 class Reaper;
 
-inline constexpr std::chrono::seconds kDefaultHookTimeout{120};
+using OciHook = uvmshim::OciHook;  // the parser is shared with the host runtime (common/oci_hooks.h)
 
-struct OciHook {
-  std::string path;
-  std::vector<std::string> args;  // args[0] as given (argv[0]); path when empty
-  std::vector<std::string> env;
-  std::optional<int> timeout_seconds;
-};
-
-struct OciHooks {
-  std::vector<OciHook> prestart, create_runtime, poststart, poststop;
+struct OciHooks : OciHookStages {
   std::map<std::string, std::string> annotations;  // for the state JSON
-  bool empty() const { return prestart.empty() && create_runtime.empty() && poststart.empty() && poststop.empty(); }
 };
 
 // Throws SpecError naming the field ("spec: hooks.prestart[0].path must be an absolute path").

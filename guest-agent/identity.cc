@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/error.h"
 #include "common/ids.h"
 #include "common/unique_fd.h"
 
@@ -22,9 +23,10 @@ namespace {
 constexpr std::size_t kMinEntropy = 16;
 constexpr std::size_t kMaxEntropy = 512;
 
-grpc::Status Invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
-grpc::Status Failed(const std::string& what) {
-  return {grpc::StatusCode::INTERNAL, what + ": " + std::strerror(errno)};
+[[noreturn]] void Invalid(const std::string& message) { throw Error(ErrorCode::kInvalidArgument, message); }
+// kInternal whatever errno says: each is the guest failing, not the caller.
+[[noreturn]] void Failed(const std::string& what) {
+  throw Error(ErrorCode::kInternal, what + ": " + std::strerror(errno));
 }
 
 bool IsMachineId(const std::string& text) {
@@ -36,9 +38,9 @@ bool IsMachineId(const std::string& text) {
 
 // RNDADDENTROPY both mixes the bytes in and credits them, so getrandom()
 // in the guest is seeded from the host even right after a snapshot restore.
-grpc::Status AddEntropy(const std::string& bytes) {
+void AddEntropy(const std::string& bytes) {
   UniqueFd random(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
-  if (!random) return Failed("open /dev/urandom");
+  if (!random) Failed("open /dev/urandom");
   std::vector<char> buffer(sizeof(rand_pool_info) + bytes.size());
   auto* info = reinterpret_cast<rand_pool_info*>(buffer.data());
   info->entropy_count = static_cast<int>(bytes.size() * 8);
@@ -46,37 +48,34 @@ grpc::Status AddEntropy(const std::string& bytes) {
   std::memcpy(info->buf, bytes.data(), bytes.size());
   const int rc = ::ioctl(random.get(), RNDADDENTROPY, info);
   std::memset(buffer.data(), 0, buffer.size());  // the seed does not linger in the agent
-  if (rc != 0) return Failed("RNDADDENTROPY");
-  return grpc::Status::OK;
+  if (rc != 0) Failed("RNDADDENTROPY");
 }
 
 }  // namespace
 
-grpc::Status ApplyIdentity(const pb::SetIdentityRequest& request, bool in_utility_vm,
-                           const std::filesystem::path& machine_id_file) {
+void ApplyIdentity(const pb::SetIdentityRequest& request, bool in_utility_vm,
+                   const std::filesystem::path& machine_id_file) {
   if (!in_utility_vm)
-    return {grpc::StatusCode::FAILED_PRECONDITION, "SetIdentity: only for an agent in a utility VM"};
+    throw Error(ErrorCode::kFailedPrecondition, "SetIdentity: only for an agent in a utility VM");
   const auto& entropy = request.entropy();
   if (!entropy.empty() && (entropy.size() < kMinEntropy || entropy.size() > kMaxEntropy))
-    return Invalid("SetIdentity: entropy: " + std::to_string(entropy.size()) + " bytes, want 16..512");
+    Invalid("SetIdentity: entropy: " + std::to_string(entropy.size()) + " bytes, want 16..512");
   if (!request.hostname().empty() && !IsValidId(request.hostname()))
-    return Invalid("SetIdentity: hostname \"" + request.hostname() + "\": not a valid id");
-  if (request.hostname().size() > 64) return Invalid("SetIdentity: hostname: longer than 64 bytes");
+    Invalid("SetIdentity: hostname \"" + request.hostname() + "\": not a valid id");
+  if (request.hostname().size() > 64) Invalid("SetIdentity: hostname: longer than 64 bytes");
   if (!request.machine_id().empty() && !IsMachineId(request.machine_id()))
-    return Invalid("SetIdentity: machine_id: want 32 lowercase hex digits, not all zero");
+    Invalid("SetIdentity: machine_id: want 32 lowercase hex digits, not all zero");
 
-  if (!entropy.empty())
-    if (auto status = AddEntropy(entropy); !status.ok()) return status;
+  if (!entropy.empty()) AddEntropy(entropy);
   if (!request.hostname().empty() && ::sethostname(request.hostname().data(), request.hostname().size()) != 0)
-    return Failed("sethostname");
+    Failed("sethostname");
   if (!request.machine_id().empty()) {
     std::ofstream out(machine_id_file, std::ios::trunc);
     out << request.machine_id() << "\n";
-    if (!out.flush()) return Failed("write " + machine_id_file.string());
+    if (!out.flush()) Failed("write " + machine_id_file.string());
   }
   spdlog::info("event=identity_set entropy_bytes={} hostname={} machine_id={}", entropy.size(),
                request.hostname().empty() ? "-" : request.hostname(), request.machine_id().empty() ? "-" : "set");
-  return grpc::Status::OK;
 }
 
 }  // namespace uvmshim::agent

@@ -150,18 +150,17 @@ void Process::SignalQuietly(int signal, Reaper& reaper) noexcept {
   }
 }
 
-grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,
-                                 const std::function<bool()>& cancelled,
-                                 const std::function<bool()>& on_attached) {
+bool Process::ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,
+                         const std::function<bool()>& cancelled, const std::function<bool()>& on_attached) {
   Output& output = outputs_[static_cast<int>(kind)];
   PumpSource source;
   {
     std::lock_guard lock(mu_);
-    if (output.finished) return grpc::Status::OK;  // nothing (more) to read
+    if (output.finished) return true;  // nothing (more) to read
     if (output.attached)
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          std::string(OutputName(kind)) + " of process " + name_ + " already has a reader");
-    if (output.fd < 0) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no stdio yet");
+      throw Error(ErrorCode::kFailedPrecondition,
+                  std::string(OutputName(kind)) + " of process " + name_ + " already has a reader");
+    if (output.fd < 0) throw Error(ErrorCode::kFailedPrecondition, "process " + name_ + " has no stdio yet");
     output.attached = true;
     source.fd = output.fd;
     source.exited = exit_.has_value();
@@ -178,7 +177,7 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
   };
   if (on_attached && !on_attached()) {
     detach(false);
-    return grpc::Status(grpc::StatusCode::CANCELLED, "reader went away");
+    return false;
   }
   std::string buffer;
   PumpEnd end = PumpOutput(source, buffer, sink, cancelled);
@@ -189,17 +188,17 @@ grpc::Status Process::ReadOutput(OutputKind kind, const std::function<bool(std::
   switch (end) {
     case PumpEnd::kEof:
     case PumpEnd::kDrainedAfterExit:
-      return grpc::Status::OK;
+      return true;
     case PumpEnd::kSinkClosed:
     case PumpEnd::kCancelled:
-      return grpc::Status(grpc::StatusCode::CANCELLED, "reader went away");
+      return false;
     case PumpEnd::kReadError:
-      return grpc::Status(grpc::StatusCode::INTERNAL, std::string("read ") + OutputName(kind) + " of " + name_ + ": " + ErrnoText(read_errno));
+      throw Error(ErrorCode::kInternal, std::string("read ") + OutputName(kind) + " of " + name_ + ": " + ErrnoText(read_errno));
   }
-  return grpc::Status::OK;
+  return true;
 }
 
-grpc::Status Process::WriteStdin(std::string_view data, const std::function<bool()>& cancelled, uint64_t* written) {
+void Process::WriteStdin(std::string_view data, const std::function<bool()>& cancelled, uint64_t* written) {
   std::shared_ptr<StdinTarget> target;
   {
     std::lock_guard lock(mu_);
@@ -207,7 +206,7 @@ grpc::Status Process::WriteStdin(std::string_view data, const std::function<bool
     if (!data.empty()) stdin_last_was_newline_ = data.back() == '\n';
   }
   if (!target)
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no open stdin");
+    throw Error(ErrorCode::kFailedPrecondition, "process " + name_ + " has no open stdin");
   while (!data.empty()) {
     ssize_t n = write(target->fd.get(), data.data(), data.size());
     if (n > 0) {
@@ -219,31 +218,30 @@ grpc::Status Process::WriteStdin(std::string_view data, const std::function<bool
     if (n < 0 && errno == EAGAIN) {
       pollfd pfd{target->fd.get(), POLLOUT, 0};
       poll(&pfd, 1, 500);
-      if (cancelled && cancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "writer went away");
+      if (cancelled && cancelled()) throw Error(ErrorCode::kCancelled, "writer went away");
       continue;
     }
     int error = errno;
     if (error == EPIPE || error == EIO)
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "stdin of process " + name_ + " is closed (the process no longer reads it)");
-    return grpc::Status(grpc::StatusCode::INTERNAL, "write stdin of " + name_ + ": " + ErrnoText(error));
+      throw Error(ErrorCode::kFailedPrecondition, "stdin of process " + name_ + " is closed (the process no longer reads it)");
+    throw Error(ErrorCode::kInternal, "write stdin of " + name_ + ": " + ErrnoText(error));
   }
-  return grpc::Status::OK;
 }
 
-grpc::Status Process::CloseStdin() {
+void Process::CloseStdin() {
   std::shared_ptr<StdinTarget> target;
   bool last_was_newline;
   {
     std::lock_guard lock(mu_);
     if (!terminal_) {
       stdin_.reset();  // the write end closes when the last writer lets go
-      return grpc::Status::OK;
+      return;
     }
     target = stdin_;
     last_was_newline = stdin_last_was_newline_;
     stdin_last_was_newline_ = true;
   }
-  if (!target) return grpc::Status::OK;
+  if (!target) return;
   termios attrs{};
   char veof = 4;  // ^D
   if (tcgetattr(target->fd.get(), &attrs) == 0 && attrs.c_cc[VEOF] != 0) veof = static_cast<char>(attrs.c_cc[VEOF]);
@@ -251,22 +249,30 @@ grpc::Status Process::CloseStdin() {
   // one VEOF to be delivered and a second one for EOF.
   std::string eof(last_was_newline ? 1 : 2, veof);
   uint64_t written = 0;
-  grpc::Status status = WriteStdin(eof, nullptr, &written);
-  std::lock_guard lock(mu_);
-  stdin_last_was_newline_ = true;
-  return status;
+  // WriteStdin notes the VEOF as a partial line; after an EOF the next input
+  // starts a line, written or not.
+  auto at_line_start = [this] {
+    std::lock_guard lock(mu_);
+    stdin_last_was_newline_ = true;
+  };
+  try {
+    WriteStdin(eof, nullptr, &written);
+  } catch (...) {
+    at_line_start();
+    throw;
+  }
+  at_line_start();
 }
 
-grpc::Status Process::ResizePty(uint32_t width, uint32_t height) {
+void Process::ResizePty(uint32_t width, uint32_t height) {
   std::lock_guard lock(mu_);
-  if (!terminal_) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "process " + name_ + " has no terminal");
-  if (!pty_master_) return grpc::Status(grpc::StatusCode::NOT_FOUND, "process " + name_ + " has exited");
+  if (!terminal_) throw Error(ErrorCode::kFailedPrecondition, "process " + name_ + " has no terminal");
+  if (!pty_master_) throw Error(ErrorCode::kNotFound, "process " + name_ + " has exited");
   winsize size{};
   size.ws_col = static_cast<unsigned short>(width);
   size.ws_row = static_cast<unsigned short>(height);
   if (ioctl(pty_master_.get(), TIOCSWINSZ, &size) != 0)
-    return grpc::Status(grpc::StatusCode::INTERNAL, "resize pty of " + name_ + ": " + ErrnoText(errno));
-  return grpc::Status::OK;
+    throw Error(ErrorCode::kInternal, "resize pty of " + name_ + ": " + ErrnoText(errno));
 }
 
 }  // namespace uvmshim::agent

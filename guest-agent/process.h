@@ -13,8 +13,6 @@
 #include <optional>
 #include <string>
 
-#include <grpcpp/support/status.h>
-
 #include "common/error.h"
 
 #include "guest-agent/output_pump.h"
@@ -79,20 +77,28 @@ class Process {
   // The same for cleanup paths: a process already gone is what they want.
   void SignalQuietly(int signal, Reaper& reaper) noexcept;
 
+  // The stdio calls throw uvmshim::Error (the service turns it into a status
+  // in rpc_status.cc): kFailedPrecondition when the stream is not there or
+  // taken, kCancelled when the caller went away, kInternal for a failed read
+  // or write.
+  //
   // Streams one output to `sink` (see output_pump.h). Only one reader per
   // output at a time. `on_attached` runs once the reader is registered (so
-  // Wait() waits for it) -- the service sends an empty chunk then.
-  grpc::Status ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,
-                          const std::function<bool()>& cancelled,
-                          const std::function<bool()>& on_attached);
+  // Wait() waits for it) -- the service sends an empty chunk then. Returns
+  // true when the output ended (or had ended before), false when the reader
+  // went away first (`sink` or `on_attached` false, or `cancelled`).
+  bool ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,
+                  const std::function<bool()>& cancelled,
+                  const std::function<bool()>& on_attached);
 
-  // Writes all of `data` (blocking with backpressure). FAILED_PRECONDITION
-  // when the process has no stdin or it was closed.
-  grpc::Status WriteStdin(std::string_view data, const std::function<bool()>& cancelled,
-                          uint64_t* written);
+  // Writes all of `data` (blocking with backpressure), counting into
+  // `written`. kFailedPrecondition when the process has no stdin or it was
+  // closed, kCancelled when `cancelled` turns true while it waits.
+  void WriteStdin(std::string_view data, const std::function<bool()>& cancelled, uint64_t* written);
   // Pipe: close the write end (EOF). Terminal: send the VEOF character.
-  grpc::Status CloseStdin();
-  grpc::Status ResizePty(uint32_t width, uint32_t height);
+  void CloseStdin();
+  // kFailedPrecondition without a terminal, kNotFound once it has exited.
+  void ResizePty(uint32_t width, uint32_t height);
 
  private:
   struct Output {

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <system_error>
 
+#include "common/fd_passing.h"
 #include "guest-agent/exit_status.h"
 
 #ifndef TIOCGPTPEER
@@ -38,49 +39,15 @@ bool SendSyncMessage(int fd, SyncKind kind, int32_t value, int32_t error, const 
     for (; text[i] != '\0' && i + 1 < sizeof message.text; ++i) message.text[i] = text[i];
     message.text[i] = '\0';
   }
-  iovec iov{&message, sizeof message};
-  msghdr header{};
-  header.msg_iov = &iov;
-  header.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (pass_fd >= 0) {
-    header.msg_control = control;
-    header.msg_controllen = sizeof control;
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&header);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
-  }
-  for (;;) {
-    ssize_t n = sendmsg(fd, &header, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(sizeof message)) return true;
-    if (n < 0 && errno == EINTR) continue;
-    return false;
-  }
+  const ssize_t sent = SendWithFds(fd, &message, sizeof message, &pass_fd, pass_fd >= 0 ? 1 : 0);
+  return sent == static_cast<ssize_t>(sizeof message);
 }
 
 bool ReceiveSyncMessage(int fd, SyncMessage& message, UniqueFd* passed_fd) {
-  iovec iov{&message, sizeof message};
-  msghdr header{};
-  header.msg_iov = &iov;
-  header.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  header.msg_control = control;
-  header.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = recvmsg(fd, &header, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) throw std::system_error(errno, std::generic_category(), "sync: recvmsg");
-  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&header); cmsg; cmsg = CMSG_NXTHDR(&header, cmsg)) {
-    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-      int received;
-      memcpy(&received, CMSG_DATA(cmsg), sizeof(int));
-      if (passed_fd) passed_fd->reset(received);
-      else close(received);
-    }
-  }
+  Received received = ReceiveWithFds(fd, &message, sizeof message);
+  if (received.bytes < 0) throw std::system_error(errno, std::generic_category(), "sync: recvmsg");
+  if (passed_fd && !received.fds.empty()) *passed_fd = std::move(received.fds.back());  // the others close
+  const ssize_t n = received.bytes;
   if (n == 0) return false;
   if (n != static_cast<ssize_t>(sizeof message))
     throw std::system_error(EPROTO, std::generic_category(), "sync: short message");

@@ -10,14 +10,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "common/ids.h"
+#include "common/mountinfo.h"
 #include "container_mounts.h"
 #include "paths.h"
 #include "uvm/utility_vm.h"
@@ -47,20 +45,6 @@ void CreateMountPoint(const fs::path& path, bool directory) {
   ::close(fd);
 }
 
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string Unescape(const std::string& text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 3 < text.size() && std::isdigit(static_cast<unsigned char>(text[i + 1]))) {
-      out += static_cast<char>(std::stoi(text.substr(i + 1, 3), nullptr, 8));
-      i += 3;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 bool IsDevShm(const std::string& destination) {
   std::string normal = fs::path(destination).lexically_normal().string();
   while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
@@ -73,14 +57,8 @@ std::vector<std::string> MountPointsUnder(const fs::path& dir) {
   std::string base = fs::absolute(dir).lexically_normal().string();
   while (base.size() > 1 && base.back() == '/') base.pop_back();
   std::vector<std::string> points;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  for (std::string line; std::getline(mountinfo, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, point;
-    fields >> id >> parent >> devno >> root >> point;
-    point = Unescape(point);
-    if (point == base || point.starts_with(base + "/")) points.push_back(point);
-  }
+  for (auto& entry : ReadMountInfo())
+    if (entry.mount_point == base || entry.mount_point.starts_with(base + "/")) points.push_back(std::move(entry.mount_point));
   std::stable_sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
   return points;
 }

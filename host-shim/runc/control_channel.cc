@@ -11,6 +11,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/fd_passing.h"
+
 namespace uvmshim::runc {
 namespace fs = std::filesystem;
 
@@ -19,7 +21,6 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxMessage = 1 << 20;
-constexpr std::size_t kMaxFds = 4;
 
 [[noreturn]] void ThrowErrno(const std::string& what) {
   throw std::runtime_error(fmt::format("{}: {}", what, std::strerror(errno)));
@@ -70,51 +71,19 @@ UniqueFd ConnectControl(const fs::path& dir) {
 void SendMessage(int fd, const json& body, const std::vector<int>& fds) {
   const std::string text = body.dump();
   if (text.size() > kMaxMessage) throw std::runtime_error("control message too large");
-  iovec iov{const_cast<char*>(text.data()), text.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)]{};
-  if (!fds.empty()) {
-    if (fds.size() > kMaxFds) throw std::runtime_error("too many descriptors for one message");
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
-  }
-  while (::sendmsg(fd, &msg, MSG_NOSIGNAL) < 0) {
-    if (errno != EINTR) ThrowErrno("sending a control message");
-  }
+  if (fds.size() > kMaxPassedFds) throw std::runtime_error("too many descriptors for one message");
+  if (SendWithFds(fd, text.data(), text.size(), fds.data(), fds.size()) < 0) ThrowErrno("sending a control message");
 }
 
 std::optional<Message> ReceiveMessage(int fd) {
   std::string buffer(kMaxMessage, '\0');
-  iovec iov{buffer.data(), buffer.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)]{};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  while ((n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) < 0) {
-    if (errno != EINTR) ThrowErrno("receiving a control message");
-  }
+  Received received = ReceiveWithFds(fd, buffer.data(), buffer.size());
+  if (received.bytes < 0) ThrowErrno("receiving a control message");
+  const ssize_t n = received.bytes;
   Message m;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int received;
-      std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      m.fds.emplace_back(received);
-    }
-  }
+  m.fds = std::move(received.fds);
   if (n == 0) return std::nullopt;
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) throw std::runtime_error("control message truncated");
+  if (received.truncated) throw std::runtime_error("control message truncated");
   m.body = json::parse(buffer.substr(0, static_cast<std::size_t>(n)), nullptr, false);
   if (m.body.is_discarded() || !m.body.is_object()) throw std::runtime_error("malformed control message");
   return m;
@@ -137,19 +106,7 @@ void SendFdToSocketPath(const fs::path& socket_path, int fd) {
     ThrowErrno(fmt::format("connect --console-socket {}", socket_path.string()));
   // runc sends the pty's name as the payload; callers ignore it but expect data.
   const std::string name = "/dev/ptmx";
-  iovec iov{const_cast<char*>(name.data()), name.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  if (::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) < 0) ThrowErrno("sending the pty over --console-socket");
+  if (SendWithFds(sock.get(), name.data(), name.size(), &fd, 1) < 0) ThrowErrno("sending the pty over --console-socket");
 }
 
 }  // namespace uvmshim::runc

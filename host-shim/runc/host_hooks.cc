@@ -23,59 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-[[noreturn]] void Refuse(const std::string& field, const std::string& why) {
-  throw std::invalid_argument(fmt::format("{} {}", field, why));
-}
-
-std::vector<std::string> StringsOf(const json& hook, const char* key, const std::string& where) {
-  std::vector<std::string> out;
-  if (!hook.contains(key) || hook[key].is_null()) return out;
-  const std::string field = where + "." + key;
-  if (!hook[key].is_array()) Refuse(field, "must be an array of strings");
-  for (const auto& item : hook[key]) {
-    if (!item.is_string()) Refuse(field, "must be an array of strings");
-    out.push_back(item.get<std::string>());
-    if (out.back().find('\0') != std::string::npos) Refuse(field, "must not contain a NUL character");
-  }
-  return out;
-}
-
-std::vector<HostHook> TakeStage(json& hooks, const char* stage) {
-  std::vector<HostHook> out;
-  if (!hooks.contains(stage)) return out;
-  const std::string where = std::string("hooks.") + stage;
-  const json list = std::move(hooks[stage]);
-  hooks.erase(stage);
-  if (list.is_null()) return out;
-  if (!list.is_array()) Refuse(where, "must be an array");
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const json& item = list[i];
-    const std::string w = fmt::format("{}[{}]", where, i);
-    if (!item.is_object()) Refuse(w, "must be an object");
-    HostHook hook;
-    if (!item.contains("path") || !item["path"].is_string() || !item["path"].get<std::string>().starts_with('/'))
-      Refuse(w + ".path", "must be an absolute path");
-    hook.path = item["path"].get<std::string>();
-    if (hook.path.find('\0') != std::string::npos) Refuse(w + ".path", "must not contain a NUL character");
-    hook.args = StringsOf(item, "args", w);
-    hook.env = StringsOf(item, "env", w);
-    if (item.contains("timeout") && !item["timeout"].is_null()) {
-      if (!item["timeout"].is_number_integer() || item["timeout"].get<std::int64_t>() <= 0 ||
-          item["timeout"].get<std::int64_t>() > 86400)
-        Refuse(w + ".timeout", "must be a positive number of seconds");
-      hook.timeout_seconds = item["timeout"].get<int>();
-    }
-    out.push_back(std::move(hook));
-  }
-  return out;
-}
-
-std::string DescribeWaitStatus(int status) {
-  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("killed by signal {}", WTERMSIG(status));
-  return fmt::format("wait status {}", status);
-}
-
 // Forks and execs one hook. Everything the child touches is prepared here:
 // after fork() only async-signal-safe calls (the monitor has threads).
 void RunOne(const HostHook& hook, const std::string& name, const std::string& state_json, int netns_fd) {
@@ -86,13 +33,7 @@ void RunOne(const HostHook& hook, const std::string& name, const std::string& st
   if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("{}: pipe: {}", name, std::strerror(errno)));
   UniqueFd output_ours(out[0]), output_theirs(out[1]);
 
-  std::vector<std::string> args = hook.args.empty() ? std::vector<std::string>{hook.path} : hook.args;
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env = hook.env;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  const HookExecArgs exec_args(hook);
 
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(fmt::format("{}: fork: {}", name, std::strerror(errno)));
@@ -105,7 +46,7 @@ void RunOne(const HostHook& hook, const std::string& name, const std::string& st
     if (::dup2(stdin_theirs.get(), 0) < 0 || ::dup2(output_theirs.get(), 1) < 0 || ::dup2(output_theirs.get(), 2) < 0)
       ::_exit(126);
     ::syscall(SYS_close_range, 3U, ~0U, 0U);  // nothing of the monitor's leaks into the hook
-    ::execve(hook.path.c_str(), argv.data(), envp.data());
+    ::execve(hook.path.c_str(), exec_args.argv(), exec_args.envp());
     ::_exit(127);
   }
   stdin_theirs.reset();
@@ -115,7 +56,7 @@ void RunOne(const HostHook& hook, const std::string& name, const std::string& st
   stdin_ours.reset();
 
   UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  const auto timeout = hook.timeout_seconds ? std::chrono::seconds(*hook.timeout_seconds) : kDefaultHostHookTimeout;
+  const auto timeout = hook.timeout();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string output;
   bool timed_out = false;
@@ -163,12 +104,10 @@ void RunOne(const HostHook& hook, const std::string& name, const std::string& st
 HostHooks TakeHostHooks(json& spec) {
   HostHooks hooks;
   if (!spec.contains("hooks") || spec["hooks"].is_null()) return hooks;
-  if (!spec["hooks"].is_object()) Refuse("hooks", "must be an object");
   json& stages = spec["hooks"];
-  hooks.prestart = TakeStage(stages, "prestart");
-  hooks.create_runtime = TakeStage(stages, "createRuntime");
-  hooks.poststart = TakeStage(stages, "poststart");
-  hooks.poststop = TakeStage(stages, "poststop");
+  static_cast<OciHookStages&>(hooks) = ParseOciHookStages(stages);
+  // The agent never sees these; createContainer/startContainer stay for it to refuse.
+  for (const char* key : kOciHookStageKeys) stages.erase(key);
   if (stages.empty()) spec.erase("hooks");
   return hooks;
 }

@@ -18,24 +18,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/oci_hooks.h"
+
 namespace uvmshim::runc {
 
-inline constexpr std::chrono::seconds kDefaultHostHookTimeout{120};
+using HostHook = OciHook;  // the parser is shared with the agent (common/oci_hooks.h)
 
-struct HostHook {
-  std::string path;
-  std::vector<std::string> args;  // argv as given (args[0] = argv[0]); [path] when empty
-  std::vector<std::string> env;   // the whole environment, as runc gives it
-  std::optional<int> timeout_seconds;
-};
-
-struct HostHooks {
-  std::vector<HostHook> prestart, create_runtime, poststart, poststop;
+struct HostHooks : OciHookStages {
   bool BeforeStart() const { return !prestart.empty() || !create_runtime.empty(); }
 };
 
 // Takes the host hooks out of `spec` (the agent never sees them), checking
-// every field: std::invalid_argument names it ("hooks.prestart[0].path must
+// every field: uvmshim::Error (kInvalidArgument) names it ("hooks.prestart[0].path must
 // be an absolute path").
 HostHooks TakeHostHooks(nlohmann::json& spec);
 

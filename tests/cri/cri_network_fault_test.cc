@@ -33,19 +33,12 @@ class CriNetworkFaultTest : public CriNetworkTest {
 class CriVmLinkFaultTest : public CriNetworkFaultTest {};
 
 TEST_P(CriVmLinkFaultTest, QemuKilledWithAConnectionOpenEndsTaskAndLink) {
-  PodOptions pod_options;
-  pod_options.name = "victim";
-  auto pod_config = MakePodConfig(env(), pod_options);
-  const std::string pod = RunPod(pod_config);
-  const auto status = cri().PodSandboxStatus(pod, true);
-  const std::string ip = status.status().network().ip();
-  const auto netns_path = PodNetnsPath(status);
-  ASSERT_TRUE(netns_path) << "no pod netns in the sandbox spec";
-  const std::string container = StartListener(pod, pod_config);
+  const auto pod = RunNetworkPod("victim");
+  const std::string container = StartListener(pod.id, pod.config);
 
   // The host side of the link while the VM runs: our tap and the ingress redirect on eth0.
-  EXPECT_NE(InPodNetns(*netns_path, {"ip", "-o", "link", "show"}).out.find("tap0_uvm"), std::string::npos);
-  EXPECT_NE(InPodNetns(*netns_path, {"tc", "qdisc", "show", "dev", "eth0"}).out.find("ingress"), std::string::npos);
+  EXPECT_NE(InPodNetns(pod.netns_path, {"ip", "-o", "link", "show"}).out.find("tap0_uvm"), std::string::npos);
+  EXPECT_NE(InPodNetns(pod.netns_path, {"tc", "qdisc", "show", "dev", "eth0"}).out.find("ingress"), std::string::npos);
 
   // A client in the test's namespace connects and holds the connection.
   e2e::TempDir tmp("uvmshim-netfault");
@@ -60,7 +53,7 @@ TEST_P(CriVmLinkFaultTest, QemuKilledWithAConnectionOpenEndsTaskAndLink) {
        "print('connected', flush=True)\n"
        "s.settimeout(None)\n"
        "s.recv(1)\n",
-       ip},
+       pod.ip},
       tmp.path() / "client.out");
   ASSERT_TRUE(e2e::WaitFor([&] { return client.Output().find("connected") != std::string::npos; }, 150s))
       << client.Output() << LogTail();
@@ -71,16 +64,16 @@ TEST_P(CriVmLinkFaultTest, QemuKilledWithAConnectionOpenEndsTaskAndLink) {
 
   EXPECT_TRUE(WaitForExit(container, 120s)) << "container exit not reported" << LogTail();
   EXPECT_TRUE(e2e::WaitFor([&] {
-    return InPodNetns(*netns_path, {"ip", "-o", "link", "show"}).out.find("tap0_uvm") == std::string::npos;
+    return InPodNetns(pod.netns_path, {"ip", "-o", "link", "show"}).out.find("tap0_uvm") == std::string::npos;
   }, 30s)) << "tap left in the pod's namespace";
   EXPECT_TRUE(e2e::WaitFor([&] {
-    return InPodNetns(*netns_path, {"tc", "qdisc", "show", "dev", "eth0"}).out.find("ingress") == std::string::npos;
+    return InPodNetns(pod.netns_path, {"tc", "qdisc", "show", "dev", "eth0"}).out.find("ingress") == std::string::npos;
   }, 30s)) << "redirect filters left on the pod's veth" << LogTail();
 
   client.Kill(SIGKILL);
   client.Wait(10s);
   StopAndRemoveAll();
-  ExpectNothingLeft({*netns_path});
+  ExpectNothingLeft({pod.netns_path});
   const std::string links = netns_->Links();
   EXPECT_EQ(links.find("veth"), std::string::npos) << links;
 }
@@ -89,31 +82,24 @@ TEST_P(CriVmLinkFaultTest, QemuKilledWithAConnectionOpenEndsTaskAndLink) {
 // runs: the namespace lives on as long as the pod holds it, so the pod keeps serving; the shim
 // reports the deletion when the sandbox ends, and stop and removal leave nothing behind.
 TEST_P(CriNetworkFaultTest, NetnsDeletedUnderARunningPodIsReportedNotCrashedOn) {
-  PodOptions pod_options;
-  pod_options.name = "orphan";
-  auto pod_config = MakePodConfig(env(), pod_options);
-  const std::string pod = RunPod(pod_config);
-  const auto status = cri().PodSandboxStatus(pod, true);
-  const std::string ip = status.status().network().ip();
-  const auto netns_path = PodNetnsPath(status);
-  ASSERT_TRUE(netns_path) << "no pod netns in the sandbox spec";
+  const auto pod = RunNetworkPod("orphan");
 
   ContainerOptions web;
   web.name = "web";
   web.command = {"sh", "-c", "mkdir -p /www && echo still-here >/www/index.html && exec httpd -f -p 8080 -h /www"};
-  const std::string container = StartContainer(pod, pod_config, web);
-  ASSERT_EQ(Trim(FetchFromBridge("http://" + ip + ":8080/index.html")), "still-here") << LogTail();
+  const std::string container = StartContainer(pod.id, pod.config, web);
+  ASSERT_EQ(Trim(FetchFromBridge("http://" + pod.ip + ":8080/index.html")), "still-here") << LogTail();
 
   // What `ip netns delete` does: detach the bind mount, remove the file.
-  ASSERT_EQ(::umount2(netns_path->c_str(), MNT_DETACH), 0) << *netns_path;
-  ASSERT_EQ(::unlink(netns_path->c_str()), 0) << *netns_path;
+  ASSERT_EQ(::umount2(pod.netns_path.c_str(), MNT_DETACH), 0) << pod.netns_path;
+  ASSERT_EQ(::unlink(pod.netns_path.c_str()), 0) << pod.netns_path;
 
   // Still serving, and the container still answers execs.
-  EXPECT_EQ(Trim(FetchFromBridge("http://" + ip + ":8080/index.html", 60s)), "still-here") << LogTail();
+  EXPECT_EQ(Trim(FetchFromBridge("http://" + pod.ip + ":8080/index.html", 60s)), "still-here") << LogTail();
   EXPECT_EQ(ShOut(container, "echo alive"), "alive");
 
   StopAndRemoveAll();
-  ExpectNothingLeft({*netns_path});
+  ExpectNothingLeft({pod.netns_path});
   if (handler() == kUvmHypervHandler) {
     const std::string log = env().containerd().LogTail(400);
     EXPECT_NE(log.find("event=pod_netns_gone"), std::string::npos) << "deletion not reported" << LogTail();
@@ -128,11 +114,7 @@ INSTANTIATE_TEST_SUITE_P(Hyperv, CriVmLinkFaultTest, ::testing::Values(std::stri
 
 INSTANTIATE_TEST_SUITE_P(Handlers, CriNetworkFaultTest,
                          ::testing::Values(std::string(kUvmHypervHandler), std::string(kUvmProcessHandler)),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (auto& c : name) if (c == '-') c = '_';
-                           return name;
-                         });
+                         HandlerTestName);
 
 }  // namespace
 }  // namespace uvmshim::cri

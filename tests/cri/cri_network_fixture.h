@@ -76,7 +76,37 @@ class CriNetworkTest : public CriPodTest {
     return body;
   }
 
+  // A pod of this handler on the bridge, with what the network tests look at.
+  struct NetworkPod {
+    std::string id;
+    v1::PodSandboxConfig config;
+    std::string ip;
+    std::string netns_path;  // the pod's network namespace as the sandbox spec names it
+  };
+  // Throws (failing the test) when the sandbox spec names no network namespace.
+  NetworkPod RunNetworkPod(const std::string& name) {
+    PodOptions options;
+    options.name = name;
+    NetworkPod pod;
+    pod.config = MakePodConfig(env(), options);
+    pod.id = RunPod(pod.config);
+    const auto status = cri().PodSandboxStatus(pod.id, true);
+    pod.ip = status.status().network().ip();
+    const auto netns_path = PodNetnsPath(status);
+    if (!netns_path) throw std::runtime_error("pod " + name + ": no pod netns in the sandbox spec");
+    pod.netns_path = *netns_path;
+    return pod;
+  }
+
   std::unique_ptr<TestNetns> netns_;
 };
+
+// Test names of suites instantiated over handlers ("uvm-hyperv" -> "uvm_hyperv").
+inline std::string HandlerTestName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (auto& c : name)
+    if (c == '-') c = '_';
+  return name;
+}
 
 }  // namespace uvmshim::cri

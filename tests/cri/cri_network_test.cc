@@ -80,11 +80,7 @@ TEST_P(CriNetworkTest, PodToPodByIp) {
 INSTANTIATE_TEST_SUITE_P(Handlers, CriNetworkTest,
                          ::testing::Values(std::string(kRuncHandler), std::string(kUvmProcessHandler),
                                            std::string(kUvmHypervHandler)),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (auto& c : name) if (c == '-') c = '_';
-                           return name;
-                         });
+                         HandlerTestName);
 
 }  // namespace
 }  // namespace uvmshim::cri

@@ -12,6 +12,7 @@
 
 #include <fstream>
 
+#include "common/error.h"
 #include "e2e_support.h"
 #include "runc/container_network.h"
 #include "runc/host_hooks.h"
@@ -24,8 +25,8 @@ using nlohmann::json;
 std::string HookError(json spec) {
   try {
     TakeHostHooks(spec);
-  } catch (const std::invalid_argument& e) {
-    return e.what();
+  } catch (const Error& e) {
+    return e.code() == ErrorCode::kInvalidArgument ? e.what() : std::string("(not kInvalidArgument) ") + e.what();
   }
   return "(no error)";
 }

@@ -23,6 +23,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/mountinfo.h"
+
 extern char** environ;
 
 namespace uvmshim::e2e {
@@ -583,16 +585,10 @@ std::optional<pid_t> FindShimPid(const std::string& address, const std::string& 
 }
 
 std::vector<std::string> MountsUnder(const fs::path& dir) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
   const std::string d = dir.string();
   std::vector<std::string> mounts;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, mount_point;
-    if (!(fields >> id >> parent >> devno >> root >> mount_point)) continue;
-    if (mount_point == d || mount_point.rfind(d + "/", 0) == 0) mounts.push_back(mount_point);
-  }
+  for (auto& entry : ReadMountInfo())
+    if (entry.mount_point == d || entry.mount_point.starts_with(d + "/")) mounts.push_back(std::move(entry.mount_point));
   // Deepest first, so they can be unmounted in order.
   std::sort(mounts.begin(), mounts.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });

@@ -27,6 +27,7 @@
 #include "pool/pool_dir.h"
 #include "pool/pool_fill.h"
 #include "sandbox_share.h"
+#include "vm_test_support.h"
 
 extern char** environ;
 
@@ -36,11 +37,15 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using namespace pool;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+using test_support::ReadFile;
+
+// The raw call, so the test sees the agent's status code.
+grpc::Status CallSetIdentity(AgentHost& host, const agentpb::SetIdentityRequest& request) {
+  auto stub = agentpb::Agent::NewStub(host.channel());
+  agentpb::SetIdentityResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 60s);
+  return stub->SetIdentity(&context, request, &response);
 }
 
 bool Alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
@@ -48,14 +53,10 @@ bool Alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
 class PoolVmTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "virtiofsd and bind mounts need root";
-    if (!fs::exists(ImagesDir() / "vmlinuz") || !fs::exists(ImagesDir() / "initrd.img"))
-      GTEST_SKIP() << "no boot image in " << ImagesDir();
-    char pattern[] = "/tmp/pvt.XXXXXX";
-    dir_ = ::mkdtemp(pattern);
+    if (auto why = test_support::MissingVmPrerequisite()) GTEST_SKIP() << *why;
+    dir_ = test_support::MakeDirWithRootfs("pvt", UVMSHIM_BUSYBOX_ROOTFS);
     ::setenv("UVMSHIM_ROOT", (dir_ / "root").c_str(), 1);
     ::setenv("UVMSHIM_POOL_KEEPER", UVMSHIM_POOL_KEEPER_PATH, 1);
-    ASSERT_EQ(std::system(("cp -a " UVMSHIM_BUSYBOX_ROOTFS " " + (dir_ / "rootfs").string()).c_str()), 0);
     config_.isolation = Isolation::kHyperv;
     config_.pool.enabled = true;
     config_.pool.size = 1;
@@ -108,13 +109,7 @@ class PoolVmTest : public ::testing::Test {
     SpecOptions options;
     options.process.args = {"sh", "-c", script};
     options.volumes = {{out.string(), "/out", false}};
-    const GuestContainer guest = host.PrepareContainer(id, dir_ / "rootfs", BuildSpecJson(options));
-    agentpb::CreateContainerRequest create;
-    create.set_container_id(id);
-    create.set_spec_json(guest.spec_json);
-    create.set_rootfs_path(guest.rootfs);
-    agent.CreateContainer(create);
-    agent.StartContainer(id);
+    test_support::StartContainerIn(host, agent, id, dir_ / "rootfs", options);
     EXPECT_EQ(agent.WaitProcess(id, "").exit_status, 0u) << ReadFile(host.console_log());
     agent.DeleteContainer(id, true);
     host.ReleaseContainer(id);
@@ -146,12 +141,9 @@ TEST_F(PoolVmTest, ClaimsNeverShareAVmAndThePoolRefills) {
 
   // SetIdentity checks every field before applying any.
   {
-    auto stub = agentpb::Agent::NewStub(first->channel());
     agentpb::SetIdentityRequest request;
     request.set_machine_id("not-hex");
-    agentpb::SetIdentityResponse response;
-    grpc::ClientContext context;
-    const auto status = stub->SetIdentity(&context, request, &response);
+    const auto status = CallSetIdentity(*first, request);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(status.error_message().find("machine_id"), std::string::npos) << status.error_message();
   }
@@ -257,12 +249,9 @@ TEST(PoolIdentityTest, AHostAgentRefusesSetIdentity) {
   ::gethostname(before, sizeof before - 1);
   {
     auto host = StartAgentHost(spec);
-    auto stub = agentpb::Agent::NewStub(host->channel());
     agentpb::SetIdentityRequest request;
     request.set_hostname("renamed-by-a-test");
-    agentpb::SetIdentityResponse response;
-    grpc::ClientContext context;
-    const auto status = stub->SetIdentity(&context, request, &response);
+    const auto status = CallSetIdentity(*host, request);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
     host->Kill();
   }

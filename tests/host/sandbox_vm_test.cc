@@ -14,6 +14,7 @@
 
 #include "agent_client.h"
 #include "mounts_under.h"
+#include "vm_test_support.h"
 #include "oci_spec.h"
 #include "paths.h"
 #include "agent_host_factory.h"
@@ -25,22 +26,13 @@ using namespace std::chrono_literals;
 
 using test_support::MountsUnder;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using test_support::ReadFile;
 
 class SandboxVmTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "virtiofsd and bind mounts need root";
-    if (!fs::exists(ImagesDir() / "vmlinuz") || !fs::exists(ImagesDir() / "initrd.img"))
-      GTEST_SKIP() << "no boot image in " << ImagesDir() << " (build target uvm-image or set $UVMSHIM_IMAGES)";
-    char pattern[] = "/tmp/svt.XXXXXX";
-    dir_ = ::mkdtemp(pattern);
-    ASSERT_EQ(std::system(("cp -a " UVMSHIM_BUSYBOX_ROOTFS " " + (dir_ / "rootfs").string()).c_str()), 0);
+    if (auto why = test_support::MissingVmPrerequisite()) GTEST_SKIP() << *why;
+    dir_ = test_support::MakeDirWithRootfs("svt", UVMSHIM_BUSYBOX_ROOTFS);
     for (const char* d : {"out", "late", "shm"}) fs::create_directories(dir_ / d);
     std::ofstream(dir_ / "late/in.txt") << "late-volume\n";
   }
@@ -52,13 +44,7 @@ class SandboxVmTest : public ::testing::Test {
 
   // Prepares, creates and starts one container; returns its guest pid.
   std::uint32_t Run(AgentHost& host, AgentClient& agent, const std::string& id, const SpecOptions& options) {
-    const GuestContainer guest = host.PrepareContainer(id, dir_ / "rootfs", BuildSpecJson(options));
-    agentpb::CreateContainerRequest create;
-    create.set_container_id(id);
-    create.set_spec_json(guest.spec_json);
-    create.set_rootfs_path(guest.rootfs);
-    agent.CreateContainer(create);
-    return agent.StartContainer(id);
+    return test_support::StartContainerIn(host, agent, id, dir_ / "rootfs", options);
   }
 
   fs::path dir_;

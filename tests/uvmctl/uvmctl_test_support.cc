@@ -17,6 +17,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/mountinfo.h"
+
 extern char** environ;
 
 namespace uvmshim::uvmctl_test {
@@ -70,20 +72,6 @@ std::string ReadFileText(const fs::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountPath(const std::string& field) {
-  std::string out;
-  for (std::size_t i = 0; i < field.size(); ++i) {
-    if (field[i] == '\\' && i + 3 < field.size()) {
-      out += static_cast<char>(std::stoi(field.substr(i + 1, 3), nullptr, 8));
-      i += 3;
-    } else {
-      out += field[i];
-    }
-  }
-  return out;
 }
 
 bool IsAtOrBelow(const std::string& path, const std::string& dir) {
@@ -365,15 +353,9 @@ std::vector<pid_t> PidsReferringTo(const fs::path& dir) {
 }
 
 std::vector<std::string> MountsUnder(const fs::path& dir) {
-  std::ifstream in("/proc/self/mountinfo");
   std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, mount_point;
-    fields >> id >> parent >> devno >> root >> mount_point;
-    mount_point = UnescapeMountPath(mount_point);
-    if (IsAtOrBelow(mount_point, dir.string())) out.push_back(mount_point);
-  }
+  for (auto& entry : ReadMountInfo())
+    if (IsAtOrBelow(entry.mount_point, dir.string())) out.push_back(std::move(entry.mount_point));
   return out;
 }
 
