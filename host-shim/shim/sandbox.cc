@@ -119,6 +119,11 @@ bool Sandbox::stopped() const {
   return stopped_;
 }
 
+bool Sandbox::single_use() const {
+  std::lock_guard lock(mu_);
+  return host_ && host_->single_use();
+}
+
 void Sandbox::Stop() {
   std::unique_ptr<host::AgentHost> host;
   {
