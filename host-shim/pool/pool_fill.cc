@@ -19,7 +19,6 @@
 
 #include "common/unique_fd.h"
 #include "paths.h"
-#include "pool/keeper_priority.h"
 #include "pool/pool_socket.h"
 
 namespace uvmshim::host::pool {
@@ -39,8 +38,7 @@ void SpawnKeeper(const fs::path& vm_dir, const PoolKey& key, const FillLimits& l
   std::vector<std::string> args = {keeper,
                                    "--dir", vm_dir.string(),
                                    "--size", std::to_string(limits.size),
-                                   "--max-memory-mib", std::to_string(limits.max_memory_mib),
-                                   "--claim-nice", std::to_string(CurrentNice())};
+                                   "--max-memory-mib", std::to_string(limits.max_memory_mib)};
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -61,7 +59,6 @@ void SpawnKeeper(const fs::path& vm_dir, const PoolKey& key, const FillLimits& l
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    LowerPriorityForBoot();
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

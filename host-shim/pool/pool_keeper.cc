@@ -20,7 +20,6 @@
 #include "common/ids.h"
 #include "common/unique_fd.h"
 #include "paths.h"
-#include "pool/keeper_priority.h"
 #include "pool/pool_dir.h"
 #include "pool/pool_socket.h"
 #include "sandbox_share.h"
@@ -64,8 +63,7 @@ void SetState(const fs::path& dir, VmState state) {
 enum class Ending { kClaimedEnded, kDrained, kDiedIdle };
 
 // The VM is ready and keeper.sock listens: serve until the VM has ended.
-Ending Serve(uvm::QemuVm& vm, UniqueFd listener, const fs::path& socket_path, int signal_fd, const fs::path& dir,
-             std::optional<int> claim_nice) {
+Ending Serve(uvm::QemuVm& vm, UniqueFd listener, const fs::path& socket_path, int signal_fd, const fs::path& dir) {
   int exit_pipe[2];
   if (::pipe2(exit_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2: " + std::string(std::strerror(errno)));
   UniqueFd exit_read(exit_pipe[0]), exit_write(exit_pipe[1]);
@@ -113,7 +111,6 @@ Ending Serve(uvm::QemuVm& vm, UniqueFd listener, const fs::path& socket_path, in
           kill_sent = true;
           continue;
         }
-        if (claim_nice) RestorePriority(*claim_nice);
         SetState(dir, VmState::kClaimed);
         spdlog::info("claimed by sandbox {}", line.substr(6));
         claim = std::move(conn);
@@ -204,7 +201,7 @@ int RunKeeper(const KeeperOptions& options) {
       SetState(dir, VmState::kReady);
       const auto ready = vm->timeline().agent_ready;
       spdlog::info("ready: agent_ready={}ms qemu_pid={}", ready ? ready->count() / 1000 : -1, vm->vmm_pid());
-      ending = Serve(*vm, std::move(listener), socket_path, signal_fd.get(), dir, options.claim_nice);
+      ending = Serve(*vm, std::move(listener), socket_path, signal_fd.get(), dir);
     } catch (const std::exception& e) {
       spdlog::error("{}: {}", dir.string(), e.what());
       rc = 1;

@@ -15,7 +15,6 @@
 #pragma once
 
 #include <filesystem>
-#include <optional>
 
 #include "pool/pool_fill.h"
 
@@ -24,7 +23,6 @@ namespace uvmshim::host::pool {
 struct KeeperOptions {
   std::filesystem::path vm_dir;  // made by FillPool: key.conf, vm.conf, state
   FillLimits limits;             // for the refill after an idle VM died
-  std::optional<int> claim_nice;  // the priority to return to when claimed (keeper_priority.h)
 };
 
 // Returns the process exit code.
