@@ -40,6 +40,9 @@ class AgentHost {
   // forces it after the timeout.
   virtual void WaitEnded(std::chrono::milliseconds timeout) = 0;
   virtual void Kill() = 0;
+  // A single-use host (a claimed warm-pool VM, issue #15) keeps nothing worth
+  // a graceful shutdown: it is killed at once and its pool keeper cleans up.
+  virtual bool single_use() const { return false; }
   // Why it ended, when it ended without being asked (VM killed, agent crashed).
   virtual std::optional<std::string> unexpected_exit() const = 0;
   virtual std::int64_t pid() const = 0;

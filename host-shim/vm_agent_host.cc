@@ -25,8 +25,8 @@ namespace {
 
 class VmAgentHost final : public AgentHost {
  public:
-  VmAgentHost(std::unique_ptr<SandboxShare> share, std::unique_ptr<uvm::UtilityVm> vm)
-      : share_(std::move(share)), vm_(std::move(vm)) {
+  VmAgentHost(std::unique_ptr<SandboxShare> share, std::unique_ptr<uvm::UtilityVm> vm, bool single_use = false)
+      : share_(std::move(share)), vm_(std::move(vm)), single_use_(single_use) {
     vm_->Create();
     vm_->Start();
     vm_->WaitAgentReady();  // throws with the console's tail
@@ -62,6 +62,7 @@ class VmAgentHost final : public AgentHost {
     if (asked_to_end_ || info.reason == uvm::ExitReason::kRunning) return std::nullopt;
     return fmt::format("utility VM ended: {} {}", uvm::ToString(info.reason), info.detail);
   }
+  bool single_use() const override { return single_use_; }
   std::int64_t pid() const override { return vm_->vmm_pid(); }
   fs::path console_log() const override { return vm_->console_log(); }
 
@@ -69,6 +70,7 @@ class VmAgentHost final : public AgentHost {
   std::unique_ptr<SandboxShare> share_;  // outlives the VM (declared first, destroyed last)
   std::unique_ptr<uvm::UtilityVm> vm_;
   std::shared_ptr<grpc::Channel> channel_;
+  const bool single_use_;
   std::atomic<bool> asked_to_end_{false};
 };
 
@@ -79,7 +81,7 @@ std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
   if (spec.config.pool.enabled && spec.nics.empty()) {
     if (auto claimed = pool::ClaimWarmVm(pool::KeyFor(spec.config), spec.config.pool, spec.id)) {
       auto share = std::make_unique<SandboxShare>(claimed->share_dir, SandboxShare::Adopt{});
-      return std::make_unique<VmAgentHost>(std::move(share), std::move(claimed->vm));
+      return std::make_unique<VmAgentHost>(std::move(share), std::move(claimed->vm), /*single_use=*/true);
     }
   }
   uvm::VmConfig config;

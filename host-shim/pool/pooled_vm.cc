@@ -47,6 +47,10 @@ std::string RandomHex(std::size_t digits) {
   return out;
 }
 
+long MillisSince(Clock::time_point started) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+}
+
 uvm::ExitReason ParseReason(const std::string& text) {
   for (auto reason : {uvm::ExitReason::kShutdown, uvm::ExitReason::kTerminated, uvm::ExitReason::kCrashed,
                       uvm::ExitReason::kBootFailed})
@@ -185,8 +189,10 @@ std::optional<ClaimedVm> ClaimWarmVm(const PoolKey& key, const PoolConfig& confi
   const fs::path key_dir = KeyDir(key);
   for (const auto& vm : ListVms(key_dir)) {
     if (vm.state != VmState::kReady || !vm.keeper_alive) continue;
+    const auto claim_started = Clock::now();
     auto claim = TryClaim(vm, sandbox_id);
     if (!claim) continue;
+    spdlog::debug("event=pool_claim vm={} ms={}", vm.id, MillisSince(claim_started));
     auto pooled = std::make_unique<PooledVm>(std::move(claim->first), vm.dir, claim->second, sandbox_id,
                                              std::chrono::seconds(key.boot_timeout_seconds));
     try {
@@ -198,12 +204,15 @@ std::optional<ClaimedVm> ClaimWarmVm(const PoolKey& key, const PoolConfig& confi
       continue;
     }
     spdlog::info("pool: sandbox {} claimed warm VM {} (qemu pid {})", sandbox_id, vm.id, claim->second);
+    spdlog::debug("event=pool_identity_set vm={} ms={}", vm.id, MillisSince(claim_started));
     claimed = ClaimedVm{std::move(pooled), vm.dir / "share"};
     break;
   }
   if (!claimed) spdlog::info("pool: no warm VM ready for sandbox {} (key {}): cold boot", sandbox_id, key.Hash());
+  const auto fill_started = Clock::now();
   try {
     FillPool(key, FillLimits{config.size, config.max_memory_mib});
+    spdlog::debug("event=pool_refill_spawned ms={}", MillisSince(fill_started));
   } catch (const std::exception& e) {
     spdlog::warn("pool: refill: {}", e.what());
   }

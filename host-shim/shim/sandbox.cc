@@ -19,6 +19,12 @@
 namespace uvmshim::shim {
 namespace fs = std::filesystem;
 
+namespace {
+long MillisSince(std::chrono::steady_clock::time_point started) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+}
+}  // namespace
+
 std::shared_ptr<Sandbox> Sandbox::Start(Params params) {
   return std::shared_ptr<Sandbox>(new Sandbox(std::move(params)));
 }
@@ -43,7 +49,9 @@ Sandbox::Sandbox(Params params)
                                                          params_.network_namespace->field);
     spec.nics = network_->nics();
   }
+  const auto host_started = std::chrono::steady_clock::now();
   host_ = host::StartAgentHost(spec);
+  spdlog::debug("event=sandbox_host_started ms={}", MillisSince(host_started));
   if (network_) network_->CloseTapFds();  // QEMU holds them: the taps end with it
   agent_ = std::make_shared<host::AgentClient>(
       host_->channel(), host::AgentDeadlines{params_.config.agent_call_timeout, params_.config.agent_lifecycle_timeout});
@@ -111,6 +119,11 @@ bool Sandbox::stopped() const {
   return stopped_;
 }
 
+bool Sandbox::single_use() const {
+  std::lock_guard lock(mu_);
+  return host_ && host_->single_use();
+}
+
 void Sandbox::Stop() {
   std::unique_ptr<host::AgentHost> host;
   {
@@ -119,8 +132,11 @@ void Sandbox::Stop() {
     stopped_ = true;
     if (host_) ended_unexpectedly_ = host_->unexpected_exit();
   }
+  const auto stop_started = std::chrono::steady_clock::now();
   bool shutdown_answered = false;
-  if (agent_) {
+  // A claimed pool VM is never reused: killing it spares the guest's poweroff
+  // (slow under TCG) on Delete's critical path.
+  if (agent_ && !(host_ && host_->single_use())) {
     try {
       agent_->Shutdown(std::chrono::seconds(5));
       shutdown_answered = true;
@@ -138,6 +154,7 @@ void Sandbox::Stop() {
     host = std::move(host_);
   }
   host.reset();  // the VM object and its share go with it
+  spdlog::debug("event=sandbox_host_ended ms={}", MillisSince(stop_started));
   if (network_ && !fs::exists(network_->path()))
     spdlog::warn("event=pod_netns_gone sandbox={} netns={}: the pod's network namespace was deleted while the "
                  "sandbox ran; it lived on while the sandbox held it",

@@ -58,6 +58,8 @@ class Sandbox {
   // sandbox container's CreateContainer); null without pod interfaces.
   const host::agentpb::PodNetwork* pod_network() const;
   bool stopped() const;
+  // Its host is a claimed pool VM, killed when the sandbox stops (AgentHost::single_use).
+  bool single_use() const;
   // The agent host's view of one container (see AgentHost::PrepareContainer);
   // throws std::runtime_error once the sandbox stopped.
   host::GuestContainer PrepareContainer(const std::string& container_id,

@@ -53,7 +53,10 @@ Task::~Task() {
     if (process->waiter.joinable()) process->waiter.join();
     process->relay.reset();
   }
-  if (created_in_agent && !sandbox->stopped()) {
+  // The sandbox's own task on a single-use VM: the VM is killed next, so the
+  // guest's teardown of the container would only delay Delete.
+  const bool vm_ends_next = owns_sandbox() && sandbox->single_use();
+  if (created_in_agent && !sandbox->stopped() && !vm_ends_next) {
     try {
       agent->DeleteContainer(id, true);
     } catch (const host::AgentError& e) {

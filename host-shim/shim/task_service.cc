@@ -28,6 +28,12 @@ namespace {
 
 constexpr const char* kTaskService = "containerd.task.v2.Task";
 
+// Per-call durations for start-time breakdowns (tests/bench/pool_breakdown).
+void LogCallTime(const char* method, std::chrono::steady_clock::time_point started) {
+  const std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - started;
+  spdlog::debug("event=ttrpc_call method={} ms={:.1f}", method, took.count());
+}
+
 }  // namespace
 
 TaskService::TaskService(Options options, EventPublisher& events)
@@ -50,16 +56,22 @@ void TaskService::RegisterWith(ttrpc::Server& server) {
   auto wrap = [this]<class Req, class Resp>(ttrpc::Server& s, const char* method,
                                             Status (TaskService::*fn)(const Req&, Resp&)) {
     ttrpc::RegisterTyped<Req, Resp>(s, kTaskService, method,
-                                    [this, fn](const ttrpc::RequestContext&, const Req& req, Resp& resp) {
-                                      return (this->*fn)(req, resp);
+                                    [this, fn, method](const ttrpc::RequestContext&, const Req& req, Resp& resp) {
+                                      const auto started = std::chrono::steady_clock::now();
+                                      auto status = (this->*fn)(req, resp);
+                                      LogCallTime(method, started);
+                                      return status;
                                     });
   };
   auto wrap_empty = [this]<class Req>(ttrpc::Server& s, const char* method,
                                       Status (TaskService::*fn)(const Req&)) {
     ttrpc::RegisterTyped<Req, google::protobuf::Empty>(
         s, kTaskService, method,
-        [this, fn](const ttrpc::RequestContext&, const Req& req, google::protobuf::Empty&) {
-          return (this->*fn)(req);
+        [this, fn, method](const ttrpc::RequestContext&, const Req& req, google::protobuf::Empty&) {
+          const auto started = std::chrono::steady_clock::now();
+          auto status = (this->*fn)(req);
+          LogCallTime(method, started);
+          return status;
         });
   };
   wrap(server, "Create", &TaskService::Create);
@@ -173,7 +185,9 @@ std::unique_ptr<Task> TaskService::CreateTask(const taskpb::CreateTaskRequest& r
   // from it): a full disk fails the create here, naming it, with nothing to undo
   // in the agent (a silent failure used to leave an empty state.json).
   host::WriteState(task->state_dir(), state_of("creating", 0));
+  const auto create_started = std::chrono::steady_clock::now();
   pid = task->agent->CreateContainer(create);
+  LogCallTime("agent.CreateContainer", create_started);
   task->created_in_agent = true;
 
   auto init = std::make_unique<Process>();
@@ -271,6 +285,7 @@ void TaskService::WatchExit(Task* task, Process* process) {
   event.set_pid(process->pid);
   event.set_exit_status(exit_status);
   SetTimestamp(event.mutable_exited_at(), exited_at);
+  spdlog::debug("event=exit_published task={} exec=\"{}\"", task->id, process->exec_id);
   events_.Publish("/tasks/exit", event);
   // A VM that died takes its pod link down now, not when the pod is stopped.
   if (agent_lost) task->sandbox->ReleaseLinkIfHostEnded(std::chrono::seconds(5));
