@@ -59,7 +59,10 @@ struct QemuOptions {
   std::string agent_log_level = "info";
   // TCG's translation cache in MiB (QEMU's own default is 1 GiB, which an
   // idle guest fills to ~100 MiB of host memory); 0 keeps QEMU's default.
-  unsigned tcg_tb_size_mb = 32;
+  // Booting fills whatever size is given (it stays resident), yet the
+  // agent's boot took no more QEMU CPU time with 16 than with 32 (median of
+  // 3: 1420 vs 1720 ms) and the live translations of an idle UVM are ~10 MiB.
+  unsigned tcg_tb_size_mb = 16;
   // virtio-balloon with free page reporting: memory the guest frees goes
   // back to the host instead of staying resident in QEMU.
   bool free_page_reporting = true;
