@@ -40,6 +40,10 @@ class AgentHost {
   // forces it after the timeout.
   virtual void WaitEnded(std::chrono::milliseconds timeout) = 0;
   virtual void Kill() = 0;
+  // Blocks until the host has ended, for whatever reason, or `timeout`
+  // passed: true once ended. Woken by the end itself (the VM's exit, the host
+  // agent's pidfd), not by polling. Ends nothing.
+  virtual bool WaitForEnd(std::chrono::milliseconds timeout) = 0;
   // Why it ended, when it ended without being asked (VM killed, agent crashed).
   virtual std::optional<std::string> unexpected_exit() const = 0;
   virtual std::int64_t pid() const = 0;
