@@ -43,6 +43,10 @@ class AgentHost {
   // A single-use host (a claimed warm-pool VM, issue #15) keeps nothing worth
   // a graceful shutdown: it is killed at once and its pool keeper cleans up.
   virtual bool single_use() const { return false; }
+  // Blocks until the host has ended, for whatever reason, or `timeout`
+  // passed: true once ended. Woken by the end itself (the VM's exit, the host
+  // agent's pidfd), not by polling. Ends nothing.
+  virtual bool WaitForEnd(std::chrono::milliseconds timeout) = 0;
   // Why it ended, when it ended without being asked (VM killed, agent crashed).
   virtual std::optional<std::string> unexpected_exit() const = 0;
   virtual std::int64_t pid() const = 0;

@@ -141,6 +141,9 @@ ProcessAgentHost::ProcessAgentHost(ProcessAgentConfig config) : config_(std::mov
                        bp::std_in < bp::null, bp::std_out > log, bp::std_err > log,
                        NewSession{}, PassListener{{}, listener.get()});
   }
+  // Opened while the child cannot have been reaped yet (only we reap it), so
+  // it names this process for good; WaitForEnd waits on it.
+  exited_.reset(static_cast<int>(::syscall(SYS_pidfd_open, child_.id(), 0)));
   spdlog::debug("agent host: started {} pid={} listen={}", config_.agent_binary.string(),
                 child_.id(), target_);
   channel_ = uvm::MakeAgentChannel(target_);
@@ -198,6 +201,16 @@ void ProcessAgentHost::Kill() {
   if (!child_.valid()) return;
   std::error_code ec;
   child_.terminate(ec);  // SIGKILL + reap
+}
+
+bool ProcessAgentHost::WaitForEnd(std::chrono::milliseconds timeout) {
+  if (!child_.valid()) return true;
+  if (!exited_) return !child_.running();  // no pidfd (kernel < 5.3): what is known now
+  pollfd p{exited_.get(), POLLIN, 0};
+  int ready;
+  while ((ready = ::poll(&p, 1, static_cast<int>(timeout.count()))) < 0 && errno == EINTR) {
+  }
+  return ready == 1;
 }
 
 std::optional<std::string> ProcessAgentHost::unexpected_exit() const {

@@ -4,6 +4,8 @@
 
 #include <boost/process/child.hpp>
 
+#include "common/unique_fd.h"
+
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -36,6 +38,7 @@ class ProcessAgentHost final : public AgentHost {
   void ReleaseContainer(const std::string&) override {}  // nothing was set up
   void WaitEnded(std::chrono::milliseconds timeout) override;
   void Kill() override;
+  bool WaitForEnd(std::chrono::milliseconds timeout) override;
   std::optional<std::string> unexpected_exit() const override;
   std::int64_t pid() const override;
   std::filesystem::path console_log() const override { return config_.state_dir / "agent.log"; }
@@ -45,6 +48,7 @@ class ProcessAgentHost final : public AgentHost {
   std::filesystem::path socket_;
   std::string target_;
   boost::process::child child_;
+  UniqueFd exited_;  // pidfd of child_: readable once it ended (reaped or not)
   std::shared_ptr<grpc::Channel> channel_;
   std::atomic<bool> asked_to_end_{false};
 };

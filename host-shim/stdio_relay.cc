@@ -49,6 +49,7 @@ StdioRelay::~StdioRelay() {
   StopStdin();
   {
     std::lock_guard lock(contexts_mutex_);
+    cancelled_ = true;
     for (auto* ctx : live_contexts_) ctx->TryCancel();
   }
   for (auto& t : output_threads_) t.join();
@@ -78,12 +79,25 @@ void StdioRelay::FinishStdin() {
   if (finish_stdin_) [[maybe_unused]] auto n = ::write(finish_stdin_.get(), &one, sizeof one);
 }
 
+// A relay destroyed right after Start (a failed create, a task deleted before
+// it started) may cancel before a stream's thread got here: that stream must
+// not start, or its call, to a process that never runs, would never end and
+// the destructor's join would hang.
+bool StdioRelay::Register(grpc::ClientContext* ctx) {
+  std::lock_guard lock(contexts_mutex_);
+  if (cancelled_) return false;
+  live_contexts_.push_back(ctx);
+  return true;
+}
+
+void StdioRelay::Unregister(grpc::ClientContext* ctx) {
+  std::lock_guard lock(contexts_mutex_);
+  std::erase(live_contexts_, ctx);
+}
+
 void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
   grpc::ClientContext ctx;
-  {
-    std::lock_guard lock(contexts_mutex_);
-    live_contexts_.push_back(&ctx);
-  }
+  if (!Register(&ctx)) return;
   agentpb::ReadOutputRequest request;
   request.set_container_id(container_id_);
   request.set_exec_id(exec_id_);
@@ -104,16 +118,12 @@ void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
     spdlog::warn("stdio: ReadOutput {}/{} ended: {}", container_id_, exec_id_,
                  status.error_message());
   }
-  std::lock_guard lock(contexts_mutex_);
-  std::erase(live_contexts_, &ctx);
+  Unregister(&ctx);
 }
 
 void StdioRelay::PumpStdin() {
   grpc::ClientContext ctx;
-  {
-    std::lock_guard lock(contexts_mutex_);
-    live_contexts_.push_back(&ctx);
-  }
+  if (!Register(&ctx)) return;
   agentpb::WriteStdinResponse response;
   auto writer = agent_.stub().WriteStdin(&ctx, &response);
   agentpb::StdinChunk chunk;
@@ -158,8 +168,7 @@ void StdioRelay::PumpStdin() {
   if (stopped) ctx.TryCancel();
   writer->WritesDone();
   writer->Finish();
-  std::lock_guard lock(contexts_mutex_);
-  std::erase(live_contexts_, &ctx);
+  Unregister(&ctx);
 }
 
 }  // namespace uvmshim::host

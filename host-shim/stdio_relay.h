@@ -44,6 +44,10 @@ class StdioRelay {
  private:
   void PumpOutput(agentpb::OutputStream which, int fd);
   void PumpStdin();
+  // Registers a stream's context for cancellation; false once the destructor
+  // has cancelled (a thread that starts late must not begin a call then).
+  bool Register(grpc::ClientContext* ctx);
+  void Unregister(grpc::ClientContext* ctx);
 
   AgentClient& agent_;
   const std::string container_id_;
@@ -54,6 +58,7 @@ class StdioRelay {
   UniqueFd finish_stdin_;  // eventfd: drain stdin, then EOF
   std::mutex contexts_mutex_;
   std::vector<grpc::ClientContext*> live_contexts_;
+  bool cancelled_ = false;  // contexts_mutex_; set by the destructor
   std::atomic<std::uint64_t> bytes_out_{0};
   std::vector<std::thread> output_threads_;
   std::thread stdin_thread_;

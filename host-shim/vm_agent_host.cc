@@ -57,6 +57,7 @@ class VmAgentHost final : public AgentHost {
     asked_to_end_ = true;
     vm_->Terminate();
   }
+  bool WaitForEnd(std::chrono::milliseconds timeout) override { return vm_->WaitForExit(timeout).has_value(); }
   std::optional<std::string> unexpected_exit() const override {
     auto info = vm_->exit_info();
     if (asked_to_end_ || info.reason == uvm::ExitReason::kRunning) return std::nullopt;

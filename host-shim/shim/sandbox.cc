@@ -85,21 +85,23 @@ const host::agentpb::PodNetwork* Sandbox::pod_network() const {
 }
 
 void Sandbox::ReleaseLinkIfHostEnded(std::chrono::milliseconds wait) {
-  // The host's end is classified by its watcher shortly after the agent's
-  // channel breaks: look again for a bounded time, then leave it to Stop().
-  const auto deadline = std::chrono::steady_clock::now() + wait;
-  for (;;) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopped_ || !host_ || !network_) return;
-      if (auto why = host_->unexpected_exit()) {
-        spdlog::warn("event=pod_link_released sandbox={} netns={} reason=\"{}\"", params_.id, network_->path(), *why);
-        network_->RemoveFilters();
-        return;
-      }
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // The agent's channel breaks a moment before the host's end is known (its
+  // watcher reaps QEMU or the agent): wait for that end, woken by it, for a
+  // bounded time; a host still running is left to Stop().
+  host::AgentHost* host = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_ || !host_ || !network_) return;
+    host = host_.get();
+    ++host_waiters_;
+  }
+  host->WaitForEnd(wait);
+  std::lock_guard lock(mu_);
+  if (--host_waiters_ == 0) host_waiters_done_.notify_all();
+  if (stopped_ || !host_ || !network_) return;
+  if (auto why = host_->unexpected_exit()) {
+    spdlog::warn("event=pod_link_released sandbox={} netns={} reason=\"{}\"", params_.id, network_->path(), *why);
+    network_->RemoveFilters();
   }
 }
 
@@ -150,7 +152,10 @@ void Sandbox::Stop() {
     else host_->Kill();
   }
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    // The host has ended (or was killed): a ReleaseLinkIfHostEnded waiting on
+    // it wakes now, and must be out before the host object goes.
+    host_waiters_done_.wait(lock, [&] { return host_waiters_ == 0; });
     host = std::move(host_);
   }
   host.reset();  // the VM object and its share go with it

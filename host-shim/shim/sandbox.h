@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -96,6 +97,10 @@ class Sandbox {
   std::string console_log_;
   std::int64_t host_pid_ = 0;
   mutable std::mutex mu_;
+  // ReleaseLinkIfHostEnded waits on host_ outside mu_: Stop() destroys host_
+  // only once none waits (it has ended the host by then, which wakes them).
+  int host_waiters_ = 0;
+  std::condition_variable host_waiters_done_;
   bool stopped_ = false;
   std::optional<std::string> ended_unexpectedly_;
   std::optional<std::string> killed_because_;  // Kill()'s reason

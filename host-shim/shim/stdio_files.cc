@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -64,39 +65,84 @@ UniqueFd OpenOutput(const std::string& uri, bool& holds_read_end) {
   return OpenOutputFifo(path, holds_read_end);
 }
 
-// A FIFO we also hold a read end of loses its unread bytes when we close it
-// before the client opened its own. A time bound on the client draining it
-// (as before) lost output whenever the client was slow. Instead: trade our
-// read-write fd for a write-only one (the bytes stay while any end is open),
-// then close once a reader holds the FIFO (only then does a non-blocking
-// write-only open succeed), waking on inotify's IN_OPEN. Only a client that
-// never comes within kReaderWait loses the bytes.
-constexpr int kReaderWaitMs = 30'000;
+// The bytes still in an output FIFO when the process's output ends are lost
+// in two ways if we just close it:
+//  - we hold its only read end (no client reader came yet): closing drops them;
+//  - the client's reader is open in the kernel but not yet in the client's own
+//    books. containerd's fifo package opens in a goroutine and marks the FIFO
+//    open only after open(2) returned; a Delete that comes first (ctr exec:
+//    exit reported -> DeleteProcess -> cancel) closes it unread. This was the
+//    rare whole-output loss of short execs under load (exit 0, all of an output
+//    under 64 KiB gone, 2 in 3000 execs).
+// A client reads only once its reader is fully open, so an empty FIFO proves
+// it has everything. So the exit waits until the FIFO is drained: we keep a
+// write end only (the bytes stay while any end is open), woken by inotify
+// when a reader opens, reads or closes. A client that takes nothing within
+// kDrainWait gets EOF after the bytes if it still holds the FIFO; a FIFO
+// nobody ever opened loses them (logged).
+constexpr int kDrainWaitMs = 30'000;
+constexpr int kRecheckMs = 100;  // bound on a missed event (no inotify: the only wake)
 
-void HandOverToReader(UniqueFd& fd, const std::string& path) {
+int UnreadBytes(int fd) {
   int unread = 0;
-  if (::ioctl(fd.get(), FIONREAD, &unread) != 0 || unread == 0) return;
-  UniqueFd writer(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));  // we are a reader: succeeds
-  if (!writer) return;
-  UniqueFd opens(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-  if (opens) ::inotify_add_watch(opens.get(), path.c_str(), IN_OPEN);
-  fd.reset();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReaderWaitMs);
-  for (;;) {
-    UniqueFd probe(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-    if (probe || errno != ENXIO) return;  // a reader has it (or the FIFO is gone)
-    if (::ioctl(writer.get(), FIONREAD, &unread) != 0 || unread == 0) return;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    pollfd p{opens.get(), POLLIN, 0};
-    // Without inotify: look again every 50 ms.
-    if (opens ? ::poll(&p, 1, static_cast<int>(left.count())) > 0 : (::usleep(50'000), true)) {
-      char events[4096];
-      while (opens && ::read(opens.get(), events, sizeof events) > 0) {
+  return ::ioctl(fd, FIONREAD, &unread) == 0 ? unread : 0;
+}
+
+void CloseFifoWhenDrained(UniqueFd& fd, const std::string& path, bool holds_read_end) {
+  if (UnreadBytes(fd.get()) == 0) {
+    fd.reset();
+    return;
+  }
+  UniqueFd events(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  if (events && ::inotify_add_watch(events.get(), path.c_str(), IN_OPEN | IN_ACCESS | IN_CLOSE_NOWRITE) < 0)
+    events.reset();
+  if (holds_read_end) {
+    UniqueFd writer(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));  // we are a reader: succeeds
+    if (!writer) {
+      spdlog::warn("stdio {}: reopening write-only: {}: {} bytes of output dropped", path, std::strerror(errno),
+                   UnreadBytes(fd.get()));
+      fd.reset();
+      return;
+    }
+    fd = std::move(writer);  // our read end goes; the bytes stay with the write end
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDrainWaitMs);
+  // A reader was there when we opened write-only; else we wait for one to come.
+  bool reader_seen = !holds_read_end;
+  int unread = 0;
+  while ((unread = UnreadBytes(fd.get())) > 0) {
+    {
+      UniqueFd probe(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));  // succeeds while a reader has it
+      if (probe) {
+        reader_seen = true;
+      } else if (reader_seen) {
+        // The client closed its reader (ctr run -d, a client that went away): nobody takes the rest.
+        spdlog::debug("stdio {}: the reader closed with {} bytes unread", path, unread);
+        break;
       }
     }
+    char buffer[4096];  // the probe's own open/close events: drop them, or they would wake us at once
+    while (events && ::read(events.get(), buffer, sizeof buffer) > 0) {
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      if (reader_seen)
+        spdlog::warn("stdio {}: the reader took nothing of the last {} bytes within {} ms; closing (they stay "
+                     "readable)", path, unread, kDrainWaitMs);
+      else
+        spdlog::warn("stdio {}: no reader opened it within {} ms: {} bytes of output dropped", path, kDrainWaitMs,
+                     unread);
+      break;
+    }
+    pollfd p{events.get(), POLLIN, 0};
+    ::poll(&p, events ? 1 : 0, static_cast<int>(std::min<long>(left.count(), kRecheckMs)));
   }
-  spdlog::warn("stdio {}: no reader opened it within {} ms: {} bytes of output dropped", path, kReaderWaitMs, unread);
+  fd.reset();
+}
+
+bool IsFifo(int fd) {
+  struct stat st{};
+  return ::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
 }  // namespace
@@ -121,14 +167,14 @@ StdioFiles::StdioFiles(const StdioPaths& paths, const std::string& container_id,
   }
   if (!paths.stdout_path.empty()) {
     stdout_ = OpenOutput(paths.stdout_path, stdout_holds_read_end_);
-    stdout_fifo_ = FifoPathOf(paths.stdout_path);
+    if (IsFifo(stdout_.get())) stdout_fifo_ = FifoPathOf(paths.stdout_path);
   }
   if (!paths.stderr_path.empty() && !paths.terminal) {
     if (paths.stderr_path == paths.stdout_path) {
       stderr_.reset(::fcntl(stdout_.get(), F_DUPFD_CLOEXEC, 3));
     } else {
       stderr_ = OpenOutput(paths.stderr_path, stderr_holds_read_end_);
-      stderr_fifo_ = FifoPathOf(paths.stderr_path);
+      if (IsFifo(stderr_.get())) stderr_fifo_ = FifoPathOf(paths.stderr_path);
     }
   }
 }
@@ -190,8 +236,8 @@ void StdioFiles::StartLoggingBinary(const std::string& uri, const std::string& c
 }
 
 void StdioFiles::CloseOutputs() {
-  if (stdout_ && stdout_holds_read_end_) HandOverToReader(stdout_, stdout_fifo_);
-  if (stderr_ && stderr_holds_read_end_) HandOverToReader(stderr_, stderr_fifo_);
+  if (stdout_ && !stdout_fifo_.empty()) CloseFifoWhenDrained(stdout_, stdout_fifo_, stdout_holds_read_end_);
+  if (stderr_ && !stderr_fifo_.empty()) CloseFifoWhenDrained(stderr_, stderr_fifo_, stderr_holds_read_end_);
   stdout_.reset();
   stderr_.reset();
 }

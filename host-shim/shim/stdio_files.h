@@ -28,7 +28,8 @@ class StdioFiles {
   int stdin_fd() const { return stdin_.get(); }
   int stdout_fd() const { return stdout_.get(); }
   int stderr_fd() const { return stderr_.get(); }
-  // Closes stdout/stderr so their readers see EOF (after the last byte).
+  // Closes stdout/stderr so their readers see EOF (after the last byte). A
+  // FIFO is closed once its client drained it (bounded): see stdio_files.cc.
   void CloseOutputs();
 
  private:
@@ -40,7 +41,7 @@ class StdioFiles {
   pid_t logger_pid_ = -1;
   bool stdout_holds_read_end_ = false;  // opened O_RDWR: no client reader yet
   bool stderr_holds_read_end_ = false;
-  std::string stdout_fifo_;  // the paths, for handing the last output over on close
+  std::string stdout_fifo_;  // FIFO paths ("" for files, pipes), for the drain on close
   std::string stderr_fifo_;
 };
 

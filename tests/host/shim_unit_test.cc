@@ -68,15 +68,16 @@ TEST_F(StdioFilesTest, WritesReachFifoReadersAndFiles) {
   int reader = ::open(out.c_str(), O_RDONLY | O_NONBLOCK);
   ASSERT_GE(reader, 0);
   const auto err = dir_ / "err.log";
+  char buffer[16] = {};
   {
     shim::StdioFiles files({"", out.string(), "file://" + err.string(), false}, "c1", "ns");
     ASSERT_GE(files.stdout_fd(), 0);
     ASSERT_EQ(::write(files.stdout_fd(), "hello", 5), 5);
     ASSERT_EQ(::write(files.stderr_fd(), "oops", 4), 4);
+    // Read before the close: CloseOutputs waits for a FIFO's client to drain it (stdio_fifo_drain_test).
+    EXPECT_EQ(::read(reader, buffer, sizeof buffer), 5);
     files.CloseOutputs();
   }
-  char buffer[16] = {};
-  EXPECT_EQ(::read(reader, buffer, sizeof buffer), 5);
   EXPECT_EQ(std::string(buffer, 5), "hello");
   EXPECT_EQ(::read(reader, buffer, sizeof buffer), 0) << "EOF once the shim closed its end";
   ::close(reader);
