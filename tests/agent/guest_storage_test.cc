@@ -58,7 +58,7 @@ TEST_F(GuestStorageTest, AHostProcessAgentAnswersUnimplemented) {
 
 TEST_F(GuestStorageTest, TargetsOutsideTheStorageRootAreRefusedNamingTheField) {
   GuestStorage storage(true, dir_ / "storage", dir_ / "sys");
-  for (const std::string target : {std::string("/etc"), (dir_ / "storage").string(), (dir_ / "other").string(),
+  for (const std::string& target : {std::string("/etc"), (dir_ / "storage").string(), (dir_ / "other").string(),
                                    (dir_ / "storage/../other").string(), std::string("storage/d"), std::string()}) {
     const Error error = MountError(storage, ScsiRequest(1, target));
     EXPECT_EQ(error.code(), ErrorCode::kInvalidArgument) << target << ": " << error.what();
