@@ -37,7 +37,7 @@ void CheckContainerId(const std::string& id) {
 }  // namespace
 
 AgentService::AgentService(AgentOptions options)
-    : options_(std::move(options)), guest_storage_(options_.in_utility_vm, options_.guest_storage_root) {
+    : options_(std::move(options)), guest_storage_(options_.in_utility_vm, options_.guest_storage_root, "/sys", options_.load_storage_modules) {
   shutdown_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!shutdown_event_) throw std::system_error(errno, std::generic_category(), "eventfd");
 }

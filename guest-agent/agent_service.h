@@ -25,6 +25,9 @@ struct AgentOptions {
   std::string guest_rootfs_error;
   // Where MountGuestStorage mounts hot-added shares and disks.
   std::string guest_storage_root = std::string(kGuestStorageRoot);
+  // Loads the drivers a hot-added share or disk needs (PID 1's module lists);
+  // empty: built in, or no guest.
+  GuestStorage::LoadModules load_storage_modules;
 };
 
 // Shutdown is a callback method: its reactor's OnDone (the answer was sent)

@@ -58,8 +58,11 @@ vm::RootfsSource SourceOf(const pb::MountGuestStorageRequest& request) {
 
 }  // namespace
 
-GuestStorage::GuestStorage(bool in_utility_vm, fs::path root, fs::path sysfs_root)
-    : in_utility_vm_(in_utility_vm), root_(std::move(root)), sysfs_root_(std::move(sysfs_root)) {}
+GuestStorage::GuestStorage(bool in_utility_vm, fs::path root, fs::path sysfs_root, LoadModules load_modules)
+    : in_utility_vm_(in_utility_vm),
+      root_(std::move(root)),
+      sysfs_root_(std::move(sysfs_root)),
+      load_modules_(std::move(load_modules)) {}
 
 GuestStorage::~GuestStorage() {
   std::lock_guard lock(mu_);
@@ -106,6 +109,9 @@ std::string GuestStorage::Mount(const pb::MountGuestStorageRequest& request) {
   options.sysfs_root = sysfs_root_;
   options.scsi_wait = std::chrono::milliseconds(request.wait_ms() ? request.wait_ms() : kDefaultWaitMs);
 
+  // The transport's drivers load on first use only (no boot time spent on
+  // them): virtio_scsi/hv_storvsc then scans the controller, 9p registers.
+  if (load_modules_) load_modules_(source.kind);
   std::string device;
   try {
     if (source.kind == vm::RootfsSource::Kind::kScsiDisk)

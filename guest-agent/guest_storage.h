@@ -5,11 +5,13 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
 
 #include "agent.pb.h"
+#include "guest-agent/vm/rootfs_source.h"
 
 namespace uvmshim::agent {
 namespace pb = ::uvmshim::agent::v1;
@@ -19,8 +21,11 @@ inline constexpr std::string_view kGuestStorageRoot = "/run/storage";
 
 class GuestStorage {
  public:
+  // Called before each mount with its transport (loads its kernel modules).
+  using LoadModules = std::function<void(vm::RootfsSource::Kind)>;
   // `in_utility_vm` false: every call is refused (kUnimplemented: no guest).
-  GuestStorage(bool in_utility_vm, std::filesystem::path root, std::filesystem::path sysfs_root = "/sys");
+  GuestStorage(bool in_utility_vm, std::filesystem::path root, std::filesystem::path sysfs_root = "/sys",
+               LoadModules load_modules = {});
   ~GuestStorage();  // unmounts what is still mounted
   GuestStorage(const GuestStorage&) = delete;
   GuestStorage& operator=(const GuestStorage&) = delete;
@@ -40,6 +45,7 @@ class GuestStorage {
   const bool in_utility_vm_;
   const std::filesystem::path root_;
   const std::filesystem::path sysfs_root_;
+  const LoadModules load_modules_;
   std::mutex mu_;
   std::set<std::filesystem::path> mounted_;
 };
