@@ -36,7 +36,8 @@ void CheckContainerId(const std::string& id) {
 
 }  // namespace
 
-AgentService::AgentService(AgentOptions options) : options_(std::move(options)) {
+AgentService::AgentService(AgentOptions options)
+    : options_(std::move(options)), guest_storage_(options_.in_utility_vm, options_.guest_storage_root, "/sys", options_.load_storage_modules) {
   shutdown_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!shutdown_event_) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
@@ -342,6 +343,26 @@ grpc::Status AgentService::SetIdentity(grpc::ServerContext*, const pb::SetIdenti
                                        pb::SetIdentityResponse*) {
   return ServeRpc("", [&] {
     ApplyIdentity(*request, options_.in_utility_vm);
+    return grpc::Status::OK;
+  });
+}
+
+}  // namespace uvmshim::agent
+
+namespace uvmshim::agent {
+
+grpc::Status AgentService::MountGuestStorage(grpc::ServerContext*, const pb::MountGuestStorageRequest* request,
+                                             pb::MountGuestStorageResponse* response) {
+  return ServeRpc("mount guest storage", [&] {
+    response->set_device(guest_storage_.Mount(*request));
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status AgentService::UnmountGuestStorage(grpc::ServerContext*, const pb::UnmountGuestStorageRequest* request,
+                                               pb::UnmountGuestStorageResponse*) {
+  return ServeRpc("unmount guest storage", [&] {
+    guest_storage_.Unmount(request->target());
     return grpc::Status::OK;
   });
 }

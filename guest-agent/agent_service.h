@@ -10,6 +10,7 @@
 
 #include "agent.grpc.pb.h"
 #include "guest-agent/container.h"
+#include "guest-agent/guest_storage.h"
 #include "guest-agent/reaper.h"
 #include "guest-agent/sandbox_shm.h"
 #include "common/unique_fd.h"
@@ -22,6 +23,11 @@ struct AgentOptions {
   // Why PID 1 could not mount the guest rootfs (uvm.rootfs), or "": a
   // container on that rootfs is refused with this reason.
   std::string guest_rootfs_error;
+  // Where MountGuestStorage mounts hot-added shares and disks.
+  std::string guest_storage_root = std::string(kGuestStorageRoot);
+  // Loads the drivers a hot-added share or disk needs (PID 1's module lists);
+  // empty: built in, or no guest.
+  GuestStorage::LoadModules load_storage_modules;
 };
 
 // Shutdown is a callback method: its reactor's OnDone (the answer was sent)
@@ -68,6 +74,10 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
   grpc::Status Console(grpc::ServerContext*,
                        grpc::ServerReaderWriter<pb::ConsoleOutput, pb::ConsoleInput>*) override;
   grpc::Status SetIdentity(grpc::ServerContext*, const pb::SetIdentityRequest*, pb::SetIdentityResponse*) override;
+  grpc::Status MountGuestStorage(grpc::ServerContext*, const pb::MountGuestStorageRequest*,
+                                 pb::MountGuestStorageResponse*) override;
+  grpc::Status UnmountGuestStorage(grpc::ServerContext*, const pb::UnmountGuestStorageRequest*,
+                                   pb::UnmountGuestStorageResponse*) override;
 
  private:
   bool IsRunningContainerInit(pid_t pid);
@@ -82,6 +92,7 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
   std::map<std::string, std::shared_ptr<Container>> containers_;
   std::set<std::string> creating_;  // ids reserved by a CreateContainer in progress
   SandboxShm sandbox_shm_;           // the pod's /dev/shm (utility VM only)
+  GuestStorage guest_storage_;       // hot-added shares and disks (utility VM only)
 };
 
 }  // namespace uvmshim::agent

@@ -13,4 +13,10 @@ const char* ToString(ExitReason reason) {
   return "unknown";
 }
 
+GuestStorageLocation UtilityVm::AttachStorage(const HostStorage& storage) {
+  throw VmError("attach " + storage.host_path.string() +
+                    ": this VM backend does not hot-add shares or disks (HCS only; QEMU shares the pod via virtiofs)",
+                ErrorCode::kUnimplemented);
+}
+
 }  // namespace uvmshim::uvm

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "uvm/guest_storage.h"
 
 // Declared only: this header stays buildable without gRPC (the Windows build).
 namespace grpc {
@@ -120,6 +121,10 @@ class UtilityVm {
   virtual std::filesystem::path console_log() const = 0;
   // Host process id of the VMM (0 when there is no such process, e.g. HCS).
   virtual std::int64_t vmm_pid() const = 0;
+  // Hot-adds host storage to the running VM and says where the guest finds
+  // it (the agent's MountGuestStorage mounts it: guest_storage_mount.h).
+  // Default: kUnimplemented (QEMU shares the pod through virtiofs instead).
+  virtual GuestStorageLocation AttachStorage(const HostStorage& storage);
 };
 
 }  // namespace uvmshim::uvm

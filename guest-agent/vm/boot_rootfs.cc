@@ -23,15 +23,17 @@ void LoadTransportModules(const char* list) {
 
 }  // namespace
 
+void LoadRootfsTransportModules(RootfsSource::Kind kind) {
+  if (kind == RootfsSource::Kind::kScsiDisk) LoadTransportModules(kScsiModuleLoadOrder);
+  if (kind == RootfsSource::Kind::kPlan9Vsock) LoadTransportModules(kPlan9ModuleLoadOrder);
+}
+
 std::string MountBootRootfs(const VmSettings& settings) {
   if (settings.rootfs_tag.empty()) return "";
   const auto start = std::chrono::steady_clock::now();
   try {
     const RootfsSource source = ParseRootfsSource(settings.rootfs_tag);
-    if (settings.load_modules) {
-      if (source.kind == RootfsSource::Kind::kScsiDisk) LoadTransportModules(kScsiModuleLoadOrder);
-      if (source.kind == RootfsSource::Kind::kPlan9Vsock) LoadTransportModules(kPlan9ModuleLoadOrder);
-    }
+    if (settings.load_modules) LoadRootfsTransportModules(source.kind);
     RootfsMountOptions options;
     options.read_only = settings.rootfs_read_only;
     MountRootfsSource(source, kGuestRootfsPath, options);

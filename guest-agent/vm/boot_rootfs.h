@@ -7,6 +7,7 @@
 #include <string>
 
 #include "guest-agent/vm/kernel_cmdline.h"
+#include "guest-agent/vm/rootfs_source.h"
 
 namespace uvmshim::agent::vm {
 
@@ -18,5 +19,10 @@ inline constexpr const char* kPlan9ModuleLoadOrder = "/lib/modules/load-order.9p
 // Mounts settings.rootfs_tag at kGuestRootfsPath. Returns "" on success (or
 // when there is no uvm.rootfs), else the reason, already logged.
 std::string MountBootRootfs(const VmSettings& settings);
+
+// Loads the module list `kind` needs (SCSI or Plan9; nothing for virtiofs),
+// logging failures: for the boot rootfs and for storage hot-added later
+// (MountGuestStorage). Loading a module twice is harmless.
+void LoadRootfsTransportModules(RootfsSource::Kind kind);
 
 }  // namespace uvmshim::agent::vm

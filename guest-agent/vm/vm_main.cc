@@ -41,6 +41,8 @@ void RunAsPid1() {
     AgentOptions options;
     options.in_utility_vm = true;
     options.guest_rootfs_error = rootfs_error;
+    // Storage hot-added later (MountGuestStorage) needs the same drivers.
+    if (settings.load_modules) options.load_storage_modules = LoadRootfsTransportModules;
     AgentService service(options);
     const auto service_ms = ms_since(service_start);
     const auto server_start = Clock::now();

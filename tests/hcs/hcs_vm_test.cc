@@ -516,6 +516,52 @@ TEST_F(HcsVmTest, InvalidStateTransitions) {
   EXPECT_THROW(vm.Create(), VmError);
 }
 
+// Issue #16: AttachStorage (the UtilityVm method the host calls before the
+// agent's MountGuestStorage) hot-adds through the same Modify documents and
+// says where the guest finds the storage; LUN 0 (the rootfs disk's) and the
+// rootfs share's name are refused before HCS is asked anything.
+TEST_F(HcsVmTest, AttachStorageHotAddsAndLocatesForTheAgent) {
+  HcsVm& vm = StartedVm();
+  UtilityVm& generic = vm;
+  const auto share = dir_.path() / "data";
+  std::filesystem::create_directory(share);
+  HostStorage directory;
+  directory.kind = HostStorage::Kind::kDirectory;
+  directory.host_path = share;
+  directory.share_name = "data1";
+  const GuestStorageLocation plan9 = generic.AttachStorage(directory);
+  EXPECT_EQ(plan9.kind, GuestStorageLocation::Kind::kPlan9Share);
+  EXPECT_EQ(plan9.share, "data1");
+  EXPECT_EQ(plan9.vsock_port, kPlan9Port);
+
+  HostStorage disk;
+  disk.kind = HostStorage::Kind::kDisk;
+  disk.host_path = dir_.WriteFile("scratch.vhdx", "vhd");
+  disk.read_only = false;
+  disk.lun = 2;
+  const GuestStorageLocation scsi = generic.AttachStorage(disk);
+  EXPECT_EQ(scsi.kind, GuestStorageLocation::Kind::kScsiDisk);
+  EXPECT_EQ(scsi.controller, 0u);
+  EXPECT_EQ(scsi.lun, 2u);
+
+  auto docs = api_->modify_documents();
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0], BuildAddPlan9ShareRequest("data1", share.string(), true));
+  EXPECT_EQ(docs[1], BuildAddScsiDiskRequest(2, disk.host_path.string(), false));
+
+  disk.lun = 0;
+  try {
+    generic.AttachStorage(disk);
+    FAIL() << "no exception";
+  } catch (const VmError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(e.what(), "lun 0")) << e.what();
+  }
+  directory.share_name = "rootfs";
+  EXPECT_THROW(generic.AttachStorage(directory), VmError);
+  EXPECT_EQ(api_->modify_documents().size(), 2u) << "refused before any Modify";
+}
+
 TEST_F(HcsVmTest, HotPlugSharesAndDisks) {
   HcsVm& vm = StartedVm();
   const auto share = dir_.path() / "share";

@@ -107,6 +107,8 @@ class HcsVm final : public UtilityVm {
   void RemovePlan9Share(const std::string& name);
   void AddScsiDisk(unsigned lun, const std::filesystem::path& vhd, bool read_only);
   void RemoveScsiDisk(unsigned lun);
+  // AddPlan9Share or AddScsiDisk, then where the guest finds it.
+  GuestStorageLocation AttachStorage(const HostStorage& storage) override;
 
  private:
   enum class State { kNew, kCreated, kRunning, kExited, kClosed };

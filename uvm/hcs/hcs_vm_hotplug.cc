@@ -45,4 +45,32 @@ void HcsVm::RemoveScsiDisk(unsigned lun) {
   ModifySystem(BuildRemoveScsiDiskRequest(lun));
 }
 
+GuestStorageLocation HcsVm::AttachStorage(const HostStorage& storage) {
+  GuestStorageLocation location;
+  switch (storage.kind) {
+    case HostStorage::Kind::kDirectory:
+      if (storage.share_name.empty() || storage.share_name == "rootfs")
+        throw VmError("UVM " + config_.id + ": share_name \"" + storage.share_name +
+                          "\": empty or the rootfs share's name",
+                      ErrorCode::kInvalidArgument);
+      AddPlan9Share(storage.share_name, storage.host_path, storage.read_only);
+      location.kind = GuestStorageLocation::Kind::kPlan9Share;
+      location.share = storage.share_name;
+      location.vsock_port = kPlan9Port;
+      return location;
+    case HostStorage::Kind::kDisk:
+      // LUN 0 of controller 0 holds a VHD rootfs (uvm.rootfs=scsi:0:0).
+      if (storage.lun == 0 || storage.lun > 63)
+        throw VmError("UVM " + config_.id + ": lun " + std::to_string(storage.lun) +
+                          ": want 1..63 (LUN 0 is the rootfs disk's)",
+                      ErrorCode::kInvalidArgument);
+      AddScsiDisk(storage.lun, storage.host_path, storage.read_only);
+      location.kind = GuestStorageLocation::Kind::kScsiDisk;
+      location.controller = 0;  // every disk sits on kScsiController0
+      location.lun = storage.lun;
+      return location;
+  }
+  throw VmError("UVM " + config_.id + ": unknown storage kind", ErrorCode::kInvalidArgument);
+}
+
 }  // namespace uvmshim::uvm::hcs
