@@ -25,7 +25,9 @@ endif()
 if(UVMSHIM_SANITIZE)
   set(_san -fsanitize=${UVMSHIM_SANITIZE})
   # Stop at the first report: a sanitizer finding fails its test.
-  set(_san_compile ${_san} -fno-sanitize-recover=all -fno-omit-frame-pointer -g)
+  # Debug info comes from the build type (.ci/sanitize: line tables only,
+  # which is all a sanitizer's stack trace needs, at a fraction of -g's cost).
+  set(_san_compile ${_san} -fno-sanitize-recover=all -fno-omit-frame-pointer)
   if(UVMSHIM_FUZZ)
     # Coverage feedback for libFuzzer in every library the fuzzers link;
     # main() comes from libFuzzer only in the fuzzer executables.
