@@ -14,6 +14,7 @@
 #include <string>
 
 #include "agent_client.h"
+#include "silent_agent_socket.h"
 #include "uvm/agent_channel.h"
 
 namespace uvmshim::host {
@@ -21,34 +22,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A unix socket that is listened on but never accepted or answered.
-class SilentSocket {
- public:
-  SilentSocket() {
-    char dir_template[] = "/tmp/uvmshim-deadline.XXXXXX";
-    dir_ = ::mkdtemp(dir_template);
-    path_ = dir_ + "/agent.sock";
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path_.c_str(), sizeof address.sun_path - 1);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    EXPECT_EQ(::listen(fd_, 8), 0);
-  }
-  ~SilentSocket() {
-    ::close(fd_);
-    std::filesystem::remove_all(dir_);
-  }
-  std::string target() const { return "unix:" + path_; }
-
- private:
-  std::string dir_;
-  std::string path_;
-  int fd_ = -1;
-};
+using test::SilentAgentSocket;
 
 TEST(AgentDeadline, EveryKindOfCallEndsWithinItsDeadline) {
-  SilentSocket silent;
+  SilentAgentSocket silent;
   AgentClient agent(uvm::MakeAgentChannel(silent.target()), AgentDeadlines{300ms, 600ms});
   auto expect_unanswered = [](const char* what, auto&& call, std::chrono::milliseconds deadline) {
     const auto start = std::chrono::steady_clock::now();
@@ -72,7 +49,7 @@ TEST(AgentDeadline, EveryKindOfCallEndsWithinItsDeadline) {
 }
 
 TEST(AgentDeadline, DeadlineErrorsSayTheAgentDidNotAnswer) {
-  SilentSocket silent;
+  SilentAgentSocket silent;
   AgentClient agent(uvm::MakeAgentChannel(silent.target()), AgentDeadlines{200ms, 200ms});
   try {
     agent.ListProcesses("c1");

@@ -21,6 +21,7 @@
 #include "agent_client.h"
 #include "common/unique_fd.h"
 #include "stdio_relay.h"
+#include "silent_agent_socket.h"
 #include "uvm/agent_channel.h"
 
 namespace uvmshim::host {
@@ -28,28 +29,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A unix socket that is listened on but never accepted or answered.
-class SilentAgentSocket {
- public:
-  SilentAgentSocket() {
-    char dir_template[] = "/tmp/uvmshim-relay.XXXXXX";
-    dir_ = ::mkdtemp(dir_template);
-    path_ = dir_ + "/agent.sock";
-    fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path_.c_str(), sizeof address.sun_path - 1);
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    EXPECT_EQ(::listen(fd_.get(), 64), 0);
-  }
-  ~SilentAgentSocket() { std::filesystem::remove_all(dir_); }
-  std::string target() const { return "unix:" + path_; }
-
- private:
-  std::string dir_;
-  std::string path_;
-  UniqueFd fd_;
-};
+using test::SilentAgentSocket;
 
 struct PipePair {
   PipePair() {
