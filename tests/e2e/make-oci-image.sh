@@ -10,6 +10,8 @@
 # Same input binary => byte-identical archive (sorted names, mtime 0, owner 0:0).
 # Import it with:  ctr images import --index-name local/busybox:latest OUT.tar
 set -euo pipefail
+# shellcheck source=../fixtures/oci-archive.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/../fixtures/oci-archive.sh"
 
 die() { echo "make-oci-image.sh: $*" >&2; exit 1; }
 
@@ -45,46 +47,8 @@ chmod 0755 "$root"/{bin,etc,proc,sys,dev}
 chmod 0700 "$root/root"
 chmod 1777 "$root/tmp"
 
-blobs=$work/layout/blobs/sha256
-mkdir -p "$blobs"
-
-# Stores a file as a blob; prints "<hex digest> <size>".
-put_blob() {
-  local file=$1 hex size
-  hex=$(sha256sum "$file" | cut -d' ' -f1)
-  size=$(stat -c %s "$file")
-  mv -f "$file" "$blobs/$hex"
-  echo "$hex $size"
-}
-
 # Member names without a leading "./": list the top-level entries explicitly.
-layer=$work/layer.tar
-(cd "$root" && LC_ALL=C tar --create --file "$layer" --format=gnu --sort=name \
-   --mtime=@0 --owner=0 --group=0 --numeric-owner --no-acls --no-xattrs --no-selinux \
-   bin dev etc proc root sys tmp)
-read -r layer_hex layer_size < <(put_blob "$layer")
-
-config=$work/config.json
-cat > "$config" <<JSON
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$layer_hex"]},"history":[{"created_by":"uvmshim tests/e2e/make-oci-image.sh (busybox-static)"}]}
-JSON
-read -r config_hex config_size < <(put_blob "$config")
-
-manifest=$work/manifest.json
-cat > "$manifest" <<JSON
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:$config_hex","size":$config_size},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:$layer_hex","size":$layer_size}]}
-JSON
-read -r manifest_hex manifest_size < <(put_blob "$manifest")
-
-cat > "$work/layout/index.json" <<JSON
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:$manifest_hex","size":$manifest_size,"platform":{"architecture":"amd64","os":"linux"}}]}
-JSON
-echo '{"imageLayoutVersion":"1.0.0"}' > "$work/layout/oci-layout"
-
-chmod 0644 "$work/layout/index.json" "$work/layout/oci-layout" "$blobs"/*
-tmp_out=$work/out.tar
-(cd "$work/layout" && LC_ALL=C tar --create --file "$tmp_out" --format=gnu --sort=name \
-   --mtime=@0 --owner=0 --group=0 --numeric-owner --no-acls --no-xattrs --no-selinux \
-   blobs index.json oci-layout)
-mkdir -p "$(dirname -- "$out")"
-mv -f "$tmp_out" "$out"
+write_oci_archive "$work" "$root" "$out" \
+  '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"],"WorkingDir":"/"}' \
+  "uvmshim tests/e2e/make-oci-image.sh (busybox-static)" \
+  bin dev etc proc root sys tmp
