@@ -58,6 +58,23 @@ std::shared_ptr<grpc::Channel> ConnectUnix(const std::string& socket_path) {
   return grpc::CreateCustomChannel("unix:" + socket_path, grpc::InsecureChannelCredentials(), args);
 }
 
+pid_t SpawnAgentLoggingTo(std::vector<std::string> args, const std::string& log_path, int fd_as_3) {
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 2, 1);
+  if (fd_as_3 >= 0) posix_spawn_file_actions_adddup2(&actions, fd_as_3, 3);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) throw std::runtime_error("spawn " + args[0] + ": " + std::strerror(error));
+  return pid;
+}
+
 AgentProcess::AgentProcess(std::vector<std::string> extra_args) {
   static std::atomic<int> counter{0};
   socket_path_ = dir_.path() + "/run/agent.sock";  // run/ does not exist yet: the agent makes it
@@ -66,17 +83,7 @@ AgentProcess::AgentProcess(std::vector<std::string> extra_args) {
   std::vector<std::string> args = {AgentBinary(), "--listen", "unix://" + socket_path_, "--log-level", "debug",
                                    "--cgroup-parent", cgroup_parent_};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 2, 1);
-  int error = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) throw std::runtime_error("spawn " + args[0] + ": " + std::strerror(error));
+  pid_ = SpawnAgentLoggingTo(args, log_path_);
   auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(20);
   // Connect once the socket exists: an early failed connect would put the
   // channel into reconnect backoff.
@@ -388,19 +395,25 @@ void StartSleeper(AgentProcess& agent, const std::string& id) { StartSleeper(age
 
 void StartSleeper(AgentProcess& agent, const std::string& id, SpecOptions options) {
   options.args = {"sleep", "100000"};
+  CreateAndStart(agent, id, options);
+}
+
+uint32_t CreateAndStart(AgentProcess& agent, const std::string& id, const SpecOptions& options) {
   grpc::ClientContext create_context;
   pb::CreateContainerRequest create;
   create.set_container_id(id);
   create.set_spec_json(MakeSpec(options));
   pb::CreateContainerResponse created;
   auto status = agent.stub().CreateContainer(&create_context, create, &created);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(status.ok()) << "CreateContainer " << id << ": " << status.error_message();
+  if (!status.ok()) return 0;
   grpc::ClientContext start_context;
   pb::StartContainerRequest start;
   start.set_container_id(id);
   pb::StartContainerResponse started;
   status = agent.stub().StartContainer(&start_context, start, &started);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(status.ok()) << "StartContainer " << id << ": " << status.error_message();
+  return started.pid();
 }
 
 void DeleteContainer(AgentProcess& agent, const std::string& id, bool force) {

@@ -31,6 +31,9 @@ namespace uvmshim::agent::testing {
 namespace pb = ::uvmshim::agent::v1;
 
 std::string AgentBinary();
+// Spawns ARGS with stdin from /dev/null, stdout and stderr to LOG_PATH and,
+// when FD_AS_3 >= 0, that fd as fd 3; throws if the spawn fails.
+pid_t SpawnAgentLoggingTo(std::vector<std::string> args, const std::string& log_path, int fd_as_3 = -1);
 std::string BusyboxRootfs();
 
 // mkdtemp under /tmp; removed (rm -rf) at destruction.
@@ -154,6 +157,8 @@ RunResult RunExec(AgentProcess& agent, const std::string& container_id, const st
 // Creates and starts a long-running container (`sleep 100000` as init).
 void StartSleeper(AgentProcess& agent, const std::string& id);
 void StartSleeper(AgentProcess& agent, const std::string& id, SpecOptions options);
+// Creates and starts a container running options.args; its pid (0 after a failure, reported).
+uint32_t CreateAndStart(AgentProcess& agent, const std::string& id, const SpecOptions& options);
 void DeleteContainer(AgentProcess& agent, const std::string& id, bool force = true);
 
 grpc::Status Wait(AgentProcess& agent, const std::string& container_id, const std::string& exec_id,

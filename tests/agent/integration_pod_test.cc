@@ -13,23 +13,6 @@ namespace {
 
 using Pod = AgentIntegrationTest;
 
-uint32_t CreateAndStart(AgentProcess& agent, const std::string& id, const SpecOptions& options) {
-  grpc::ClientContext create_context;
-  pb::CreateContainerRequest create;
-  create.set_container_id(id);
-  create.set_spec_json(MakeSpec(options));
-  pb::CreateContainerResponse created;
-  auto status = agent.stub().CreateContainer(&create_context, create, &created);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  grpc::ClientContext start_context;
-  pb::StartContainerRequest start;
-  start.set_container_id(id);
-  pb::StartContainerResponse started;
-  status = agent.stub().StartContainer(&start_context, start, &started);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return started.pid();
-}
-
 std::string Readlink(const std::string& path) {
   char target[256];
   ssize_t n = readlink(path.c_str(), target, sizeof target - 1);

@@ -101,20 +101,7 @@ pid_t SpawnWithListenFd(const std::string& socket_path, int fd, const std::strin
                         const std::string& cgroup_parent) {
   std::vector<std::string> args = {AgentBinary(), "--listen", "unix://" + socket_path, "--listen-fd", "3",
                                    "--cgroup-parent", cgroup_parent};
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 2, 1);
-  posix_spawn_file_actions_adddup2(&actions, fd, 3);
-  pid_t pid = -1;
-  int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) throw std::runtime_error("spawn uvm-agent: " + std::string(std::strerror(error)));
-  return pid;
+  return SpawnAgentLoggingTo(args, log_path, fd);
 }
 
 std::string ReadFile(const std::string& path) {
