@@ -90,14 +90,7 @@ class NetworkTest : public UvmctlTest {
   std::vector<std::string> NetPsRow(const std::string& id) {
     auto r = NetUvmctl({"ps"}, 30s);
     EXPECT_EQ(r.exit_code, 0) << r.Describe();
-    std::istringstream lines(r.out);
-    for (std::string line; std::getline(lines, line);) {
-      std::istringstream words(line);
-      std::vector<std::string> row;
-      for (std::string w; words >> w;) row.push_back(w);
-      if (!row.empty() && row[0] == id) return row;
-    }
-    return {};
+    return TableRow(r.out, id);
   }
 
   // What of `name` is left in the test's namespace and on the host.

@@ -118,17 +118,21 @@ void UvmctlTest::RunDetached(const std::string& name, const std::vector<std::str
   ASSERT_EQ(r.out, name + "\n") << r.Describe();
 }
 
-std::vector<std::string> UvmctlTest::PsRow(const std::string& id) {
-  auto r = Uvmctl({"ps"}, WithTimeout(30s));
-  EXPECT_EQ(r.exit_code, 0) << r.Describe();
-  std::istringstream lines(r.out);
+std::vector<std::string> TableRow(const std::string& table, const std::string& first_word) {
+  std::istringstream lines(table);
   for (std::string line; std::getline(lines, line);) {
     std::istringstream words(line);
     std::vector<std::string> row;
     for (std::string w; words >> w;) row.push_back(w);
-    if (!row.empty() && row[0] == id) return row;
+    if (!row.empty() && row[0] == first_word) return row;
   }
   return {};
+}
+
+std::vector<std::string> UvmctlTest::PsRow(const std::string& id) {
+  auto r = Uvmctl({"ps"}, WithTimeout(30s));
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  return TableRow(r.out, id);
 }
 
 std::vector<std::string> UvmctlTest::Leftovers() {

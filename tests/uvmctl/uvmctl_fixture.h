@@ -69,6 +69,9 @@ class UvmctlTest : public ::testing::TestWithParam<std::string> {
   std::vector<std::string> names_;
 };
 
+// The words of the first line of TABLE whose first word is FIRST_WORD (none: empty).
+std::vector<std::string> TableRow(const std::string& table, const std::string& first_word);
+
 // Validation cases: they must fail before anything starts, in either mode.
 class UvmctlValidationTest : public UvmctlTest {
  protected:
