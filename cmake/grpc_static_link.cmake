@@ -10,7 +10,10 @@
 # ten shims cannot share. Linked from archives, only the objects used come in,
 # their relocated data is packed in one place, the text is shared by every
 # shim through the page cache, and libssl/libcrypto go (no TLS is used).
-# spdlog, fmt, libstdc++ and glibc stay shared (Debian has no static spdlog).
+# spdlog and fmt have no static archives in Debian: ARCHIVES must include
+# uvmshim_static_logging (host-shim/shim_link/), which compiles their
+# out-of-line parts, so that libstdc++ and libgcc can be linked statically too
+# and glibc is the only shared library left.
 #
 # Sets UVMSHIM_GRPC_STATIC_FOUND in the caller's scope (OFF: a library is
 # missing, the target is left alone and links the shared libraries).
@@ -33,7 +36,7 @@ function(uvmshim_link_grpc_statically target)
   endforeach()
   target_link_libraries(${target} PRIVATE
     -Wl,--start-group ${ours} ${archives} ${absl_archives} -Wl,--end-group
-    spdlog::spdlog fmt::fmt Threads::Threads ${CMAKE_DL_LIBS} m rt)
-  target_link_options(${target} PRIVATE -Wl,--gc-sections -Wl,--as-needed)
+    Threads::Threads ${CMAKE_DL_LIBS} m rt)
+  target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc -Wl,--gc-sections -Wl,--as-needed)
   set(UVMSHIM_GRPC_STATIC_FOUND ON PARENT_SCOPE)
 endfunction()
