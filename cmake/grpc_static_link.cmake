@@ -10,10 +10,13 @@
 # ten shims cannot share. Linked from archives, only the objects used come in,
 # their relocated data is packed in one place, the text is shared by every
 # shim through the page cache, and libssl/libcrypto go (no TLS is used).
-# spdlog and fmt have no static archives in Debian: ARCHIVES must include
-# uvmshim_static_logging (host-shim/shim_link/), which compiles their
-# out-of-line parts, so that libstdc++ and libgcc can be linked statically too
-# and glibc is the only shared library left.
+# spdlog and fmt have no static archives in Debian: code built against the
+# shared spdlog (the host libraries: SPDLOG_COMPILED_LIB) needs
+# uvmshim_static_logging (host-shim/shim_link/) among ARCHIVES, which compiles
+# their out-of-line parts; the agent uses them header-only. libstdc++ and
+# libgcc are linked statically too: glibc is the only shared library left.
+# Used for the shim and the agent (uvm-agent: the host agent of process
+# isolation), both started once per sandbox.
 #
 # Sets UVMSHIM_GRPC_STATIC_FOUND in the caller's scope (OFF: a library is
 # missing, the target is left alone and links the shared libraries).
