@@ -19,8 +19,15 @@
 # isolation), both started once per sandbox.
 #
 # Sets UVMSHIM_GRPC_STATIC_FOUND in the caller's scope (OFF: a library is
-# missing, the target is left alone and links the shared libraries).
+# missing or a sanitizer build; the target is left alone and the caller links
+# it the usual way, against the shared libraries).
 function(uvmshim_link_grpc_statically target)
+  # Sanitizer builds keep the shared libraries: their runtimes replace
+  # operator new/delete, which a static libstdc++ would also bring.
+  if(UVMSHIM_SANITIZE)
+    set(UVMSHIM_GRPC_STATIC_FOUND OFF PARENT_SCOPE)
+    return()
+  endif()
   set(archives)
   foreach(lib grpc++_unsecure grpc_unsecure gpr upb address_sorting cares re2 z protobuf)
     find_library(UVMSHIM_GRPC_STATIC_${lib} NAMES lib${lib}.a)
