@@ -1,13 +1,16 @@
 #include "guest-agent/vm/page_reporting.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
 #include <string>
 
+#include "common/unique_fd.h"
 #include "guest-agent/vm/kernel_cmdline.h"
 
 namespace uvmshim::agent::vm {
@@ -37,10 +40,9 @@ std::optional<unsigned> PageReportingOrderFromCmdline(std::string_view cmdline) 
 bool ApplyPageReportingOrder(std::string_view cmdline, const std::filesystem::path& param) {
   const auto order = PageReportingOrderFromCmdline(cmdline);
   if (!order) return true;
-  std::ofstream out(param);
-  if (out) out << *order << '\n';
-  out.close();
-  if (!out) {
+  const std::string value = std::to_string(*order) + "\n";
+  UniqueFd fd(::open(param.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd || ::write(fd.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
     spdlog::warn("event=page_reporting_order_not_set order={} param={} error=\"{}\"", *order, param.string(),
                  std::strerror(errno));
     return false;
