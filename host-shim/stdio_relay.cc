@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <spdlog/spdlog.h>
 
 namespace uvmshim::host {
@@ -129,7 +130,8 @@ void StdioRelay::PumpStdin() {
   agentpb::StdinChunk chunk;
   chunk.set_container_id(container_id_);
   chunk.set_exec_id(exec_id_);
-  std::string buffer(kStdinChunk, '\0');
+  // Not zero-filled: an idle stdin leaves the 128 KiB untouched (not resident).
+  const auto buffer = std::make_unique_for_overwrite<char[]>(kStdinChunk);
   bool eof = false;
   bool stopped = false;
   bool finishing = false;
@@ -151,7 +153,7 @@ void StdioRelay::PumpStdin() {
         ::fcntl(fds_.stdin_fd, F_SETFL, ::fcntl(fds_.stdin_fd, F_GETFL) | O_NONBLOCK);
       }
     }
-    ssize_t n = ::read(fds_.stdin_fd, buffer.data(), buffer.size());
+    ssize_t n = ::read(fds_.stdin_fd, buffer.get(), kStdinChunk);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN && !finishing) continue;
     if (n <= 0) {
@@ -159,7 +161,7 @@ void StdioRelay::PumpStdin() {
       chunk.set_eof(true);
       chunk.clear_data();
     } else {
-      chunk.set_data(buffer.data(), static_cast<std::size_t>(n));
+      chunk.set_data(buffer.get(), static_cast<std::size_t>(n));
     }
     if (!writer->Write(chunk)) break;  // the process is gone
     chunk.clear_container_id();

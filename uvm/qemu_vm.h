@@ -66,6 +66,12 @@ struct QemuOptions {
   // virtio-balloon with free page reporting: memory the guest frees goes
   // back to the host instead of staying resident in QEMU.
   bool free_page_reporting = true;
+  // The size of the free blocks reported, 2^order pages (order 5: 128 KiB).
+  // Linux 6.1's default is 2 MiB blocks, which left ~18 MiB of an idle
+  // guest's free memory resident (order 9: 103, 7: 98, 5: 86, 3: 83 MiB of
+  // guest RAM touched); smaller orders report more often for little more.
+  // Passed as page_reporting.page_reporting_order= (guest-agent/vm/page_reporting.h).
+  unsigned page_reporting_order = 5;
   // How often WaitAgentReady looks at the VM while waiting for the agent.
   std::chrono::milliseconds ping_timeout{250};
 };

@@ -91,6 +91,9 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
                       options_.boot_params, "uvm.listen=" + options_.agent_listen,
                       "uvm.log=" + options_.agent_log_level};
   if (!config_.share_dir.empty()) in.kernel_params.push_back(std::string("uvm.share=") + kShareTag);
+  // Before the extra parameters: a page_reporting_order there wins (the last one does).
+  if (options_.free_page_reporting)
+    in.kernel_params.push_back(fmt::format("page_reporting.page_reporting_order={}", options_.page_reporting_order));
   if (!config_.kernel_cmdline_extra.empty()) in.kernel_params.push_back(config_.kernel_cmdline_extra);
   in.console_log = console_log();
   in.qmp_socket = sockets / "qmp.sock";

@@ -22,6 +22,7 @@
 #include <system_error>
 
 #include "guest-agent/logging.h"
+#include "guest-agent/vm/page_reporting.h"
 #include "common/unique_fd.h"
 
 namespace uvmshim::agent::vm {
@@ -174,6 +175,12 @@ void PrepareGuest(const VmSettings& settings) {
       spdlog::warn("event=module_load_failed module={}", LogQuote(failure));
     spdlog::info("event=modules_loaded count={} failed={} ms={}", result.loaded, result.failed.size(),
                  ElapsedMs(modules_start));
+  }
+  // After virtio_balloon registered (it resets the order on Linux 6.1).
+  if (std::ifstream cmdline("/proc/cmdline"); cmdline) {
+    std::stringstream text;
+    text << cmdline.rdbuf();
+    ApplyPageReportingOrder(text.str());
   }
 
   try {

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <string_view>
+#include <utility>
 
 #include <google/protobuf/empty.pb.h>
 
@@ -11,6 +13,31 @@
 #include "ttrpc/typed.h"
 
 namespace uvmshim::shim {
+namespace {
+
+// The event's full proto name for its topic (containerd's task events,
+// proto/containerd/events/task.proto). Named here rather than read through
+// GetDescriptor(): that reflection builds the descriptors of the proto file and
+// its imports on the heap of every shim (~0.1 MiB each; issue #13, shim memory).
+std::string EventTypeName(const std::string& topic, const google::protobuf::Message& event) {
+  static constexpr std::pair<std::string_view, std::string_view> kTaskEvents[] = {
+      {"/tasks/create", "containerd.events.TaskCreate"},
+      {"/tasks/start", "containerd.events.TaskStart"},
+      {"/tasks/delete", "containerd.events.TaskDelete"},
+      {"/tasks/exit", "containerd.events.TaskExit"},
+      {"/tasks/oom", "containerd.events.TaskOOM"},
+      {"/tasks/exec-added", "containerd.events.TaskExecAdded"},
+      {"/tasks/exec-started", "containerd.events.TaskExecStarted"},
+      {"/tasks/paused", "containerd.events.TaskPaused"},
+      {"/tasks/resumed", "containerd.events.TaskResumed"},
+      {"/tasks/checkpointed", "containerd.events.TaskCheckpointed"},
+  };
+  for (const auto& [known_topic, type_name] : kTaskEvents)
+    if (topic == known_topic) return std::string(type_name);
+  return event.GetDescriptor()->full_name();
+}
+
+}  // namespace
 
 EventPublisher::EventPublisher(std::string ttrpc_address, std::string ns)
     : address_(std::move(ttrpc_address)), ns_(std::move(ns)) {
@@ -31,9 +58,10 @@ EventPublisher::~EventPublisher() {
 void EventPublisher::Publish(const std::string& topic, const google::protobuf::Message& event) {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
-  Item item{topic, event.GetDescriptor()->full_name(), event.SerializeAsString(),
+  Item item{topic, EventTypeName(topic, event), event.SerializeAsString(),
             nanos / 1'000'000'000, static_cast<std::int32_t>(nanos % 1'000'000'000)};
-  spdlog::debug("event {} {}", topic, event.ShortDebugString());
+  // ShortDebugString() uses reflection too: only when the line is written.
+  if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("event {} {}", topic, event.ShortDebugString());
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(std::move(item));

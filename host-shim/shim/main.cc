@@ -310,7 +310,9 @@ int main(int argc, char** argv) {
   // lets every arena keep the free memory of its peak: after 1000 execs 16
   // heaps held 9.6 MB, 0.8 MB of it in use (RSS +2-7 MiB/1000 execs). Two
   // arenas: the same 0.8 MB in use, 2.3 MB held, RSS flat (README Reliability).
-  mallopt(M_ARENA_MAX, 2);
+  // One arena: an idle shim's second arena held ~0.2 MiB of its own (the
+  // shim's few threads rarely allocate at once; issue #13, shim memory).
+  mallopt(M_ARENA_MAX, 1);
   shim::ShimArgs args;
   try {
     args = shim::ParseShimArgs({argv + 1, argv + argc});

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <vector>
@@ -68,7 +69,10 @@ struct Client::State {
 
 void Client::State::ReaderLoop() {
   FrameDecoder decoder;
-  std::vector<char> buf(64 * 1024);
+  // Not zero-filled: only the pages a read fills become resident, so an idle
+  // connection does not hold 64 KiB in every shim (issue #13, shim memory).
+  constexpr std::size_t kReadChunk = 64 * 1024;
+  const auto buf = std::make_unique_for_overwrite<char[]>(kReadChunk);
   std::string why;
   while (why.empty()) {
     pollfd fds[2] = {{fd.get(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
@@ -82,7 +86,7 @@ void Client::State::ReaderLoop() {
       break;
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    const ssize_t n = ::read(fd.get(), buf.get(), kReadChunk);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       why = std::string("read: ") + std::strerror(errno);
@@ -92,7 +96,7 @@ void Client::State::ReaderLoop() {
       why = "closed by the server";
       break;
     }
-    decoder.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    decoder.Feed(std::string_view(buf.get(), static_cast<std::size_t>(n)));
     while (auto frame = decoder.Next()) {
       if (auto* oversized = std::get_if<OversizedFrame>(&*frame)) {
         Deliver(oversized->header.stream_id, Result(OversizedStatus(oversized->header.length)));

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
@@ -148,7 +149,10 @@ void Server::State::AcceptLoop(UniqueFd listener) {
 
 void Server::State::ReaderLoop(const ConnectionPtr& conn) {
   FrameDecoder decoder;
-  std::vector<char> buf(64 * 1024);
+  // Not zero-filled: only the pages a read fills become resident, so an idle
+  // connection does not hold 64 KiB in every shim (issue #13, shim memory).
+  constexpr std::size_t kReadChunk = 64 * 1024;
+  const auto buf = std::make_unique_for_overwrite<char[]>(kReadChunk);
   bool ended_by_shutdown = false;
   for (bool open = true; open;) {
     pollfd fds[2] = {{conn->fd.get(), POLLIN, 0}, {wake.get(), POLLIN, 0}};
@@ -162,7 +166,7 @@ void Server::State::ReaderLoop(const ConnectionPtr& conn) {
       break;
     }
     if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    const ssize_t n = ::read(conn->fd.get(), buf.data(), buf.size());
+    const ssize_t n = ::read(conn->fd.get(), buf.get(), kReadChunk);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       spdlog::debug("ttrpc conn {}: read: {}", conn->id, std::strerror(errno));
@@ -174,7 +178,7 @@ void Server::State::ReaderLoop(const ConnectionPtr& conn) {
       }
       break;
     }
-    decoder.Feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    decoder.Feed(std::string_view(buf.get(), static_cast<std::size_t>(n)));
     while (open) {
       auto frame = decoder.Next();
       if (!frame) break;
