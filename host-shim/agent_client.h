@@ -45,9 +45,9 @@ struct AgentDeadlines {
 // VM's boot to a serving agent): create/start/exec get at least
 // kLifecyclePerStartup times the startup. The first create in a fresh VM runs
 // on the same starved vCPU as its boot (TCG: a boot of 5 s idle takes 25 s or
-// more with ten VMs on two cores, and the fixed 120 s once ran out at load
-// 20), so a deadline fit for an idle machine would fail a busy one. A stalled
-// VM still fails in bounded time; the short calls' deadline is unchanged.
+// more with ten VMs on two cores), so a deadline fit for an idle machine would
+// fail a busy one. A stalled VM still fails in bounded time; the short calls'
+// deadline is unchanged.
 inline constexpr int kLifecyclePerStartup = 3;
 AgentDeadlines ScaledForStartup(AgentDeadlines configured, std::chrono::milliseconds startup);
 
