@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 
 namespace uvmshim::host {
@@ -33,6 +34,11 @@ Response Unary(std::optional<std::chrono::milliseconds> timeout, std::string_vie
 }
 
 }  // namespace
+
+AgentDeadlines ScaledForStartup(AgentDeadlines configured, std::chrono::milliseconds startup) {
+  configured.lifecycle = std::max(configured.lifecycle, startup * kLifecyclePerStartup);
+  return configured;
+}
 
 bool IsUnanswered(const AgentError& error) {
   return error.code() == grpc::StatusCode::DEADLINE_EXCEEDED || error.code() == grpc::StatusCode::UNAVAILABLE;

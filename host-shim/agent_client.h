@@ -41,6 +41,16 @@ struct AgentDeadlines {
   std::chrono::milliseconds lifecycle{std::chrono::seconds(120)};  // create, start, exec (TCG: slow)
 };
 
+// The deadlines for a sandbox whose agent host took `startup` to come up (a
+// VM's boot to a serving agent): create/start/exec get at least
+// kLifecyclePerStartup times the startup. The first create in a fresh VM runs
+// on the same starved vCPU as its boot (TCG: a boot of 5 s idle takes 25 s or
+// more with ten VMs on two cores), so a deadline fit for an idle machine would
+// fail a busy one. A stalled VM still fails in bounded time; the short calls'
+// deadline is unchanged.
+inline constexpr int kLifecyclePerStartup = 3;
+AgentDeadlines ScaledForStartup(AgentDeadlines configured, std::chrono::milliseconds startup);
+
 // DEADLINE_EXCEEDED or UNAVAILABLE: the agent did not answer (stalled or gone),
 // as opposed to answering with an error.
 bool IsUnanswered(const AgentError& error);

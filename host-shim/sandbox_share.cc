@@ -103,7 +103,9 @@ SandboxShare::SandboxShare(fs::path dir, Adopt)
 
 SandboxShare::~SandboxShare() {
   std::lock_guard lock(mu_);
-  for (const auto& id : std::set<std::string>(containers_)) ReleaseLocked(id);
+  std::vector<std::string> ids;
+  for (const auto& [id, entry] : entries_) ids.push_back(id);
+  for (const auto& id : ids) ReleaseLocked(id);
   if (adopted_) return;
   for (const auto& d : {dir_, staging_}) {
     if (DetachMountsUnder(d).empty()) {
@@ -114,9 +116,9 @@ SandboxShare::~SandboxShare() {
   }
 }
 
-void SandboxShare::AddBind(const std::string& container_id, const std::string& name, const fs::path& source,
+void SandboxShare::AddBind(const std::string& entry, const std::string& name, const fs::path& source,
                            bool directory, bool recursive, bool readonly) {
-  const fs::path target = dir_ / container_id / name;
+  const fs::path target = dir_ / entry / name;
   const std::string what = fmt::format("bind {} at {}", source.string(), target.string());
   CreateMountPoint(target, directory);
   const unsigned long bind = MS_BIND | (recursive ? MS_REC : 0);
@@ -126,7 +128,7 @@ void SandboxShare::AddBind(const std::string& container_id, const std::string& n
   }
   // A remount does not propagate: make the read-only mount in private
   // staging first, then bind that copy (read-only, flags are cloned) here.
-  const fs::path staged = staging_ / (container_id + "-" + name);
+  const fs::path staged = staging_ / (entry + "-" + name);
   CreateMountPoint(staged, directory);
   try {
     Mount(source, staged, bind, what + " (staging)");
@@ -159,14 +161,21 @@ GuestContainer SandboxShare::Prepare(const std::string& container_id, const fs::
                                             host_rootfs.string()));
 
   std::lock_guard lock(mu_);
-  if (containers_.contains(container_id))
+  if (entries_.contains(container_id))
     throw std::invalid_argument(fmt::format("container {}: already in the sandbox share", container_id));
-  const fs::path container_dir = dir_ / container_id;
-  if (::mkdir(container_dir.c_str(), 0700) != 0) Fail("mkdir " + container_dir.string(), errno);
-  containers_.insert(container_id);
-  const std::string guest_dir = fmt::format("{}/{}", uvm::kGuestSharePath, container_id);
+  // A name this share never used (see the header); one left by an earlier
+  // owner of an adopted share is skipped, never reused.
+  std::string entry_name;
+  for (;;) {
+    entry_name = fmt::format("{}@{}", container_id, ++prepared_);
+    const fs::path entry_dir = dir_ / entry_name;
+    if (::mkdir(entry_dir.c_str(), 0700) == 0) break;
+    if (errno != EEXIST) Fail("mkdir " + entry_dir.string(), errno);
+  }
+  entries_.emplace(container_id, entry_name);
+  const std::string guest_dir = fmt::format("{}/{}", uvm::kGuestSharePath, entry_name);
   try {
-    AddBind(container_id, "rootfs", host_rootfs, /*directory=*/true, /*recursive=*/true, /*readonly=*/false);
+    AddBind(entry_name, "rootfs", host_rootfs, /*directory=*/true, /*recursive=*/true, /*readonly=*/false);
     for (const auto& bind : binds) {
       auto& entry = spec["mounts"][bind.index];
       if (IsDevShm(bind.destination)) {
@@ -175,7 +184,7 @@ GuestContainer SandboxShare::Prepare(const std::string& container_id, const fs::
       }
       const std::string name = fmt::format("m{}", bind.index);
       try {
-        AddBind(container_id, name, bind.source, bind.directory, bind.recursive, bind.readonly);
+        AddBind(entry_name, name, bind.source, bind.directory, bind.recursive, bind.readonly);
       } catch (const std::exception& e) {
         throw std::runtime_error(fmt::format("{}: {}", bind.Describe(), e.what()));
       }
@@ -185,7 +194,7 @@ GuestContainer SandboxShare::Prepare(const std::string& container_id, const fs::
     ReleaseLocked(container_id);
     throw;
   }
-  spdlog::debug("sandbox share: container {} prepared ({} bind mounts)", container_id, binds.size());
+  spdlog::debug("sandbox share: container {} prepared in {} ({} bind mounts)", container_id, entry_name, binds.size());
   return {guest_dir + "/rootfs", spec.dump()};
 }
 
@@ -195,8 +204,9 @@ void SandboxShare::Release(const std::string& container_id) {
 }
 
 void SandboxShare::ReleaseLocked(const std::string& container_id) {
-  if (!IsValidId(container_id)) return;
-  const fs::path container_dir = dir_ / container_id;
+  const auto found = entries_.find(container_id);
+  if (found == entries_.end()) return;
+  const fs::path container_dir = dir_ / found->second;
   std::error_code ec;
   if (fs::exists(container_dir, ec)) {
     if (auto failed = DetachMountsUnder(container_dir); !failed.empty()) {
@@ -213,7 +223,21 @@ void SandboxShare::ReleaseLocked(const std::string& container_id) {
     fs::remove(container_dir, ec);
     if (ec) spdlog::warn("sandbox share: remove {}: {}", container_dir.string(), ec.message());
   }
-  containers_.erase(container_id);
+  entries_.erase(found);
+}
+
+std::vector<fs::path> ShareEntriesOf(const fs::path& share_dir, const std::string& container_id) {
+  std::vector<fs::path> entries;
+  if (!IsValidId(container_id)) return entries;
+  const std::string prefix = container_id + "@";
+  std::error_code ec;
+  for (const auto& item : fs::directory_iterator(share_dir, ec)) {
+    const std::string name = item.path().filename().string();
+    if (name.starts_with(prefix) && name.size() > prefix.size() &&
+        name.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+      entries.push_back(item.path());
+  }
+  return entries;
 }
 
 }  // namespace uvmshim::host

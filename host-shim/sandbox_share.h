@@ -1,9 +1,16 @@
 // The one directory a sandbox shares with its utility VM (one virtiofsd per
 // UVM): <sandbox state dir>/share, seen by the guest at /run/share. For each
-// container the shim bind-mounts into it, under a name of its own,
-//   share/<container id>/rootfs   the container's rootfs
-//   share/<container id>/m<N>     the source of the spec's mounts[N] (file or directory)
-// and tells the agent those guest paths instead of the host's. The share is a
+// container the shim bind-mounts into it, under an entry of its own,
+//   share/<container id>@<n>/rootfs   the container's rootfs
+//   share/<container id>@<n>/m<N>     the source of the spec's mounts[N] (file or directory)
+// and tells the agent those guest paths instead of the host's. <n> counts the
+// share's Prepare calls, so no entry name is ever used twice in one VM: the
+// guest's virtiofs caches a name's dentry for ~1 s, and a container re-created
+// with the id of one just released would otherwise get the old, removed
+// directory's dentry; when that dentry is revalidated (a lookup after the 1 s)
+// the kernel finds a new inode, invalidates it and detaches every mount on it,
+// the agent's bind of the rootfs included ("move rootfs ...: Invalid argument").
+// ('@' is not allowed in ids, so no other container's entry can look alike.) The share is a
 // mount point of its own with shared propagation, so binds added while
 // virtiofsd runs (a container joining a running pod) reach virtiofsd's mount
 // namespace, a slave of the host's. Read-only binds are read-only on the host
@@ -11,8 +18,9 @@
 #pragma once
 
 #include <filesystem>
+#include <cstdint>
+#include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -40,13 +48,13 @@ class SandboxShare {
 
   const std::filesystem::path& dir() const { return dir_; }
 
-  // Binds the container's rootfs and bind sources into the share and returns
+  // Binds the container's rootfs and bind sources into a fresh entry of the share and returns
   // the rootfs and spec with guest paths. A bind at /dev/shm becomes the
   // sandbox's guest tmpfs. Throws std::invalid_argument naming the mount for
   // bad input; on any failure nothing of the container stays in the share.
   GuestContainer Prepare(const std::string& container_id, const std::filesystem::path& host_rootfs,
                          const std::string& spec_json);
-  // Unmounts and removes share/<container id>. Idempotent.
+  // Unmounts and removes the container's entry. Idempotent.
   void Release(const std::string& container_id);
 
  private:
@@ -59,9 +67,15 @@ class SandboxShare {
   std::filesystem::path dir_;
   std::filesystem::path staging_;  // private mount next to the share
   std::mutex mu_;
-  std::set<std::string> containers_;
+  std::map<std::string, std::string> entries_;  // container id -> its entry's name
+  std::uint64_t prepared_ = 0;                   // Prepare calls so far: the next entry's <n>
   bool adopted_ = false;
 };
+
+// The entries of `container_id` in the share `share_dir` (share/<id>@<n>),
+// for a `shim delete` that cleans up after a pod's dead shim.
+std::vector<std::filesystem::path> ShareEntriesOf(const std::filesystem::path& share_dir,
+                                                  const std::string& container_id);
 
 // Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.
 std::vector<std::string> MountPointsUnder(const std::filesystem::path& dir);

@@ -91,6 +91,14 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
                       options_.boot_params, "uvm.listen=" + options_.agent_listen,
                       "uvm.log=" + options_.agent_log_level};
   if (!config_.share_dir.empty()) in.kernel_params.push_back(std::string("uvm.share=") + kShareTag);
+  // TCG: the guest calibrates its TSC against the PIT on a vCPU a loaded host
+  // may starve; a wrong result (350 MHz for the host's 2594 seen at load 15)
+  // runs the guest's clock that many times fast for the VM's life (tsc=reliable:
+  // no watchdog; the late refinement is dropped when over 1 % off), so gRPC
+  // deadlines expired in the guest within seconds (CreateContainer "Deadline
+  // Exceeded" 2.7 s into a 120 s call). The HPET counts QEMU's virtual clock,
+  // host time, whatever the calibration said. (KVM has kvm-clock.)
+  if (!kvm_) in.kernel_params.push_back("clocksource=hpet");
   // Before the extra parameters: a page_reporting_order there wins (the last one does).
   if (options_.free_page_reporting)
     in.kernel_params.push_back(fmt::format("page_reporting.page_reporting_order={}", options_.page_reporting_order));

@@ -208,7 +208,7 @@ int Delete(const shim::ShimArgs& args) {
     // An app container of a pod: its own processes and share entry only; the
     // pod's shim and sandbox stay (they end with the sandbox task).
     host::KillSandboxCgroups(host::SandboxCgroupParent(args.ns, sandbox_id) + "/" + args.id);
-    host::RemoveStateDir(sandbox_dir / "share" / args.id);
+    for (const auto& entry : host::ShareEntriesOf(sandbox_dir / "share", args.id)) host::RemoveStateDir(entry);
   } else {
     // containerd may give up on a daemon before it wrote state.json (restarted
     // in the middle of a create: its reconnect found the task still being

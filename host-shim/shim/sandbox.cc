@@ -51,10 +51,15 @@ Sandbox::Sandbox(Params params)
   }
   const auto host_started = std::chrono::steady_clock::now();
   host_ = host::StartAgentHost(spec);
-  spdlog::debug("event=sandbox_host_started ms={}", MillisSince(host_started));
+  const std::chrono::milliseconds startup(MillisSince(host_started));
+  spdlog::debug("event=sandbox_host_started ms={}", startup.count());
   if (network_) network_->CloseTapFds();  // QEMU holds them: the taps end with it
-  agent_ = std::make_shared<host::AgentClient>(
-      host_->channel(), host::AgentDeadlines{params_.config.agent_call_timeout, params_.config.agent_lifecycle_timeout});
+  const auto deadlines = host::ScaledForStartup(
+      {params_.config.agent_call_timeout, params_.config.agent_lifecycle_timeout}, startup);
+  if (deadlines.lifecycle > params_.config.agent_lifecycle_timeout)
+    spdlog::info("event=agent_lifecycle_deadline_scaled ms={} startup_ms={}", deadlines.lifecycle.count(),
+                 startup.count());
+  agent_ = std::make_shared<host::AgentClient>(host_->channel(), deadlines);
   debug_target_ = host_->debug_target();
   console_log_ = host_->console_log().string();
   host_pid_ = host_->pid();

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -49,6 +51,50 @@ class CtrFixture {
     return env_->Ctr(RunArgs(rc, flags, id, cmd), options);
   }
 
+  // The runc anchor's answers. containerd 1.6's ctr opens its stdout FIFO in a goroutine that
+  // DeleteProcess cancels, and runc's shim reports an exit before the FIFO is drained, so under
+  // load runc's stdout of a process that exits at once can come up short (seen in CI; ours waits
+  // for the drain, and the stdio suites count every byte). For runc, `cmd`'s stdout and stderr go
+  // to files in a bind-mounted directory and come back as result.out / the start of result.err;
+  // the uvm cases keep real stdout, which is what they test.
+  CommandResult CtrRunAnswer(const RuntimeCase& rc, std::vector<std::string> flags, const std::string& id,
+                             const std::vector<std::string>& cmd, CommandOptions options = {}) {
+    if (rc.is_uvm()) return CtrRun(rc, flags, id, cmd, options);
+    flags.push_back("--mount");
+    flags.push_back(AnswerMount());
+    auto r = CtrRun(rc, flags, id, AnswerCommand(id + ".run", cmd), options);
+    ReadAnswer(id + ".run", r);
+    return r;
+  }
+  // `ctr task exec` into a task StartDetached started, answered as CtrRunAnswer.
+  CommandResult CtrExecAnswer(const RuntimeCase& rc, const std::string& id, const std::string& exec_id,
+                              const std::vector<std::string>& cmd) {
+    std::vector<std::string> args{"task", "exec", "--exec-id", exec_id, id};
+    const std::string name = id + "." + exec_id;
+    const auto command = rc.is_uvm() ? cmd : AnswerCommand(name, cmd);
+    args.insert(args.end(), command.begin(), command.end());
+    auto r = env_->Ctr(args, CommandOptions().WithTimeout(rc.op_timeout()));
+    if (!rc.is_uvm()) ReadAnswer(name, r);
+    return r;
+  }
+
+  // The same for a process that keeps running: a sign of life that does not go through ctr's
+  // stdout. For runc, MarkCommand leaves `name` in the answer directory (mounted by
+  // AnswerMountFlags for a run, by StartDetached for an exec) and Marked sees it; the uvm cases
+  // keep their stdout as the sign, so `printed` is asked instead.
+  std::vector<std::string> AnswerMountFlags(const RuntimeCase& rc) {
+    if (rc.is_uvm()) return {};
+    return {"--mount", AnswerMount()};
+  }
+  static std::string MarkCommand(const RuntimeCase& rc, const std::string& name) {
+    return rc.is_uvm() ? "true" : "echo > " + std::string(kAnswerDir) + "/" + name + ".mark";
+  }
+  bool PrintedOrMarked(const RuntimeCase& rc, const std::string& name, bool printed) {
+    if (rc.is_uvm()) return printed;
+    std::error_code ec;
+    return answers_ && std::filesystem::exists(answers_->path() / (name + ".mark"), ec);
+  }
+
   // STATUS column of `ctr task ls` for id (RUNNING, STOPPED, ...), nullopt if absent.
   std::optional<std::string> TaskStatus(const std::string& id) { return TaskField(id, 2); }
   std::optional<long> TaskPid(const std::string& id) {
@@ -66,6 +112,7 @@ class CtrFixture {
                      const std::vector<std::string>& extra_flags = {}) {
     std::vector<std::string> flags{"-d"};
     flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
+    if (!rc.is_uvm()) flags.insert(flags.end(), {"--mount", AnswerMount()});  // for CtrExecAnswer
     auto r = CtrRun(rc, flags, id, cmd);
     ASSERT_TRUE(r.ok()) << r.Describe() << env_->LogTail();
     ASSERT_TRUE(WaitForStatus(id, "RUNNING", rc.op_timeout()))
@@ -125,6 +172,27 @@ class CtrFixture {
   }
 
  private:
+  static constexpr const char* kAnswerDir = "/.e2e-answer";
+  std::string AnswerMount() {
+    if (!answers_) answers_ = std::make_unique<TempDir>("uvmshim-answer");
+    return "type=bind,src=" + answers_->path().string() + ",dst=" + kAnswerDir + ",options=rbind:rw";
+  }
+  // exec keeps `cmd` the container's process (PID 1 for a run), as without the files.
+  static std::vector<std::string> AnswerCommand(const std::string& name, const std::vector<std::string>& cmd) {
+    const std::string base = std::string(kAnswerDir) + "/" + name;
+    std::vector<std::string> wrapped{"sh", "-c", "exec \"$@\" >" + base + ".out 2>" + base + ".err", "sh"};
+    wrapped.insert(wrapped.end(), cmd.begin(), cmd.end());
+    return wrapped;
+  }
+  void ReadAnswer(const std::string& name, CommandResult& r) {
+    auto read = [&](const std::string& suffix) {
+      std::ifstream in(answers_->path() / (name + suffix));
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    r.out = read(".out");
+    r.err = read(".err") + r.err;
+  }
+
   std::optional<std::string> TaskField(const std::string& id, size_t field) {
     auto r = env_->Ctr({"task", "ls"}, CommandOptions().WithTimeout(30s));
     std::istringstream lines(r.out);
@@ -139,6 +207,7 @@ class CtrFixture {
   }
 
   std::unique_ptr<ContainerdEnv> env_;
+  std::unique_ptr<TempDir> answers_;  // the runc anchor's answer files (made on first use)
 };
 
 }  // namespace uvmshim::e2e

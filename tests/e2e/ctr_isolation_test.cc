@@ -52,7 +52,7 @@ class CtrIsolation : public CtrFixture, public ::testing::TestWithParam<RuntimeC
 
 TEST_P(CtrIsolation, ContainerCannotReachTheAgentChannel) {
   const RuntimeCase& rc = GetParam();
-  auto r = CtrRun(rc, {"--rm"}, "reach", {"sh", "-c", kProbe});
+  auto r = CtrRunAnswer(rc, {"--rm"}, "reach", {"sh", "-c", kProbe});
   ASSERT_EQ(r.exit_code, 0) << r.Describe() << env().LogTail();
   std::cout << "probe (" << rc.name << "):\n" << r.out;  // what the container saw, for the log
   EXPECT_EQ(r.out.find("node:"), std::string::npos) << r.out;

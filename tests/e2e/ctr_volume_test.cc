@@ -57,7 +57,7 @@ std::string WaitForContent(const std::string& file, const std::string& text) {
 }
 
 TEST_P(CtrVolume, DirectoryAndReadOnlyFileMounts) {
-  auto r = CtrRun(rc(),
+  auto r = CtrRunAnswer(rc(),
                   {"--rm", "--mount", Mount(vol(), "/data", "rw"), "--mount",
                    Mount(host_->path() / "app.conf", "/etc/app.conf", "ro")},
                   "vol1",
@@ -131,7 +131,7 @@ TEST_P(CtrVolume, AMountFailingInTheContainerLeavesNothing) {
 TEST_P(CtrVolume, DotDotDestinationLandsInsideTheRoot) {
   // As runc (securejoin): the destination is resolved inside the rootfs.
   const std::string name = host_->path().filename().string() + "-dotdot";
-  auto r = CtrRun(rc(), {"--rm", "--mount", Mount(vol(), "/../../../" + name, "ro")}, "dotdot1",
+  auto r = CtrRunAnswer(rc(), {"--rm", "--mount", Mount(vol(), "/../../../" + name, "ro")}, "dotdot1",
                   {"cat", "/" + name + "/in.txt"});
   EXPECT_EQ(r.exit_code, 0) << r.Describe() << env().LogTail();
   EXPECT_EQ(r.out, "from-host\n") << r.Describe();
@@ -149,7 +149,7 @@ TEST_P(CtrVolume, SocketSourceBindsAsRuncOrIsRefusedForAUtilityVm) {
   std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socket_path.c_str());
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
   ::close(fd);
-  auto r = CtrRun(rc(), {"--rm", "--mount", Mount(socket_path, "/host.sock", "rw")}, "sock1",
+  auto r = CtrRunAnswer(rc(), {"--rm", "--mount", Mount(socket_path, "/host.sock", "rw")}, "sock1",
                   {"sh", "-c", "test -S /host.sock && echo socket"});
   if (rc().is_hyperv()) {
     EXPECT_NE(r.exit_code, 0) << r.Describe();

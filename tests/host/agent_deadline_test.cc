@@ -24,6 +24,19 @@ using namespace std::chrono_literals;
 
 using test::SilentAgentSocket;
 
+TEST(AgentDeadline, LifecycleDeadlineScalesWithTheMeasuredStartup) {
+  const AgentDeadlines configured{30s, 120s};
+  // A quick start (KVM, an idle machine, a warm VM): the configured deadlines.
+  auto quick = ScaledForStartup(configured, 2s);
+  EXPECT_EQ(quick.call, 30s);
+  EXPECT_EQ(quick.lifecycle, 120s);
+  // A boot that took 70 s (TCG on a loaded machine): create/start/exec get 3x that, the short
+  // calls keep theirs (a stalled agent must still fail them quickly).
+  auto slow = ScaledForStartup(configured, 70s);
+  EXPECT_EQ(slow.call, 30s);
+  EXPECT_EQ(slow.lifecycle, 210s);
+}
+
 TEST(AgentDeadline, EveryKindOfCallEndsWithinItsDeadline) {
   SilentAgentSocket silent;
   AgentClient agent(uvm::MakeAgentChannel(silent.target()), AgentDeadlines{300ms, 600ms});

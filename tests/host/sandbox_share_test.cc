@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "container_mounts.h"
@@ -59,28 +60,56 @@ TEST_F(SandboxShareTest, PrepareBindsRootfsAndSourcesUnderGuestPaths) {
                              Bind(dir_ / "vol", "/data"), Bind(dir_ / "file.conf", "/etc/app.conf", "ro"),
                              Bind(dir_ / "vol", "/dev/shm")});
   auto guest = share.Prepare("c1", dir_ / "rootfs", Spec(mounts));
-  EXPECT_EQ(guest.rootfs, "/run/share/c1/rootfs");
+  EXPECT_EQ(guest.rootfs, "/run/share/c1@1/rootfs");
   auto spec = json::parse(guest.spec_json);
   EXPECT_EQ(spec["mounts"][0]["source"], "proc");
-  EXPECT_EQ(spec["mounts"][1]["source"], "/run/share/c1/m1");
-  EXPECT_EQ(spec["mounts"][2]["source"], "/run/share/c1/m2");
+  EXPECT_EQ(spec["mounts"][1]["source"], "/run/share/c1@1/m1");
+  EXPECT_EQ(spec["mounts"][2]["source"], "/run/share/c1@1/m2");
   EXPECT_EQ(spec["mounts"][3]["source"], kGuestSandboxShmPath);
-  EXPECT_TRUE(fs::exists(dir_ / "state/share/c1/rootfs/bin"));
+  EXPECT_TRUE(fs::exists(dir_ / "state/share/c1@1/rootfs/bin"));
   std::string text;
-  std::getline(std::ifstream(dir_ / "state/share/c1/m1/in.txt") >> std::ws, text);
+  std::getline(std::ifstream(dir_ / "state/share/c1@1/m1/in.txt") >> std::ws, text);
   EXPECT_EQ(text, "host");
   // Read-only on the host side as well.
-  EXPECT_LT(::open((dir_ / "state/share/c1/m2").c_str(), O_WRONLY), 0);
+  EXPECT_LT(::open((dir_ / "state/share/c1@1/m2").c_str(), O_WRONLY), 0);
   EXPECT_EQ(errno, EROFS);
   // Writable where asked: writes land in the source.
-  std::ofstream(dir_ / "state/share/c1/m1/out.txt") << "x";
+  std::ofstream(dir_ / "state/share/c1@1/m1/out.txt") << "x";
   EXPECT_TRUE(fs::exists(dir_ / "vol/out.txt"));
 
   share.Release("c1");
   share.Release("c1");  // idempotent
-  EXPECT_FALSE(fs::exists(dir_ / "state/share/c1"));
+  EXPECT_FALSE(fs::exists(dir_ / "state/share/c1@1"));
   EXPECT_TRUE(fs::exists(dir_ / "vol/in.txt")) << "Release must never delete through a mount";
   EXPECT_TRUE(fs::exists(dir_ / "rootfs/bin"));
+}
+
+// A container re-created with a released one's id gets an entry the guest never saw: its virtiofs
+// caches names for ~1 s, and a cached dentry of the removed entry, once revalidated, takes the
+// agent's rootfs mount down with it (sandbox_share.h).
+TEST_F(SandboxShareTest, EveryPrepareGetsAnEntryNeverUsedBefore) {
+  SandboxShare share(dir_ / "state/share");
+  std::set<std::string> rootfs_paths;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto guest = share.Prepare("app", dir_ / "rootfs", Spec(json::array({Bind(dir_ / "vol", "/data")})));
+    EXPECT_TRUE(rootfs_paths.insert(guest.rootfs).second) << guest.rootfs << " was used before";
+    EXPECT_EQ(ShareEntriesOf(share.dir(), "app").size(), 1u);
+    share.Release("app");
+    EXPECT_TRUE(ShareEntriesOf(share.dir(), "app").empty());
+  }
+  // An entry left by an earlier owner (an adopted share) is skipped, not reused; another
+  // container's id never matches.
+  fs::create_directory(share.dir() / "app@4");
+  fs::create_directory(share.dir() / "app.4");
+  auto guest = share.Prepare("app", dir_ / "rootfs", Spec(json::array()));
+  EXPECT_EQ(guest.rootfs, "/run/share/app@5/rootfs");
+  EXPECT_EQ(ShareEntriesOf(share.dir(), "app").size(), 2u);
+  EXPECT_TRUE(ShareEntriesOf(share.dir(), "ap").empty());
+  share.Release("app");
+  EXPECT_FALSE(fs::exists(share.dir() / "app@5"));
+  EXPECT_TRUE(fs::exists(share.dir() / "app@4")) << "an entry this share did not make is not its to remove";
+  fs::remove(share.dir() / "app@4");
+  fs::remove(share.dir() / "app.4");
 }
 
 TEST_F(SandboxShareTest, DestructorUnmountsEverythingAndKeepsHostFiles) {
@@ -127,7 +156,7 @@ TEST_F(SandboxShareTest, BadSourcesFailNamingTheMountAndLeaveNothing) {
     } catch (const std::invalid_argument& e) {
       EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
     }
-    EXPECT_FALSE(fs::exists(dir_ / "state/share/c1"));
+    EXPECT_TRUE(ShareEntriesOf(dir_ / "state/share", "c1").empty());
     EXPECT_EQ(MountsUnder(dir_ / "state").size(), 2u) << "only the share and its staging stay mounted";
   }
   ::close(fd);

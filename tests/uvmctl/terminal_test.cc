@@ -126,10 +126,10 @@ TEST_P(TerminalTest, ConsoleIsAShellBesideTheAgent) {
   if (hyperv()) {
     tmux.Type("echo INIT=$(head -c 5 /proc/1/cmdline)");
     EXPECT_TRUE(tmux.WaitForText("INIT=/init", 30s)) << "pid 1 of the UVM is not the agent:\n" << tmux.Capture();
-    // The sandbox share: the container's rootfs at /run/share/<id>/rootfs.
-    tmux.Type("echo ROOTFS=$(ls /run/share/" + name + "/rootfs | grep -c " + marker + ")");
+    // The sandbox share: the container's rootfs at /run/share/<id>@<n>/rootfs.
+    tmux.Type("echo ROOTFS=$(ls /run/share/" + name + "@*/rootfs | grep -c " + marker + ")");
     EXPECT_TRUE(tmux.WaitForText("ROOTFS=1", 30s)) << "the container's rootfs is not at /run/share/" << name
-                                                   << "/rootfs:\n" << tmux.Capture();
+                                                   << "@<n>/rootfs:\n" << tmux.Capture();
     // Positive control for the check below: the agent's ports exist in the UVM.
     tmux.Type("echo VPORTS=$(ls /dev | grep -c vport)");
     ASSERT_TRUE(WaitFor([&] { return ShownNumber(tmux, "VPORTS").has_value(); }, 30s)) << tmux.Capture();
