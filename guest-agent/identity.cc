@@ -49,6 +49,12 @@ void AddEntropy(const std::string& bytes) {
   const int rc = ::ioctl(random.get(), RNDADDENTROPY, info);
   std::memset(buffer.data(), 0, buffer.size());  // the seed does not linger in the agent
   if (rc != 0) Failed("RNDADDENTROPY");
+  // Crediting alone does not rekey a CRNG that is already seeded (the kernel
+  // reseeds on its own schedule): VMs restored from one memory snapshot would
+  // keep drawing the same stream until then (and generate the same lazily
+  // made boot_id). Reseed now from the pool that holds the host's bytes.
+  // ENODATA: not seeded yet; its first seeding takes the bytes in anyway.
+  if (::ioctl(random.get(), RNDRESEEDCRNG) != 0 && errno != ENODATA) Failed("RNDRESEEDCRNG");
 }
 
 }  // namespace

@@ -211,7 +211,7 @@ std::optional<ClaimedVm> ClaimWarmVm(const PoolKey& key, const PoolConfig& confi
   if (!claimed) spdlog::info("pool: no warm VM ready for sandbox {} (key {}): cold boot", sandbox_id, key.Hash());
   const auto fill_started = Clock::now();
   try {
-    FillPool(key, FillLimits{config.size, config.max_memory_mib});
+    FillPool(key, FillLimits{config.size, config.max_memory_mib, config.snapshot});
     spdlog::debug("event=pool_refill_spawned ms={}", MillisSince(fill_started));
   } catch (const std::exception& e) {
     spdlog::warn("pool: refill: {}", e.what());
