@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/random.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -72,7 +73,14 @@ void ApplyIdentity(const pb::SetIdentityRequest& request, bool in_utility_vm,
   if (!request.machine_id().empty() && !IsMachineId(request.machine_id()))
     Invalid("SetIdentity: machine_id: want 32 lowercase hex digits, not all zero");
 
+  if (request.realtime_ns() < 0) Invalid("SetIdentity: realtime_ns: negative");
+
   if (!entropy.empty()) AddEntropy(entropy);
+  if (request.realtime_ns() > 0) {
+    const timespec now{static_cast<time_t>(request.realtime_ns() / 1000000000),
+                       static_cast<long>(request.realtime_ns() % 1000000000)};
+    if (::clock_settime(CLOCK_REALTIME, &now) != 0) Failed("clock_settime");
+  }
   if (!request.hostname().empty() && ::sethostname(request.hostname().data(), request.hostname().size()) != 0)
     Failed("sethostname");
   if (!request.machine_id().empty()) {

@@ -42,6 +42,24 @@ long MillisSince(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
+// Snapshots are large (~110 MiB for 256 MiB guests, resident when the runtime
+// root is a tmpfs): one whose key's image has changed since (its dir name is
+// no longer its key's hash) can never be used again and goes.
+void RemoveStaleSnapshots() {
+  for (const auto& key_dir : ListKeyDirs()) {
+    if (!fs::exists(key_dir / "snapshot.bin")) continue;
+    try {
+      if (PoolKey::Parse(ReadSmallFile(key_dir / "key.conf")).Hash() == key_dir.filename().string()) continue;
+    } catch (const std::exception&) {
+      // An unreadable key names nothing that runs: its snapshot goes too.
+    }
+    std::error_code ignored;
+    fs::remove(key_dir / "snapshot.id", ignored);
+    fs::remove(key_dir / "snapshot.bin", ignored);
+    spdlog::info("event=pool_snapshot_removed dir={} reason=\"its image changed\"", key_dir.string());
+  }
+}
+
 uvm::VmConfig BaseConfig(const PoolKey& key, const fs::path& dir) {
   uvm::VmConfig config;
   config.id = "pool-" + dir.filename().string();
@@ -115,6 +133,7 @@ class KeySnapshot {
     WriteFileAtomic(key_dir_ / "snapshot.id", IdFor(static_cast<off_t>(fs::file_size(File()))) + "\n");
     spdlog::info("event=pool_snapshot_made file={} bytes={} ms={}", File().string(), fs::file_size(File()),
                  MillisSince(started));
+    RemoveStaleSnapshots();
     auto made = Usable();
     if (!made) throw std::runtime_error("the snapshot just made is not usable: " + File().string());
     return *made;

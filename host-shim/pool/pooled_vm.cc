@@ -91,6 +91,10 @@ class PooledVm final : public uvm::UtilityVm {
       request.set_entropy(RandomBytes(64));
       if (sandbox_id_.size() <= 64) request.set_hostname(sandbox_id_);
       request.set_machine_id(RandomHex(32));
+      // A VM restored from a memory snapshot wakes with the snapshot's clock.
+      request.set_realtime_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
       pb::SetIdentityResponse response;
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + 30s);

@@ -203,13 +203,15 @@ TEST_F(PoolSnapshotTest, ASnapshotOfAnOldImageIsNotUsed) {
   ::chmod(KeyDir(key_).c_str(), 0700);
   fs::copy_file(old_key_dir / "snapshot.bin", KeyDir(key_) / "snapshot.bin");
   fs::copy_file(old_key_dir / "snapshot.id", KeyDir(key_) / "snapshot.id");
+  const std::string old_id = ReadFile(old_key_dir / "snapshot.id");
   FillPool(key_, {1, 4096});
   ASSERT_TRUE(WaitReady(1)) << Failure();
   const PoolVm vm = Ready().front();
   const std::string log = ReadFile(vm.dir / "keeper.log");
   EXPECT_NE(log.find("event=pool_snapshot_made"), std::string::npos) << "the old image's snapshot was restored: " << log;
   EXPECT_EQ(log.find("event=pool_snapshot_discarded"), std::string::npos) << "it was tried: " << log;
-  EXPECT_NE(ReadFile(KeyDir(key_) / "snapshot.id"), ReadFile(old_key_dir / "snapshot.id"));
+  EXPECT_NE(ReadFile(KeyDir(key_) / "snapshot.id"), old_id);
+  EXPECT_FALSE(fs::exists(old_key_dir / "snapshot.bin")) << "the old image's snapshot was kept";
 
   auto host = StartAgentHost(Spec("si"));
   EXPECT_EQ(host->pid(), vm.qemu_pid);
