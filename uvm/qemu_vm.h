@@ -162,6 +162,7 @@ class QemuVm final : public UtilityVm {
   std::shared_ptr<grpc::Channel> channel_;
   std::thread exit_watcher_;
   std::thread console_watcher_;
+  std::thread share_watcher_;  // HotAddShare's virtiofsd: its death ends the VM, as at boot
   UniqueFd console_stop_fd_;
   std::vector<std::filesystem::path> sockets_;
 };

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "uvm/pid_watch.h"
 #include "uvm/qemu/vmm_process.h"
 #include "uvm/qemu_vm.h"
 #include "uvm/qmp_client.h"
@@ -89,6 +90,14 @@ void QemuVm::HotAddShare(const fs::path& share_dir) {
   {
     std::lock_guard lock(mu_);
     virtiofsd_ = std::move(virtiofsd);
+    // As WatchExit does for a share given at boot: a guest whose share is
+    // gone hangs every file access, so virtiofsd's death ends the VM.
+    const auto helper = static_cast<pid_t>(virtiofsd_.id());
+    share_watcher_ = std::thread([this, vmm = qemu_pid_, helper] {
+      WaitVmmWatchingHelper(vmm, helper, [this, helper] {
+        Kill(ExitReason::kCrashed, fmt::format("virtiofsd (pid {}) exited: the guest lost its share", helper));
+      });
+    });
   }
   const nlohmann::json chardev = {
       {"id", "vfs"},

@@ -4,8 +4,10 @@
 // a corrupt snapshot is discarded and replaced (never served), and a
 // snapshot of an older image is not restored. Root and the boot image; each
 // test has its own $UVMSHIM_ROOT, so copies of the suite can run together.
+#include <signal.h>
 #include <sys/stat.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -217,6 +219,28 @@ TEST_F(PoolSnapshotTest, ASnapshotOfAnOldImageIsNotUsed) {
   EXPECT_EQ(host->pid(), vm.qemu_pid);
   EXPECT_EQ(RunScript(*host, "ci", "echo new > /out/result"), "new\n");
   host->Kill();
+}
+
+// The share hot-added after a restore is watched as the boot's: when its
+// virtiofsd dies the VM ends (a guest without its share hangs on every file
+// access) and the keeper replaces it.
+TEST_F(PoolSnapshotTest, TheHotAddedSharesVirtiofsdDyingEndsTheVm) {
+  FillPool(key_, {1, 4096});
+  ASSERT_TRUE(WaitReady(1)) << Failure();
+  const PoolVm vm = Ready().front();
+  pid_t virtiofsd = 0;
+  for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", vm.keeper_pid))) {
+    std::istringstream children(ReadFile(task.path() / "children"));
+    for (pid_t child; children >> child;)
+      if (ReadFile(fmt::format("/proc/{}/comm", child)).starts_with("virtiofsd")) virtiofsd = child;
+  }
+  ASSERT_GT(virtiofsd, 0) << "no virtiofsd under keeper " << vm.keeper_pid;
+  ASSERT_EQ(::kill(virtiofsd, SIGKILL), 0);
+  EXPECT_TRUE(WaitFor([&] { return ::kill(vm.qemu_pid, 0) != 0; }, 60s)) << "QEMU outlived its share's virtiofsd";
+  ASSERT_TRUE(WaitFor([&] {
+    const auto ready = Ready();
+    return !ready.empty() && ready.front().id != vm.id;
+  }, 300s)) << "no replacement";
 }
 
 }  // namespace
