@@ -8,8 +8,10 @@
 #include <cstring>
 #include <chrono>
 #include <system_error>
+#include <thread>
 
 #include "common/error.h"
+#include "guest-agent/vm/pid1.h"
 #include "guest-agent/vm/rootfs_mount.h"
 
 namespace uvmshim::agent {
@@ -50,10 +52,20 @@ vm::RootfsSource SourceOf(const pb::MountGuestStorageRequest& request) {
       source.scsi_lun = disk.lun();
       return source;
     }
+    case pb::MountGuestStorageRequest::kVirtiofs: {
+      const std::string& tag = request.virtiofs().tag();
+      if (tag.empty()) throw Invalid("virtiofs.tag: empty");
+      if (tag.size() > 36) throw Invalid("virtiofs.tag \"" + tag + "\": longer than 36 bytes");
+      for (char c : tag)
+        if (static_cast<unsigned char>(c) < 0x20 || c == ',') throw Invalid("virtiofs.tag: a comma or control character");
+      source.kind = vm::RootfsSource::Kind::kVirtiofs;
+      source.tag = tag;
+      return source;
+    }
     case pb::MountGuestStorageRequest::SOURCE_NOT_SET:
       break;
   }
-  throw Invalid("source: neither plan9 nor scsi is set");
+  throw Invalid("source: none of plan9, scsi, virtiofs is set");
 }
 
 }  // namespace
@@ -97,9 +109,10 @@ fs::path GuestStorage::CheckTarget(const std::string& target) const {
 std::string GuestStorage::Mount(const pb::MountGuestStorageRequest& request) {
   CheckInGuest();
   const vm::RootfsSource source = SourceOf(request);
-  const fs::path target = CheckTarget(request.target());
   if (request.wait_ms() > kMaxWaitMs)
     throw Invalid("wait_ms " + std::to_string(request.wait_ms()) + ": at most " + std::to_string(kMaxWaitMs));
+  if (source.kind == vm::RootfsSource::Kind::kVirtiofs) return MountShare(source, request);
+  const fs::path target = CheckTarget(request.target());
 
   std::lock_guard lock(mu_);
   if (mounted_.count(target)) throw Error(ErrorCode::kAlreadyExists, target.string() + ": already mounted");
@@ -131,6 +144,38 @@ std::string GuestStorage::Mount(const pb::MountGuestStorageRequest& request) {
   spdlog::info("event=guest_storage_mounted source={} path={} read_only={}", vm::Describe(source), target.string(),
                request.read_only());
   return device;
+}
+
+// The sandbox share of a VM restored from a snapshot: mounted exactly as the
+// cold path's PID 1 mounts it (vm/pid1.cc), once. The device was hot-plugged
+// just before the call and its driver may not have bound yet: until then the
+// kernel answers "tag not found" (EINVAL), so the mount is retried within
+// wait_ms.
+std::string GuestStorage::MountShare(const vm::RootfsSource& source, const pb::MountGuestStorageRequest& request) {
+  if (request.target() != vm::kGuestSharePath)
+    throw Invalid("target \"" + request.target() + "\": a virtiofs share mounts only at " + vm::kGuestSharePath);
+  if (request.read_only()) throw Invalid("read_only: the sandbox share is read-write (as on the cold path)");
+  std::lock_guard lock(mu_);
+  if (share_mounted_) throw Error(ErrorCode::kAlreadyExists, std::string(vm::kGuestSharePath) + ": already mounted");
+  vm::RootfsMountOptions options;
+  options.extra_flags = MS_NODEV;  // as pid1.cc: setuid binaries of container images must keep working
+  const auto wait = std::chrono::milliseconds(request.wait_ms() ? request.wait_ms() : kDefaultWaitMs);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    try {
+      vm::MountRootfsSource(source, vm::kGuestSharePath, options);
+      break;
+    } catch (const std::exception& e) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw Error(ErrorCode::kFailedPrecondition, std::string(e.what()) + " (waited " +
+                                                        std::to_string(wait.count()) + " ms for the device)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  share_mounted_ = true;
+  spdlog::info("event=guest_storage_mounted source={} path={} read_only=false", vm::Describe(source),
+               vm::kGuestSharePath);
+  return "";
 }
 
 void GuestStorage::Unmount(const std::string& target_text) {

@@ -33,12 +33,15 @@ class GuestStorage {
   // Validates every field first (kInvalidArgument naming it), then mounts.
   // A disk that never appears: kNotFound; a failed dial or mount:
   // kFailedPrecondition with the reason; a target already mounted:
-  // kAlreadyExists. Returns the block device for SCSI, "" for Plan9.
+  // kAlreadyExists. Returns the block device for SCSI, "" otherwise. A
+  // virtiofs share (a snapshot-restored VM's) mounts only at the cold path's
+  // share path (/run/share), nodev as there.
   std::string Mount(const pb::MountGuestStorageRequest& request);
   // kNotFound unless `target` was mounted by Mount.
   void Unmount(const std::string& target);
 
  private:
+  std::string MountShare(const vm::RootfsSource& source, const pb::MountGuestStorageRequest& request);
   std::filesystem::path CheckTarget(const std::string& target) const;
   void CheckInGuest() const;
 
@@ -48,6 +51,7 @@ class GuestStorage {
   const LoadModules load_modules_;
   std::mutex mu_;
   std::set<std::filesystem::path> mounted_;
+  bool share_mounted_ = false;  // the virtiofs share (kept until power-off, as on the cold path)
 };
 
 }  // namespace uvmshim::agent

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/random.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -49,6 +50,12 @@ void AddEntropy(const std::string& bytes) {
   const int rc = ::ioctl(random.get(), RNDADDENTROPY, info);
   std::memset(buffer.data(), 0, buffer.size());  // the seed does not linger in the agent
   if (rc != 0) Failed("RNDADDENTROPY");
+  // Crediting alone does not rekey a CRNG that is already seeded (the kernel
+  // reseeds on its own schedule): VMs restored from one memory snapshot would
+  // keep drawing the same stream until then (and generate the same lazily
+  // made boot_id). Reseed now from the pool that holds the host's bytes.
+  // ENODATA: not seeded yet; its first seeding takes the bytes in anyway.
+  if (::ioctl(random.get(), RNDRESEEDCRNG) != 0 && errno != ENODATA) Failed("RNDRESEEDCRNG");
 }
 
 }  // namespace
@@ -66,7 +73,14 @@ void ApplyIdentity(const pb::SetIdentityRequest& request, bool in_utility_vm,
   if (!request.machine_id().empty() && !IsMachineId(request.machine_id()))
     Invalid("SetIdentity: machine_id: want 32 lowercase hex digits, not all zero");
 
+  if (request.realtime_ns() < 0) Invalid("SetIdentity: realtime_ns: negative");
+
   if (!entropy.empty()) AddEntropy(entropy);
+  if (request.realtime_ns() > 0) {
+    const timespec now{static_cast<time_t>(request.realtime_ns() / 1000000000),
+                       static_cast<long>(request.realtime_ns() % 1000000000)};
+    if (::clock_settime(CLOCK_REALTIME, &now) != 0) Failed("clock_settime");
+  }
   if (!request.hostname().empty() && ::sethostname(request.hostname().data(), request.hostname().size()) != 0)
     Failed("sethostname");
   if (!request.machine_id().empty()) {

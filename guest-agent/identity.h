@@ -11,7 +11,8 @@ namespace pb = ::uvmshim::agent::v1;
 
 // Validates every field first (uvmshim::Error kInvalidArgument naming it),
 // then credits the entropy to the kernel RNG (RNDADDENTROPY on /dev/urandom),
-// sets the hostname and writes `machine_id_file` (kInternal when one fails).
+// reseeds its CRNG, sets the wall clock (realtime_ns), the hostname and
+// writes `machine_id_file` (kInternal when one fails).
 // `in_utility_vm` false: refused with kFailedPrecondition (an agent on the
 // host must not rename the host).
 void ApplyIdentity(const pb::SetIdentityRequest& request, bool in_utility_vm,

@@ -75,8 +75,9 @@ SandboxConfig ParseSandboxConfig(const std::string& toml_text, const std::string
     auto pool = root->get_table("pool");
     const std::string where = origin + " [pool]";
     if (!pool) throw std::invalid_argument(where + ": must be a table");
-    RejectUnknown(*pool, {"enabled", "size", "max_memory_mib"}, where);
+    RejectUnknown(*pool, {"enabled", "size", "max_memory_mib", "snapshot"}, where);
     Read(*pool, "enabled", config.pool.enabled, where);
+    Read(*pool, "snapshot", config.pool.snapshot, where);
     config.pool.size = ReadPositive(*pool, "size", config.pool.size, where);
     config.pool.max_memory_mib = ReadPositive(*pool, "max_memory_mib", config.pool.max_memory_mib, where);
   }

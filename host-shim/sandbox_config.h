@@ -30,6 +30,7 @@ struct PoolConfig {
   bool enabled = false;
   unsigned size = 1;               // idle VMs kept booted per configuration
   unsigned max_memory_mib = 2048;  // cap on the memory of all idle VMs together
+  bool snapshot = true;            // refill from a memory snapshot (host-shim/pool/pool_snapshot.h)
 };
 
 struct SandboxConfig {

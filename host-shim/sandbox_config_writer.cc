@@ -34,6 +34,7 @@ std::string FormatSandboxConfig(const SandboxConfig& config) {
   pool->insert("enabled", config.pool.enabled);
   pool->insert("size", static_cast<std::int64_t>(config.pool.size));
   pool->insert("max_memory_mib", static_cast<std::int64_t>(config.pool.max_memory_mib));
+  pool->insert("snapshot", config.pool.snapshot);
   root->insert("pool", pool);
 
   std::ostringstream text;

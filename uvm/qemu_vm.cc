@@ -55,6 +55,7 @@ QemuVm::QemuVm(VmConfig config, QemuOptions options)
 QemuVm::~QemuVm() {
   Kill(ExitReason::kTerminated, "QemuVm destroyed while the VM was running");
   if (exit_watcher_.joinable()) exit_watcher_.join();
+  if (share_watcher_.joinable()) share_watcher_.join();  // returns once QEMU has exited
   if (console_stop_fd_) {
     const std::uint64_t one = 1;
     [[maybe_unused]] auto ignored = ::write(console_stop_fd_.get(), &one, sizeof one);

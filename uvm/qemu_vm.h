@@ -74,6 +74,15 @@ struct QemuOptions {
   unsigned page_reporting_order = 5;
   // How often WaitAgentReady looks at the VM while waiting for the agent.
   std::chrono::milliseconds ping_timeout{250};
+  // Memory snapshots (the warm pool, host-shim/pool/pool_snapshot.h): guest
+  // RAM in a shared memfd and an empty PCIe root port, so that the share can
+  // be hot-added after a restore (QEMU 7.2 cannot migrate vhost-user-fs).
+  // VmConfig::share_dir must be empty; the snapshot's VM and every VM
+  // restored from it need the same setting (same devices, same order).
+  bool share_hotplug = false;
+  // Start from this memory snapshot (`-incoming exec:cat FILE`) instead of
+  // booting; made by SaveSnapshot of a VM with the same configuration.
+  std::filesystem::path incoming_snapshot;
 };
 
 class QemuVm final : public UtilityVm {
@@ -114,6 +123,14 @@ class QemuVm final : public UtilityVm {
     std::lock_guard lock(mu_);
     channel_.reset();
   }
+  // Snapshots (qemu_vm_snapshot.cc). Migrates the running VM to `file`
+  // (created 0600, must not exist) and waits until the migration completed;
+  // the VM is paused afterwards. Throws VmError (the file may be partial).
+  void SaveSnapshot(const std::filesystem::path& file, std::chrono::milliseconds timeout);
+  // Starts virtiofsd on `share_dir` and hot-adds it as vhost-user-fs with
+  // tag "share" (QemuOptions::share_hotplug); the agent mounts it
+  // (MountGuestStorage virtiofs). Throws VmError.
+  void HotAddShare(const std::filesystem::path& share_dir);
 
  private:
   enum class State { kNew, kCreated, kRunning, kExited };
@@ -151,6 +168,7 @@ class QemuVm final : public UtilityVm {
   std::shared_ptr<grpc::Channel> channel_;
   std::thread exit_watcher_;
   std::thread console_watcher_;
+  std::thread share_watcher_;  // HotAddShare's virtiofsd: its death ends the VM, as at boot
   UniqueFd console_stop_fd_;
   std::vector<std::filesystem::path> sockets_;
 };

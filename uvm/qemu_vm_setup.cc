@@ -16,6 +16,7 @@
 #include "uvm/qemu/command_line.h"
 #include "uvm/qemu/host_probe.h"
 #include "uvm/qemu_vm.h"
+#include "uvm/qemu_vm_snapshot.h"
 
 namespace uvmshim::uvm {
 namespace {
@@ -56,6 +57,9 @@ void QemuVm::Validate() const {
   if (!config_.rootfs_dir.empty())
     throw VmError(fmt::format("{}: rootfs_dir {}: the QEMU backend shares share_dir instead (put the rootfs "
                               "under it)", who, config_.rootfs_dir.string()));
+  if (options_.share_hotplug && !config_.share_dir.empty())
+    throw VmError(fmt::format("{}: share_hotplug: share_dir must be empty (the share is hot-added)", who));
+  if (!options_.incoming_snapshot.empty()) CheckSnapshotPath(options_.incoming_snapshot, who);
   if (!config_.share_dir.empty()) {
     std::error_code ec;
     if (!fs::is_directory(config_.share_dir, ec))
@@ -115,6 +119,9 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
   if (options_.free_page_reporting)
     in.extra_devices.push_back({{"-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on"}});
   if (QemuDevice nics{QemuNicArguments(config_.nics)}; !nics.args.empty()) in.extra_devices.push_back(std::move(nics));
+  if (options_.share_hotplug) in.extra_devices.push_back(HotplugShareDevices(config_.memory_mb));
+  if (!options_.incoming_snapshot.empty())
+    in.extra_devices.push_back({{"-incoming", "exec:cat " + options_.incoming_snapshot.string()}});
   return BuildQemuCommandLine(in);
 }
 

@@ -38,7 +38,8 @@ void SpawnKeeper(const fs::path& vm_dir, const PoolKey& key, const FillLimits& l
   std::vector<std::string> args = {keeper,
                                    "--dir", vm_dir.string(),
                                    "--size", std::to_string(limits.size),
-                                   "--max-memory-mib", std::to_string(limits.max_memory_mib)};
+                                   "--max-memory-mib", std::to_string(limits.max_memory_mib),
+                                   "--snapshots", limits.snapshots ? "1" : "0"};
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

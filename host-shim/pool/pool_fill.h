@@ -12,6 +12,7 @@ namespace uvmshim::host::pool {
 struct FillLimits {
   unsigned size = 1;               // idle (booting or ready) VMs wanted for the key
   unsigned max_memory_mib = 2048;  // all idle VMs of every key together
+  bool snapshots = true;           // restore VMs from the key's memory snapshot (pool_snapshot.h)
 };
 
 // Starts keepers until the key has `size` idle VMs, within the memory cap.

@@ -21,6 +21,7 @@
 #include "common/unique_fd.h"
 #include "paths.h"
 #include "pool/pool_dir.h"
+#include "pool/pool_snapshot.h"
 #include "pool/pool_socket.h"
 #include "sandbox_share.h"
 #include "uvm/qemu_vm.h"
@@ -178,24 +179,10 @@ int RunKeeper(const KeeperOptions& options) {
     std::unique_ptr<uvm::QemuVm> vm;
     try {
       share.emplace(dir / "share");
-      uvm::VmConfig config;
-      config.id = "pool-" + dir.filename().string();
-      config.kernel = key.kernel;
-      config.initrd = key.initrd;
-      config.kernel_cmdline_extra = key.kernel_cmdline_extra;
-      config.memory_mb = key.memory_mb;
-      config.cpus = key.cpus;
-      config.state_dir = dir;
-      config.socket_dir = SocketDirFor(dir);
-      config.debug_console = key.console_log;
-      config.boot_timeout = std::chrono::seconds(key.boot_timeout_seconds);
-      config.share_dir = share->dir();
-      if (config.socket_dir != dir) fs::create_directories(config.socket_dir);
-      vm = std::make_unique<uvm::QemuVm>(std::move(config));
-      vm->Create();
-      vm->Start();
-      WriteVmConf(dir, key, static_cast<pid_t>(vm->vmm_pid()));
-      vm->WaitAgentReady();
+      auto started = StartPoolVm(key, dir, share->dir(), options.limits.snapshots,
+                                 [&](pid_t qemu_pid) { WriteVmConf(dir, key, qemu_pid); });
+      vm = std::move(started.vm);
+      WriteFileAtomic(dir / "origin", started.origin + "\n");
       vm->DropAgentChannel();  // the claimer makes its own connection
       UniqueFd listener = Listen(socket_path);
       SetState(dir, VmState::kReady);

@@ -91,6 +91,10 @@ class PooledVm final : public uvm::UtilityVm {
       request.set_entropy(RandomBytes(64));
       if (sandbox_id_.size() <= 64) request.set_hostname(sandbox_id_);
       request.set_machine_id(RandomHex(32));
+      // A VM restored from a memory snapshot wakes with the snapshot's clock.
+      request.set_realtime_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
       pb::SetIdentityResponse response;
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + 30s);
@@ -211,7 +215,7 @@ std::optional<ClaimedVm> ClaimWarmVm(const PoolKey& key, const PoolConfig& confi
   if (!claimed) spdlog::info("pool: no warm VM ready for sandbox {} (key {}): cold boot", sandbox_id, key.Hash());
   const auto fill_started = Clock::now();
   try {
-    FillPool(key, FillLimits{config.size, config.max_memory_mib});
+    FillPool(key, FillLimits{config.size, config.max_memory_mib, config.snapshot});
     spdlog::debug("event=pool_refill_spawned ms={}", MillisSince(fill_started));
   } catch (const std::exception& e) {
     spdlog::warn("pool: refill: {}", e.what());

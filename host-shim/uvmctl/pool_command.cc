@@ -40,7 +40,7 @@ int Status() {
 int Fill(const PoolOptions& options) {
   host::SandboxConfig config = options.config.empty() ? host::SandboxConfig{} : host::LoadSandboxConfig(options.config);
   const PoolKey key = KeyFor(config);
-  FillLimits limits{options.size.value_or(config.pool.size), config.pool.max_memory_mib};
+  FillLimits limits{options.size.value_or(config.pool.size), config.pool.max_memory_mib, config.pool.snapshot};
   const auto started = FillPool(key, limits);
   std::printf("pool %s: started %zu VM(s)\n", key.Hash().c_str(), started.size());
   if (!options.wait) return 0;

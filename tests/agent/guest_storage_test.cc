@@ -87,6 +87,30 @@ TEST_F(GuestStorageTest, BadSourcesNameTheirField) {
   EXPECT_EQ(MountError(storage, long_wait).code(), ErrorCode::kInvalidArgument);
 }
 
+// A snapshot-restored VM's share: only where the cold path mounts it, read-write, a real tag.
+TEST_F(GuestStorageTest, AVirtiofsShareMountsOnlyAtTheSharePath) {
+  GuestStorage storage(true, dir_ / "storage", dir_ / "sys");
+  pb::MountGuestStorageRequest share;
+  share.mutable_virtiofs()->set_tag("share");
+  share.set_target((dir_ / "storage/d").string());
+  Error error = MountError(storage, share);
+  EXPECT_EQ(error.code(), ErrorCode::kInvalidArgument) << error.what();
+  EXPECT_NE(std::string(error.what()).find("only at /run/share"), std::string::npos) << error.what();
+  share.set_target("/run/share");
+  share.set_read_only(true);
+  EXPECT_NE(std::string(MountError(storage, share).what()).find("read_only"), std::string::npos);
+  share.set_read_only(false);
+  share.mutable_virtiofs()->set_tag("");
+  error = MountError(storage, share);
+  EXPECT_EQ(error.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(std::string(error.what()).find("virtiofs.tag"), std::string::npos) << error.what();
+  share.mutable_virtiofs()->set_tag("a,b");
+  EXPECT_NE(std::string(MountError(storage, share).what()).find("virtiofs.tag"), std::string::npos);
+  GuestStorage host_agent(false, dir_ / "storage", dir_ / "sys");
+  share.mutable_virtiofs()->set_tag("share");
+  EXPECT_EQ(MountError(host_agent, share).code(), ErrorCode::kUnimplemented);
+}
+
 TEST_F(GuestStorageTest, AMissingDiskIsNotFoundAfterTheBoundedWait) {
   GuestStorage storage(true, dir_ / "storage", dir_ / "sys");
   const auto start = std::chrono::steady_clock::now();

@@ -24,6 +24,8 @@ TEST(PoolConfigTest, OffByDefaultAndReadFromThePoolTable) {
   EXPECT_TRUE(config.pool.enabled);
   EXPECT_EQ(config.pool.size, 3u);
   EXPECT_EQ(config.pool.max_memory_mib, 900u);
+  EXPECT_TRUE(config.pool.snapshot) << "snapshots are on by default";
+  EXPECT_FALSE(ParseSandboxConfig("[pool]\nsnapshot = false\n", "t").pool.snapshot);
 }
 
 TEST(PoolConfigTest, BadValuesNameTheKey) {
@@ -32,6 +34,7 @@ TEST(PoolConfigTest, BadValuesNameTheKey) {
            {"[pool]\nenabled = \"yes\"\n", "\"enabled\""},
            {"[pool]\nmax_memory_mib = -5\n", "\"max_memory_mib\""},
            {"[pool]\nsizes = 2\n", "\"sizes\""},
+           {"[pool]\nsnapshot = 1\n", "\"snapshot\""},
            {"pool = 3\n", "[pool]"}}) {
     try {
       ParseSandboxConfig(text, "rt.toml");

@@ -19,7 +19,7 @@ TEST(SandboxConfigWriter, RoundTripsEveryField) {
   written.agent_log_level = "debug";
   written.agent_call_timeout = std::chrono::seconds(9);
   written.agent_lifecycle_timeout = std::chrono::seconds(99);
-  written.pool = {true, 3, 777};
+  written.pool = {true, 3, 777, false};
 
   const SandboxConfig read = ParseSandboxConfig(FormatSandboxConfig(written), "written.toml");
   EXPECT_EQ(read.isolation, written.isolation);
@@ -37,6 +37,7 @@ TEST(SandboxConfigWriter, RoundTripsEveryField) {
   EXPECT_EQ(read.pool.enabled, written.pool.enabled);
   EXPECT_EQ(read.pool.size, written.pool.size);
   EXPECT_EQ(read.pool.max_memory_mib, written.pool.max_memory_mib);
+  EXPECT_EQ(read.pool.snapshot, written.pool.snapshot);
 }
 
 TEST(SandboxConfigWriter, DefaultsReadBackAsDefaults) {

@@ -25,6 +25,7 @@
 #include "uvm/qemu/command_line.h"
 #include "uvm/qemu/host_probe.h"
 #include "uvm/qemu_vm.h"
+#include "uvm/qemu_vm_snapshot.h"
 #include "uvm/qmp_client.h"
 #include "uvm/serial_connect.h"
 
@@ -119,6 +120,8 @@ int main(int argc, char** argv) {
   in.agent_socket = dir / "agent.sock";
   in.debug_socket = dir / "debug.sock";
   in.extra_devices.push_back({{"-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on"}});
+  // As the warm pool's snapshots (QemuOptions::share_hotplug): RAM in a shared memfd, a hot-plug port.
+  in.extra_devices.push_back(uvm::HotplugShareDevices(memory_mb));
   const auto command = uvm::BuildQemuCommandLine(in);
   const fs::path snapshot = dir / "snapshot.bin";
 
