@@ -163,6 +163,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   if (container->cgroup_) launch.cgroup_procs = container->cgroup_->OpenProcsFiles();
   launch.seccomp = container->seccomp_;
   launch.steps = &steps;
+  launch.init_helper_fd = options.init_helper_fd;
   try {
     container->init_sync_ = LaunchContainerInit(std::move(launch), container->init_, reaper);
   } catch (...) {

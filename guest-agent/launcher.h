@@ -36,6 +36,7 @@ struct InitLaunch {
   // joined pid namespace applies to the init itself.
   std::vector<UniqueFd> namespace_fds;
   StepTimer* steps = nullptr;  // gets the launch's steps and the helper's, if set
+  int init_helper_fd = -1;     // uvm-init (init_helper_exe.h), or -1: re-execute the agent
 };
 
 // Clones the init helper into the spec's new namespaces and waits until it is
