@@ -1,10 +1,13 @@
-// A pooled utility VM runs one throw-away container through the agent's own
-// service before it reports ready (kernel parameter uvm.warmup=1, set by the
-// pool keeper only): under TCG the first run of the create/start/exit path
-// pays QEMU's code translation of the agent's and the kernel's code (and the
-// guest's cold caches), a cost every claimer would otherwise meet on its
-// critical path (issue #15). A cold-booted VM never does this: its first
-// container is the only one that would profit, and it would wait for it.
+// With kernel parameter uvm.warmup=1 (opt-in: a pool's [uvm]
+// kernel_cmdline_extra) the agent runs one throw-away container through its
+// own service before it reports ready, so that the claimer's container would
+// not pay the first run of the create/start/exit path (QEMU's translation of
+// that code under TCG, the guest's cold caches). Measured (issue #15,
+// README Warm pool): the claimed VM's QEMU CPU time per `ctr run --rm` was
+// the same with and without it (780-820 vs 780-860 ms), so it is off by
+// default; kept to re-measure where the balance may differ (KVM, other
+// images). Meant for pooled VMs only: a cold VM's first container would wait
+// for it.
 #pragma once
 
 namespace uvmshim::agent {

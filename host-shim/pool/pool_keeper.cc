@@ -182,11 +182,7 @@ int RunKeeper(const KeeperOptions& options) {
       config.id = "pool-" + dir.filename().string();
       config.kernel = key.kernel;
       config.initrd = key.initrd;
-      // uvm.warmup=1: the agent runs a throw-away container before it reports
-      // ready, so the claimer's container does not pay the cold first run
-      // (guest-agent/vm/warm_up.h). First: a uvm.warmup=0 in the configured
-      // kernel_cmdline_extra comes later and wins (the agent reads in order).
-      config.kernel_cmdline_extra = "uvm.warmup=1" + (key.kernel_cmdline_extra.empty() ? "" : " " + key.kernel_cmdline_extra);
+      config.kernel_cmdline_extra = key.kernel_cmdline_extra;
       config.memory_mb = key.memory_mb;
       config.cpus = key.cpus;
       config.state_dir = dir;
