@@ -205,29 +205,6 @@ ErrorCode CodeForSetupError(int error) {
   }
 }
 
-// The helper's kReady text is "helper_start_ns=N step=ms ...": N against our
-// spawn gives the helper's exec and start-up (static initialisers included).
-void AddHelperSteps(const std::string& text, std::int64_t spawned_ns, StepTimer& steps) {
-  constexpr std::string_view kStart = "helper_start_ns=";
-  if (text.compare(0, kStart.size(), kStart) != 0) return;
-  const size_t end = text.find(' ');
-  try {
-    const std::int64_t helper_start = std::stoll(text.substr(kStart.size(), end - kStart.size()));
-    steps.AddText("helper.exec_to_main=" + FormatMs(helper_start - spawned_ns));
-  } catch (const std::exception&) {
-    return;
-  }
-  if (end == std::string::npos) return;
-  std::string rest;
-  for (size_t at = end + 1; at < text.size();) {
-    size_t next = text.find(' ', at);
-    if (next == std::string::npos) next = text.size();
-    rest += (rest.empty() ? "helper." : " helper.") + text.substr(at, next - at);
-    at = next + 1;
-  }
-  steps.AddText(rest);
-}
-
 std::string WaitStatusText(Process& process) {
   if (process.WaitExitFor(std::chrono::seconds(2))) return "exit status " + std::to_string(process.exit()->exit_status);
   return "no exit status";
@@ -338,7 +315,7 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   }
   if (launch.steps) {
     launch.steps->Mark("helper_until_ready");
-    AddHelperSteps(setup.ready_text(), spawned_ns, *launch.steps);
+    AddHelperSteps(setup.ready_text(), spawned_ns, *launch.steps);  // step_timer.h
   }
   setup.HandOver(std::move(stdio.agent), launch.terminal, "container init");
   return setup.TakeSocket();

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <exception>
 
 namespace uvmshim::agent {
 
@@ -61,5 +62,29 @@ class StepTimer {
   std::int64_t last_;
   std::string text_;
 };
+
+// The init helper's kReady text is "helper_start_ns=N step=ms ...": N
+// against the agent's spawn gives the helper's exec and start-up (static
+// initialisers included); its steps are added as "helper.<step>=ms".
+inline void AddHelperSteps(const std::string& text, std::int64_t spawned_ns, StepTimer& steps) {
+  constexpr std::string_view kStart = "helper_start_ns=";
+  if (text.compare(0, kStart.size(), kStart) != 0) return;
+  const size_t end = text.find(' ');
+  try {
+    const std::int64_t helper_start = std::stoll(text.substr(kStart.size(), end - kStart.size()));
+    steps.AddText("helper.exec_to_main=" + FormatMs(helper_start - spawned_ns));
+  } catch (const std::exception&) {
+    return;
+  }
+  if (end == std::string::npos) return;
+  std::string rest;
+  for (size_t at = end + 1; at < text.size();) {
+    size_t next = text.find(' ', at);
+    if (next == std::string::npos) next = text.size();
+    rest += (rest.empty() ? "helper." : " helper.") + text.substr(at, next - at);
+    at = next + 1;
+  }
+  steps.AddText(rest);
+}
 
 }  // namespace uvmshim::agent
