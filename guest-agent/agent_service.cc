@@ -1,5 +1,6 @@
 #include "guest-agent/agent_service.h"
 #include "guest-agent/identity.h"
+#include "guest-agent/init_helper_exe.h"
 
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
@@ -37,7 +38,7 @@ void CheckContainerId(const std::string& id) {
 }  // namespace
 
 AgentService::AgentService(AgentOptions options)
-    : options_(std::move(options)), guest_storage_(options_.in_utility_vm, options_.guest_storage_root, "/sys", options_.load_storage_modules) {
+    : options_(std::move(options)), init_helper_(OpenInitHelperBesideAgent()), guest_storage_(options_.in_utility_vm, options_.guest_storage_root, "/sys", options_.load_storage_modules) {
   shutdown_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!shutdown_event_) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
@@ -124,6 +125,7 @@ grpc::Status AgentService::CreateContainer(grpc::ServerContext*, const pb::Creat
     ContainerOptions container_options;
     container_options.cgroup_parent = options_.cgroup_parent;
     container_options.in_utility_vm = options_.in_utility_vm;
+    container_options.init_helper_fd = init_helper_.get();
     container_options.container_namespace_paths_only = options_.in_utility_vm;
     container_options.is_container_init = [this](pid_t pid) { return IsRunningContainerInit(pid); };
     if (request->has_network()) CheckNetworkRequest(*request);

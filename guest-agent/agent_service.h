@@ -87,6 +87,7 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
 
   const AgentOptions options_;
   Reaper reaper_;
+  const UniqueFd init_helper_;  // uvm-init beside the agent, or invalid (init_helper_exe.h)
   UniqueFd shutdown_event_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Container>> containers_;

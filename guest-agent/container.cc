@@ -93,6 +93,7 @@ std::vector<UniqueFd> OpenNamespacePaths(const OciSpec& spec, const ContainerOpt
 
 std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& request, Reaper& reaper,
                                              const ContainerOptions& options) {
+  StepTimer steps;
   // Ids, spec, field policy, seccomp: everything checkable without a container.
   CheckedCreate checked = CheckCreateRequest(request, PolicyEnvironment::Probe(options.in_utility_vm));
   for (const auto& warning : checked.warnings)
@@ -107,6 +108,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   }
   if (!S_ISDIR(st.st_mode)) throw Error(ErrorCode::kInvalidArgument, "rootfs " + rootfs + ": Not a directory");
   std::shared_ptr<const SeccompProgram> seccomp = std::move(checked.seccomp);
+  steps.Mark("check_request");
 
   std::vector<UniqueFd> namespace_fds = OpenNamespacePaths(spec, options);
   bool terminal = request.terminal() || spec.process.terminal;
@@ -124,6 +126,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   std::string warning;
   if (!options.cgroup_parent.empty())  // "" = no cgroups at all
     container->cgroup_ = Cgroup::Create(options.cgroup_parent, container->id_, container->spec_.resources, &warning);
+  steps.Mark("cgroup");
   if (!warning.empty()) spdlog::warn("event=cgroup_unavailable container={} reason={}", container->id_, LogQuote(warning));
   // The device allowlist: a spec that lists rules is refused when they
   // cannot be enforced; without rules the default list applies where it can.
@@ -148,6 +151,7 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
                       "spec: linux.resources cannot be applied: " +
                           (warning.empty() ? std::string("the agent runs without cgroups") : warning));
 
+  steps.Mark("device_rules");
   container->init_ = std::make_shared<Process>(container->id_, "", terminal);
   InitLaunch launch;
   launch.spec_json = request.spec_json();
@@ -158,6 +162,8 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
   launch.namespace_fds = std::move(namespace_fds);
   if (container->cgroup_) launch.cgroup_procs = container->cgroup_->OpenProcsFiles();
   launch.seccomp = container->seccomp_;
+  launch.steps = &steps;
+  launch.init_helper_fd = options.init_helper_fd;
   try {
     container->init_sync_ = LaunchContainerInit(std::move(launch), container->init_, reaper);
   } catch (...) {
@@ -175,6 +181,9 @@ std::shared_ptr<Container> Container::Create(const pb::CreateContainerRequest& r
     container->init_->WaitExitFor(std::chrono::seconds(5));
     throw Error(ErrorCode::kFailedPrecondition, e.what());
   }
+  if (!container->hooks_.prestart.empty() || !container->hooks_.create_runtime.empty()) steps.Mark("hooks");
+  spdlog::info("event=container_create_steps container={} ms={} {}", container->id_, FormatMs(steps.TotalNs()),
+               steps.text());
   return container;
 }
 
@@ -204,12 +213,14 @@ pid_t Container::Start(Reaper& reaper) {
     starting_ = true;
     sync = std::move(init_sync_);
   }
+  const std::int64_t start_ns = MonotonicNs();
   try {
     StartContainerInit(std::move(sync), *init_);
   } catch (Error& e) {
     throw e.AddContext("start container " + id_);
   }
   const pid_t pid = init_->pid();
+  spdlog::info("event=container_start_steps container={} exec_ms={}", id_, FormatMs(MonotonicNs() - start_ns));
   if (!hooks_.poststart.empty()) {
     try {
       RunHooks(hooks_.poststart, "poststart", HookState{id_, "running", pid, bundle_, &hooks_.annotations}, reaper);

@@ -31,6 +31,7 @@ struct ContainerOptions {
   bool container_namespace_paths_only = false;
   std::function<bool(pid_t)> is_container_init;
   bool in_utility_vm = false;  // for spec_policy.h: what the machine offers, hooks refused
+  int init_helper_fd = -1;     // the init helper's executable (init_helper_exe.h), -1: the agent
 };
 
 class Container {

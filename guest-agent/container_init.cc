@@ -20,6 +20,7 @@
 #include "guest-agent/mounts.h"
 #include "guest-agent/oci_spec.h"
 #include "guest-agent/spawn.h"
+#include "guest-agent/step_timer.h"
 
 namespace uvmshim::agent {
 namespace {
@@ -83,7 +84,7 @@ void WriteSysctl(const std::string& key, const std::string& value) {
 
 // Everything up to (not including) the exec of the user's command.
 // Returns the terminal's master (to send to the agent) or -1.
-int SetUpContainer(const InitConfig& config, const OciSpec& spec, const ExecPlan& plan) {
+int SetUpContainer(const InitConfig& config, const OciSpec& spec, const ExecPlan& plan, StepTimer& steps) {
   if (!config.namespaces_joined) JoinNamespacePaths(spec);
   unsigned long propagation = MS_REC | MS_PRIVATE;
   if (spec.rootfs_propagation == "slave" || spec.rootfs_propagation == "rslave") propagation = MS_REC | MS_SLAVE;
@@ -96,22 +97,28 @@ int SetUpContainer(const InitConfig& config, const OciSpec& spec, const ExecPlan
   // pivot_root needs the new root to be a mount point.
   if (mount(rootfs.c_str(), rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
     Fail("bind mount rootfs " + rootfs, errno);
+  steps.Mark("rootfs_bind");
 
   bool dev_is_tmpfs = false;
   for (const auto& m : spec.mounts) {
     MountInRootfs(rootfs, m);
     if (m.destination == "/dev" && m.type == "tmpfs") dev_is_tmpfs = true;
   }
+  steps.Mark("mounts");
   if (dev_is_tmpfs || !spec.devices.empty()) PopulateDev(rootfs, spec.devices, dev_is_tmpfs);
+  steps.Mark("dev");
 
   if (spec.rootfs_propagation == "shared" || spec.rootfs_propagation == "rshared") {
     if (mount(nullptr, rootfs.c_str(), nullptr, MS_SHARED | MS_REC, nullptr) != 0) Fail("make rootfs shared", errno);
   }
   PivotRoot(rootfs);
+  steps.Mark("pivot_root");
 
   for (const auto& [key, value] : spec.sysctl) WriteSysctl(key, value);
   for (const auto& path : spec.readonly_paths) ReadonlyPath(path);
+  steps.Mark("readonly_paths");
   for (const auto& path : spec.masked_paths) MaskPath(path);
+  steps.Mark("masked_paths");
   if (spec.root_readonly) MakeRootReadonly();
 
   if (!spec.hostname.empty()) {
@@ -149,7 +156,9 @@ int SetUpContainer(const InitConfig& config, const OciSpec& spec, const ExecPlan
     if (ioctl(0, TIOCSCTTY, 0) != 0) Fail("set controlling terminal", errno);
   }
   const char* step = nullptr;
+  steps.Mark("uts_net_tty");
   if (int error = ApplyProcessIdentity(plan, &step); error != 0) Fail(step, error);
+  steps.Mark("identity");
   return master;
 }
 
@@ -180,12 +189,14 @@ InitConfig InitConfig::FromJson(const std::string& text) {
 }
 
 int RunContainerInitHelper() {
+  StepTimer steps;  // from the helper's main: the agent knows when it spawned us
   // Only fds 0-4 are ours; anything else would leak into the container.
   syscall(SYS_close_range, 5u, ~0u, 0u);
   fcntl(kInitSyncFd, F_SETFD, FD_CLOEXEC);
   ResetSignalsForExec();
   umask(022);
   std::unique_ptr<ExecPlan> plan;
+  std::string ready_text;
   try {
     InitConfig config = InitConfig::FromJson(ReadAll(kInitConfigFd));
     close(kInitConfigFd);
@@ -193,7 +204,9 @@ int RunContainerInitHelper() {
     plan = MakeExecPlan(spec.process);
     if (!config.seccomp_hex.empty()) plan->seccomp = SeccompProgramFromHex(config.seccomp_hex, config.seccomp_flags);
     if (spec.personality) plan->personality = static_cast<long>(*spec.personality);
-    int master = SetUpContainer(config, spec, *plan);
+    steps.Mark("parse");
+    int master = SetUpContainer(config, spec, *plan, steps);
+    ready_text = "helper_start_ns=" + std::to_string(steps.start_ns()) + " " + steps.text();
     if (master >= 0) {
       if (!SendSyncMessage(kInitSyncFd, SyncKind::kPtyMaster, 0, 0, nullptr, master)) return 1;
       close(master);
@@ -202,7 +215,8 @@ int RunContainerInitHelper() {
     SendSyncMessage(kInitSyncFd, SyncKind::kError, 0, 0, e.what());
     return 1;
   }
-  if (!SendSyncMessage(kInitSyncFd, SyncKind::kReady, 0, 0, nullptr)) return 1;
+  // kReady's text: the helper's own step timings (LaunchContainerInit logs them).
+  if (!SendSyncMessage(kInitSyncFd, SyncKind::kReady, 0, 0, ready_text.c_str())) return 1;
   SyncMessage message;
   try {
     // EOF: the agent deleted the container before starting it (or died).

@@ -27,7 +27,10 @@ bool LaunchSync::Receive() {
     case SyncKind::kError:
       if (!error_) error_ = message;
       break;
-    case SyncKind::kReady: ready_ = true; break;
+    case SyncKind::kReady:
+      ready_ = true;
+      ready_text_ = message.text;
+      break;
     case SyncKind::kStart: break;  // agent -> child only
   }
   return true;

@@ -33,6 +33,8 @@ class LaunchSync {
 
   pid_t pid() const { return pid_; }
   bool ready() const { return ready_; }
+  // What the child said with kReady (the init helper: its step timings).
+  const std::string& ready_text() const { return ready_text_; }
   const std::optional<SyncMessage>& error() const { return error_; }
   // The socket itself (container init keeps it until StartContainer).
   UniqueFd TakeSocket() { return std::move(socket_); }
@@ -50,6 +52,7 @@ class LaunchSync {
   const Reaper::SpawnToken& token_;
   pid_t pid_ = 0;
   bool ready_ = false;
+  std::string ready_text_;
   UniqueFd pty_master_;
   std::optional<SyncMessage> error_;
 };

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -94,6 +95,7 @@ void JoinCgroups(const std::vector<UniqueFd>& procs) noexcept {
 struct InitChild {
   const std::vector<UniqueFd>* cgroup_procs;
   int in, out, err, config, sync;
+  int exe;  // the helper's executable (O_PATH), or -1: the agent itself
 };
 
 int RunInitChild(void* arg) {
@@ -108,6 +110,11 @@ int RunInitChild(void* arg) {
   char arg1[] = "__init";  // kInitHelperArg
   char* argv[] = {arg0, arg1, nullptr};
   char* envp[] = {nullptr};
+  if (child.exe >= 0) {
+    syscall(SYS_execveat, child.exe, "", argv, envp, AT_EMPTY_PATH);
+    SendSyncMessage(kInitSyncFd, SyncKind::kError, 0, errno, "exec uvm-init (the init helper)");
+    _exit(125);
+  }
   execve("/proc/self/exe", argv, envp);
   SendSyncMessage(kInitSyncFd, SyncKind::kError, 0, errno, "exec /proc/self/exe (the init helper)");
   _exit(125);
@@ -226,6 +233,7 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
     ThrowErrno("write init config");
   lseek(config_fd.get(), 0, SEEK_SET);
   config_fd = Above(std::move(config_fd));
+  if (launch.steps) launch.steps->Mark("init_config");
 
   PipeStdio stdio;
   if (launch.terminal) {
@@ -257,6 +265,7 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   child.err = child_err;
   child.config = config_fd.get();
   child.sync = sync.child.get();
+  child.exe = launch.init_helper_fd;
   for (auto& fd : launch.namespace_fds) fd = Above(std::move(fd));
   ChildStack stack, init_stack;
   auto token = reaper.BeginSpawn();
@@ -272,6 +281,8 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
     if (intermediate < 0) ThrowErrno("fork to join the container's namespaces");
     reaper.Watch(intermediate, [](const ChildExit&) {}, token);
   }
+  const std::int64_t spawned_ns = MonotonicNs();
+  if (launch.steps) launch.steps->Mark("spawn");
   launch.namespace_fds.clear();
   sync.child.reset();
   stdio.child_in.reset();
@@ -301,6 +312,10 @@ UniqueFd LaunchContainerInit(InitLaunch launch, const std::shared_ptr<Process>& 
   } catch (...) {
     setup.KillProcess();
     throw;
+  }
+  if (launch.steps) {
+    launch.steps->Mark("helper_until_ready");
+    AddHelperSteps(setup.ready_text(), spawned_ns, *launch.steps);  // step_timer.h
   }
   setup.HandOver(std::move(stdio.agent), launch.terminal, "container init");
   return setup.TakeSocket();

@@ -13,6 +13,7 @@
 #include "guest-agent/process.h"
 #include "guest-agent/reaper.h"
 #include "guest-agent/seccomp.h"
+#include "guest-agent/step_timer.h"
 #include "common/error.h"
 #include "common/unique_fd.h"
 
@@ -34,6 +35,8 @@ struct InitLaunch {
   // intermediate child joins them, then clones the init (CLONE_PARENT), so a
   // joined pid namespace applies to the init itself.
   std::vector<UniqueFd> namespace_fds;
+  StepTimer* steps = nullptr;  // gets the launch's steps and the helper's, if set
+  int init_helper_fd = -1;     // uvm-init (init_helper_exe.h), or -1: re-execute the agent
 };
 
 // Clones the init helper into the spec's new namespaces and waits until it is

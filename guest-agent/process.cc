@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "guest-agent/exit_status.h"
+#include "guest-agent/step_timer.h"
 
 namespace uvmshim::agent {
 namespace {
@@ -65,6 +66,7 @@ void Process::SetStdio(AgentStdio stdio) {
 void Process::MarkStarted() {
   std::lock_guard lock(mu_);
   started_ = true;
+  started_ns_ = MonotonicNs();
 }
 
 bool Process::started() const {
@@ -77,12 +79,17 @@ void Process::OnExit(const ChildExit& exit) {
     std::lock_guard lock(mu_);
     if (exit_) return;
     exit_ = ProcessExit{ExitStatusFromWaitStatus(exit.wait_status), exit.exited_at_unix_nano};
+    exited_ns_ = MonotonicNs();
     uint64_t one = 1;
     [[maybe_unused]] auto n = write(exited_event_.get(), &one, sizeof one);
     ReleaseFdsLocked();
   }
   cv_.notify_all();
-  spdlog::debug("event=process_exited process={} pid={} status={}", name_, pid(), exit_->exit_status);
+  // A container's init at info with its run time (started to reaped): the exit
+  // path's first step (issue #15); execs at debug (there may be thousands).
+  spdlog::log(exec_id_.empty() ? spdlog::level::info : spdlog::level::debug,
+              "event=process_exited process={} pid={} status={} run_ms={}", name_, pid(), exit_->exit_status,
+              started_ns_ ? FormatMs(exited_ns_ - started_ns_) : std::string("-"));
 }
 
 std::optional<ProcessExit> Process::exit() const {
@@ -116,7 +123,11 @@ bool Process::OutputsSettledLocked() const {
 std::optional<ProcessExit> Process::Wait(const std::function<bool()>& cancelled) {
   std::unique_lock lock(mu_);
   for (;;) {
-    if (exit_ && OutputsSettledLocked()) return exit_;
+    if (exit_ && OutputsSettledLocked()) {
+      if (exec_id_.empty())
+        spdlog::info("event=wait_answered process={} after_exit_ms={}", name_, FormatMs(MonotonicNs() - exited_ns_));
+      return exit_;
+    }
     // The timeout only notices a cancelled RPC; exits and drains notify.
     cv_.wait_for(lock, std::chrono::milliseconds(500));
     if (cancelled && cancelled()) return std::nullopt;

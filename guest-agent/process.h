@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -122,6 +123,8 @@ class Process {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool started_ = false;
+  std::int64_t started_ns_ = 0;  // MonotonicNs at MarkStarted: the init's run time in its exit line
+  std::int64_t exited_ns_ = 0;   // MonotonicNs at OnExit
   std::optional<ProcessExit> exit_;
   Output outputs_[2];
   UniqueFd pty_master_;

@@ -60,6 +60,10 @@ VmSettings ParseVmSettings(std::string_view cmdline) {
       if (value != "on" && value != "off")
         throw std::invalid_argument("kernel parameter uvm.modules=" + value + ": expected on or off");
       settings.load_modules = value == "on";
+    } else if (key == "uvm.warmup") {
+      if (value != "0" && value != "1")
+        throw std::invalid_argument("kernel parameter uvm.warmup=" + value + ": expected 0 or 1");
+      settings.warm_up = value == "1";
     }
   }
   return settings;

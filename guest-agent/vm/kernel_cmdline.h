@@ -26,6 +26,7 @@ struct VmSettings {
   bool rootfs_read_only = false;
   std::string share_tag;
   bool load_modules = true;
+  bool warm_up = false;  // uvm.warmup=1: run a throw-away container before serving (opt-in, warm_up.h)
 };
 
 // Splits a command line as the kernel does: spaces separate, double quotes

@@ -17,6 +17,7 @@
 #include "guest-agent/vm/boot_rootfs.h"
 #include "guest-agent/vm/channels.h"
 #include "guest-agent/vm/pid1.h"
+#include "guest-agent/vm/warm_up.h"
 
 namespace uvmshim::agent::vm {
 
@@ -45,6 +46,8 @@ void RunAsPid1() {
     if (settings.load_modules) options.load_storage_modules = LoadRootfsTransportModules;
     AgentService service(options);
     const auto service_ms = ms_since(service_start);
+    // A pooled VM pays its first container's cold start now, not its claimer.
+    if (settings.warm_up) WarmUpContainerPath(service);
     const auto server_start = Clock::now();
     auto server = BuildServer(service);
     const auto server_ms = ms_since(server_start);

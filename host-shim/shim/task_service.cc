@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <future>
 
 #include "common/ids.h"
 #include "shim/agent_status.h"
@@ -241,14 +242,19 @@ Status TaskService::Create(const taskpb::CreateTaskRequest& request,
 }
 
 // Every byte the process wrote reaches its reader before the exit is reported.
+// The WaitProcess goes out now, not after the output: its round trip to the
+// guest (slow under TCG) then overlaps the output's end instead of following it.
 void TaskService::WatchExit(Task* task, Process* process) {
+  auto waited = std::async(std::launch::async, [agent = task->agent, id = task->id, exec_id = process->exec_id] {
+    return agent->WaitProcess(id, exec_id);
+  });
   process->relay->WaitOutputDone();
   spdlog::debug("task {} process \"{}\": output done", task->id, process->exec_id);
   std::uint32_t exit_status = 0;
   std::int64_t exited_at = 0;
   bool agent_lost = false;
   try {
-    auto exit = task->agent->WaitProcess(task->id, process->exec_id);
+    auto exit = waited.get();
     exit_status = exit.exit_status;
     exited_at = exit.exited_at_unix_nano;
     if (exit.oom_killed) {

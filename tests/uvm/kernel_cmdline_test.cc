@@ -48,6 +48,18 @@ TEST(KernelCmdline, RejectsMalformedValuesNamingTheParameter) {
   EXPECT_THROW(ParseVmSettings("uvm.share="), std::invalid_argument);
 }
 
+TEST(KernelCmdline, WarmUpOnlyWhenAsked) {
+  EXPECT_FALSE(ParseVmSettings("console=ttyS0").warm_up);
+  EXPECT_TRUE(ParseVmSettings("uvm.warmup=1").warm_up);
+  EXPECT_FALSE(ParseVmSettings("uvm.warmup=0").warm_up);
+  try {
+    ParseVmSettings("uvm.warmup=yes");
+    FAIL() << "accepted uvm.warmup=yes";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("uvm.warmup"), std::string::npos) << error.what();
+  }
+}
+
 TEST(GuestRootfsPath, HostAndGuestAgree) {
   EXPECT_STREQ(kGuestRootfsPath, uvm::kGuestRootfsPath);
   EXPECT_STREQ(kGuestSharePath, uvm::kGuestSharePath);
