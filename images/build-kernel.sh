@@ -85,6 +85,15 @@ else
       missing=1
     fi
   done <"$fragment"
+  # And every option it turns off must be off (something may select it).
+  while IFS= read -r line; do
+    [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]] || continue
+    if grep -q "^${BASH_REMATCH[1]}=" "$kdir/build/.config"; then
+      echo "$tag $(basename "$fragment"): ${BASH_REMATCH[1]} is on in the final config" \
+           "(selected by another option?)" >&2
+      missing=1
+    fi
+  done <"$fragment"
   [[ $missing -eq 0 ]] || die "the fragment's options above did not apply (unmet dependencies?)"
   trap - EXIT
   say "building bzImage + vmlinux with $jobs jobs (progress: one line per object)"
