@@ -241,8 +241,12 @@ TEST_F(PoolVmTest, ThePoolTurnedOffBootsColdAsBefore) {
 // container runs as on any VM.
 TEST_F(PoolVmTest, APooledVmWarmsUpBeforeItIsReadyAndKeepsNothingOfIt) {
   config_.kernel_cmdline_extra = "uvm.warmup=1";
+  // Booted, not restored: the warm-up's lines are in the booting VM's console
+  // (a restored VM's log starts after the snapshot), and TCG's translations,
+  // the warm-up's point, are not part of a memory snapshot.
+  config_.pool.snapshot = false;
   key_ = KeyFor(config_);
-  FillPool(key_, {1, 4096});
+  FillPool(key_, {1, 4096, /*snapshots=*/false});
   ASSERT_TRUE(WaitReady(1)) << ReadFile(KeyDir(key_) / "last-failure.log");
   const PoolVm warm = Ready().front();
   auto host = StartAgentHost(Spec("pw"));
