@@ -113,7 +113,7 @@ TEST(NetworkConfigFile, BadValuesNameTheKey) {
       {"[network\n", "t.toml"},
   };
   for (const auto& [text, expected] : cases) {
-    const std::string error = ErrorOf([&] { ParseNetworkConfig(text, "t.toml"); });
+    const std::string error = ErrorOf([&text = text] { ParseNetworkConfig(text, "t.toml"); });
     EXPECT_NE(error.find(expected), std::string::npos) << text << "-> " << error;
     EXPECT_NE(error.find("t.toml"), std::string::npos) << error;
   }
