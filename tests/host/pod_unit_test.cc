@@ -15,6 +15,7 @@
 #include "paths.h"
 #include "sandbox_config.h"
 #include "shim/pod_spec.h"
+#include "tests/support/temp_dir.h"
 
 using namespace uvmshim::host;
 using namespace uvmshim::shim;
@@ -58,9 +59,8 @@ TEST(PodRole, FromCriAnnotations) {
 }
 
 TEST(PodRole, ShimStartFindsTheSandboxInTheBundle) {
-  std::string pattern = (fs::temp_directory_path() / "pod-bundle-XXXXXX").string();
-  ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-  const fs::path bundle = pattern;
+  const uvmshim::testing::TempDir temp("pod-bundle");
+  const fs::path& bundle = temp.path();
   EXPECT_EQ(PodSandboxOf(bundle, "c1"), std::nullopt);  // no config.json
   std::ofstream(bundle / "config.json")
       << json{{"process", json::object()},

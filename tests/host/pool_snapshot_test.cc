@@ -17,14 +17,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent_client.h"
-#include "agent_host_factory.h"
-#include "oci_spec.h"
-#include "paths.h"
-#include "pool/pool_dir.h"
-#include "pool/pool_fill.h"
-#include "sandbox_share.h"
-#include "vm_test_support.h"
+#include "pool_test_fixture.h"
 
 namespace uvmshim::host {
 namespace {
@@ -33,82 +26,10 @@ using namespace std::chrono_literals;
 using namespace pool;
 using test_support::ReadFile;
 
-class PoolSnapshotTest : public ::testing::Test {
+class PoolSnapshotTest : public PoolFixture {
  protected:
-  void SetUp() override {
-    if (auto why = test_support::MissingVmPrerequisite()) GTEST_SKIP() << *why;
-    dir_ = test_support::MakeDirWithRootfs("pst", UVMSHIM_BUSYBOX_ROOTFS);
-    ::setenv("UVMSHIM_ROOT", (dir_ / "root").c_str(), 1);
-    ::setenv("UVMSHIM_POOL_KEEPER", UVMSHIM_POOL_KEEPER_PATH, 1);
-    config_.isolation = Isolation::kHyperv;
-    config_.pool.enabled = true;
-    config_.pool.size = 1;
-    key_ = KeyFor(config_);
-  }
-  void TearDown() override {
-    if (dir_.empty()) return;
-    EXPECT_TRUE(DrainAll()) << "pool VMs left behind";
-    EXPECT_TRUE(MountPointsUnder(dir_).empty()) << "mounts left under " << dir_;
-    fs::remove_all(dir_);
-    ::unsetenv("UVMSHIM_ROOT");
-  }
-
-  // Keepers are other processes that publish their state in files: polled.
-  static bool WaitFor(const std::function<bool()>& done, std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (done()) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return done();
-  }
-  // Every keeper of every key has ended (a booting one ends once it is up).
-  static bool DrainAll() {
-    return WaitFor([] {
-      DrainPool();
-      for (const auto& key_dir : ListKeyDirs())
-        if (!ListVms(key_dir).empty()) return false;
-      return true;
-    }, 300s);
-  }
-  std::vector<PoolVm> Ready() {
-    std::vector<PoolVm> ready;
-    for (auto& vm : ListVms(KeyDir(key_)))
-      if (vm.state == VmState::kReady && vm.keeper_alive) ready.push_back(vm);
-    return ready;
-  }
-  bool WaitReady(std::size_t count) { return WaitFor([&] { return Ready().size() >= count; }, 300s); }
-  std::string Failure() { return ReadFile(KeyDir(key_) / "last-failure.log"); }
-
-  SandboxSpec Spec(const std::string& id) {
-    SandboxSpec spec;
-    spec.id = id;
-    spec.config = config_;
-    spec.state_dir = dir_ / id;
-    spec.socket_dir = SocketDirFor(spec.state_dir);
-    return spec;
-  }
-
-  // Runs `script` in a container of `host`; returns its /out/result (a volume).
-  std::string RunScript(AgentHost& host, const std::string& id, const std::string& script) {
-    AgentClient agent(host.channel());
-    const fs::path out = dir_ / ("out-" + id);
-    fs::create_directories(out);
-    SpecOptions options;
-    options.process.args = {"sh", "-c", script};
-    options.volumes = {{out.string(), "/out", false}};
-    test_support::StartContainerIn(host, agent, id, dir_ / "rootfs", options);
-    EXPECT_EQ(agent.WaitProcess(id, "").exit_status, 0u) << ReadFile(host.console_log());
-    agent.DeleteContainer(id, true);
-    host.ReleaseContainer(id);
-    return ReadFile(out / "result");
-  }
-
-  fs::path Snapshot() { return KeyDir(key_) / "snapshot.bin"; }
-
-  fs::path dir_;
-  SandboxConfig config_;
-  PoolKey key_;
+  PoolSnapshotTest() : PoolFixture("pst") {}
+  std::filesystem::path Snapshot() { return KeyDir(key_) / "snapshot.bin"; }
 };
 
 TEST_F(PoolSnapshotTest, ClonesServeContainersWithTheirOwnBootIdAndRandomness) {

@@ -20,14 +20,7 @@
 #include <thread>
 
 #include "agent.grpc.pb.h"
-#include "agent_client.h"
-#include "agent_host_factory.h"
-#include "oci_spec.h"
-#include "paths.h"
-#include "pool/pool_dir.h"
-#include "pool/pool_fill.h"
-#include "sandbox_share.h"
-#include "vm_test_support.h"
+#include "pool_test_fixture.h"
 
 extern char** environ;
 
@@ -50,80 +43,14 @@ grpc::Status CallSetIdentity(AgentHost& host, const agentpb::SetIdentityRequest&
 
 bool Alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
 
-class PoolVmTest : public ::testing::Test {
+class PoolVmTest : public PoolFixture {
  protected:
-  void SetUp() override {
-    if (auto why = test_support::MissingVmPrerequisite()) GTEST_SKIP() << *why;
-    dir_ = test_support::MakeDirWithRootfs("pvt", UVMSHIM_BUSYBOX_ROOTFS);
-    ::setenv("UVMSHIM_ROOT", (dir_ / "root").c_str(), 1);
-    ::setenv("UVMSHIM_POOL_KEEPER", UVMSHIM_POOL_KEEPER_PATH, 1);
-    config_.isolation = Isolation::kHyperv;
-    config_.pool.enabled = true;
-    config_.pool.size = 1;
-    key_ = KeyFor(config_);
-  }
-  void TearDown() override {
-    if (dir_.empty()) return;
-    // Every keeper removes its VM dir last: the pool root empties when all
-    // have ended. Drained again on each look: a keeper still booting ends
-    // once it is up (its SIGTERM waits for the boot).
-    EXPECT_TRUE(WaitFor([&] { DrainPool(); return ListVms(KeyDir(key_)).empty(); }, 300s)) << "pool VMs left behind";
-    EXPECT_TRUE(MountPointsUnder(dir_).empty()) << "mounts left under " << dir_;
-    fs::remove_all(dir_);
-    ::unsetenv("UVMSHIM_ROOT");
-  }
-
-  // Keepers are other processes that publish their state in files: polled.
-  static bool WaitFor(const std::function<bool()>& done, std::chrono::seconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (done()) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return done();
-  }
-  std::vector<PoolVm> Ready() {
-    std::vector<PoolVm> ready;
-    for (auto& vm : ListVms(KeyDir(key_)))
-      if (vm.state == VmState::kReady && vm.keeper_alive) ready.push_back(vm);
-    return ready;
-  }
-  bool WaitReady(std::size_t count) {
-    return WaitFor([&] { return Ready().size() >= count; }, 300s);
-  }
-
-  SandboxSpec Spec(const std::string& id) {
-    SandboxSpec spec;
-    spec.id = id;
-    spec.config = config_;
-    spec.state_dir = dir_ / id;
-    spec.socket_dir = SocketDirFor(spec.state_dir);
-    return spec;
-  }
-
-  // Runs `script` in a container of `host`; returns its /out (a volume).
-  std::string RunScript(AgentHost& host, const std::string& id, const std::string& script) {
-    AgentClient agent(host.channel());
-    const fs::path out = dir_ / ("out-" + id);
-    fs::create_directories(out);
-    SpecOptions options;
-    options.process.args = {"sh", "-c", script};
-    options.volumes = {{out.string(), "/out", false}};
-    test_support::StartContainerIn(host, agent, id, dir_ / "rootfs", options);
-    EXPECT_EQ(agent.WaitProcess(id, "").exit_status, 0u) << ReadFile(host.console_log());
-    agent.DeleteContainer(id, true);
-    host.ReleaseContainer(id);
-    return ReadFile(out / "result");
-  }
-
-  fs::path dir_;
-  SandboxConfig config_;
-  PoolKey key_;
+  PoolVmTest() : PoolFixture("pvt") {}
 };
 
 TEST_F(PoolVmTest, ClaimsNeverShareAVmAndThePoolRefills) {
   FillPool(key_, {2, 4096});
-  ASSERT_TRUE(WaitReady(2)) << ReadFile(KeyDir(key_) / "last-failure.log");
+  ASSERT_TRUE(WaitReady(2)) << Failure();
   std::set<pid_t> pooled;
   for (const auto& vm : Ready()) pooled.insert(vm.qemu_pid);
 
@@ -163,7 +90,7 @@ TEST_F(PoolVmTest, ClaimsNeverShareAVmAndThePoolRefills) {
 
 TEST_F(PoolVmTest, AKilledClaimersVmDiesWithIt) {
   FillPool(key_, {1, 4096});
-  ASSERT_TRUE(WaitReady(1)) << ReadFile(KeyDir(key_) / "last-failure.log");
+  ASSERT_TRUE(WaitReady(1)) << Failure();
   const PoolVm vm = Ready().front();
 
   int out[2];
@@ -202,7 +129,7 @@ TEST_F(PoolVmTest, AKilledClaimersVmDiesWithIt) {
 
 TEST_F(PoolVmTest, AnIdleVmThatDiedIsReplacedNotHandedOut) {
   FillPool(key_, {1, 4096});
-  ASSERT_TRUE(WaitReady(1)) << ReadFile(KeyDir(key_) / "last-failure.log");
+  ASSERT_TRUE(WaitReady(1)) << Failure();
   const PoolVm dead = Ready().front();
   ASSERT_EQ(::kill(dead.qemu_pid, SIGKILL), 0);
 
@@ -220,7 +147,7 @@ TEST_F(PoolVmTest, AnIdleVmThatDiedIsReplacedNotHandedOut) {
 
 TEST_F(PoolVmTest, ThePoolTurnedOffBootsColdAsBefore) {
   FillPool(key_, {1, 4096});
-  ASSERT_TRUE(WaitReady(1)) << ReadFile(KeyDir(key_) / "last-failure.log");
+  ASSERT_TRUE(WaitReady(1)) << Failure();
   const PoolVm warm = Ready().front();
   config_.pool.enabled = false;
   auto host = StartAgentHost(Spec("po"));
@@ -247,7 +174,7 @@ TEST_F(PoolVmTest, APooledVmWarmsUpBeforeItIsReadyAndKeepsNothingOfIt) {
   config_.pool.snapshot = false;
   key_ = KeyFor(config_);
   FillPool(key_, {1, 4096, /*snapshots=*/false});
-  ASSERT_TRUE(WaitReady(1)) << ReadFile(KeyDir(key_) / "last-failure.log");
+  ASSERT_TRUE(WaitReady(1)) << Failure();
   const PoolVm warm = Ready().front();
   auto host = StartAgentHost(Spec("pw"));
   EXPECT_EQ(host->pid(), warm.qemu_pid) << "the sandbox booted cold";

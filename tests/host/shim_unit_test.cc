@@ -14,6 +14,7 @@
 #include "shim/rootfs_mount.h"
 #include "shim/shim_args.h"
 #include "shim/stdio_files.h"
+#include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace uvmshim;
@@ -50,17 +51,13 @@ TEST(RootfsMount, OptionsSplitIntoFlagsAndData) {
   EXPECT_EQ(bind.data, "");
 }
 
-class TempDir : public ::testing::Test {
+class TempDirTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/uvmshim-host-test-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  uvmshim::testing::TempDir temp_{"uvmshim-host-test"};
+  const fs::path dir_ = temp_.path();
 };
 
-using StdioFilesTest = TempDir;
+using StdioFilesTest = TempDirTest;
 
 TEST_F(StdioFilesTest, WritesReachFifoReadersAndFiles) {
   const auto out = dir_ / "out";
@@ -95,7 +92,7 @@ TEST_F(StdioFilesTest, MissingPathIsAClearError) {
   }
 }
 
-using SandboxStateTest = TempDir;
+using SandboxStateTest = TempDirTest;
 
 TEST_F(SandboxStateTest, RoundTripsAndIsFoundById) {
   ::setenv("UVMSHIM_ROOT", dir_.c_str(), 1);

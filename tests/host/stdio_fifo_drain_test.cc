@@ -16,6 +16,7 @@
 
 #include "common/unique_fd.h"
 #include "shim/stdio_files.h"
+#include "tests/support/temp_dir.h"
 
 namespace uvmshim::shim {
 namespace {
@@ -26,13 +27,9 @@ using namespace std::chrono_literals;
 class StdioFifoDrain : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir_template[] = "/tmp/uvmshim-fifo-drain.XXXXXX";
-    ASSERT_NE(::mkdtemp(dir_template), nullptr);
-    dir_ = dir_template;
     fifo_ = dir_ / "out";
     ASSERT_EQ(::mkfifo(fifo_.c_str(), 0600), 0);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   UniqueFd OpenReader() { return UniqueFd(::open(fifo_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)); }
   std::string ReadAll(int fd) {
@@ -45,7 +42,8 @@ class StdioFifoDrain : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
+  uvmshim::testing::TempDir temp_{"uvmshim-fifo-drain"};
+  const std::filesystem::path dir_ = temp_.path();
   fs::path fifo_;
 };
 

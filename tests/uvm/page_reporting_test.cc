@@ -2,6 +2,7 @@
 // read from the kernel command line as the kernel reads its own parameter,
 // written to the module parameter file.
 #include "guest-agent/vm/page_reporting.h"
+#include "tests/support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -38,20 +39,17 @@ TEST(PageReportingOrder, TheLastOneWins) {
 class PageReportingFile : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/page-reporting-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     param_ = dir_ / "page_reporting_order";
     std::ofstream(param_) << "9\n";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Param() const {
     std::ifstream in(param_);
     std::stringstream text;
     text << in.rdbuf();
     return text.str();
   }
-  std::filesystem::path dir_;
+  uvmshim::testing::TempDir temp_{"page-reporting-test"};
+  const std::filesystem::path dir_ = temp_.path();
   std::filesystem::path param_;
 };
 

@@ -12,6 +12,7 @@
 
 #include "uvm/qemu_vm.h"
 #include "uvm/vm_factory.h"
+#include "tests/support/temp_dir.h"
 
 namespace uvmshim::uvm {
 namespace {
@@ -21,9 +22,6 @@ namespace fs = std::filesystem;
 class QemuValidation : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "uvm-validate-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
     std::ofstream(dir_ / "vmlinuz") << "not really a kernel";
     std::ofstream(dir_ / "initrd.img") << "not really an initrd";
     config_.id = "validate";
@@ -31,7 +29,6 @@ class QemuValidation : public ::testing::Test {
     config_.initrd = dir_ / "initrd.img";
     config_.state_dir = dir_ / "state";
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Create() must throw a VmError whose text contains `expected`.
   void ExpectCreateError(const std::string& expected) {
@@ -45,7 +42,8 @@ class QemuValidation : public ::testing::Test {
     EXPECT_EQ(vm.vmm_pid(), 0);
   }
 
-  fs::path dir_;
+  uvmshim::testing::TempDir temp_{"uvm-validate"};
+  const std::filesystem::path dir_ = temp_.path();
   VmConfig config_;
 };
 

@@ -19,17 +19,6 @@ namespace uvmshim::uvm::test {
 
 namespace fs = std::filesystem;
 
-TempDir::TempDir(const std::string& prefix) {
-  std::string pattern = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
-  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern);
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  fs::remove_all(path_, ignored);
-}
-
 fs::path UvmImageDir() { return UVMSHIM_UVM_IMAGE_DIR; }
 fs::path BareImageDir() { return UVMSHIM_BARE_IMAGE_DIR; }
 

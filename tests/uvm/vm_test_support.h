@@ -9,21 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
 #include "uvm/utility_vm.h"
 
 namespace uvmshim::uvm::test {
 
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix = "uvm-test");
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = uvmshim::testing::TempDir;
 
 std::filesystem::path UvmImageDir();
 std::filesystem::path BareImageDir();

@@ -14,6 +14,7 @@
 #include "uvmctl/container_network.h"
 #include "uvmctl/network_config.h"
 #include "uvmctl/network_files.h"
+#include "tests/support/temp_dir.h"
 
 namespace uvmshim::uvmctl {
 namespace {
@@ -159,16 +160,12 @@ TEST(CniResult, FirstAddressPrefersIpv4) {
 class CniExecTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/uvcni-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     runtime_.container_id = "c1";
     runtime_.netns = "/run/netns/none-such";
     runtime_.ifname = "eth0";
     runtime_.plugin_dirs = {dir_ / "empty", dir_};
     runtime_.timeout = std::chrono::seconds(10);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // A plugin named `type` whose body is `script` (sh); it sees the call in
   // env and stdin, and saves both as <dir>/<type>.<command>.{env,in}.
@@ -189,7 +186,8 @@ class CniExecTest : public ::testing::Test {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
 
-  fs::path dir_;
+  uvmshim::testing::TempDir temp_{"uvcni"};
+  const std::filesystem::path dir_ = temp_.path();
   CniRuntime runtime_;
 };
 
