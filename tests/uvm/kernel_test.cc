@@ -69,6 +69,39 @@ TEST(OwnKernel, PvhImageHoldsTheElfWithItsEntryNote) {
   EXPECT_NE(ReadFile(log).find("--pvh needs --kernel-dir"), std::string::npos) << ReadFile(log);
 }
 
+// --busybox-compression: busybox and its applet links in an archive of their
+// own, compressed apart and appended to the main one (the kernel unpacks
+// concatenated archives; the boot of the real image on it is the vm suite's).
+TEST(OwnKernel, BusyboxArchiveOfItsOwnFollowsTheMainOne) {
+  if (!fs::exists(kKernelDir / "vmlinuz")) GTEST_SKIP() << "our kernel is not built (UVMSHIM_UVM_KERNEL=debian)";
+  TempDir dir("uvm-kernel-busybox-test");
+  const fs::path out = dir.path() / "image";
+  ASSERT_EQ(Shell(std::string("SOURCE_DATE_EPOCH=0 bash ") + UVMSHIM_BUILD_IMAGE_SCRIPT + " --out " + out.string() +
+                  " --cache " + (dir.path() / "cache").string() + " --kernel-dir " + kKernelDir.string() +
+                  " --init " + UVMSHIM_BARE_INIT + " --busybox " + UVMSHIM_BUSYBOX +
+                  " --compression lz4 --busybox-compression xz >/dev/null"),
+            0);
+  const std::string initrd = ReadFile(out / "initrd.img");
+  const std::size_t xz_start = initrd.find(std::string("\xfd" "7zXZ\0", 6));
+  ASSERT_NE(xz_start, std::string::npos) << "no xz archive in the initrd";
+  std::ofstream(dir.path() / "main.lz4") << initrd.substr(0, xz_start);
+  std::ofstream(dir.path() / "busybox.xz") << initrd.substr(xz_start);
+  const fs::path main_list = dir.path() / "main.list", busybox_list = dir.path() / "busybox.list";
+  ASSERT_EQ(Shell("lz4 -dc " + (dir.path() / "main.lz4").string() + " | cpio -it --quiet >" + main_list.string()), 0);
+  ASSERT_EQ(Shell("xz -dc " + (dir.path() / "busybox.xz").string() + " | cpio -itv --quiet >" +
+                  busybox_list.string()),
+            0);
+  const std::string main_entries = ReadFile(main_list), busybox_entries = ReadFile(busybox_list);
+  EXPECT_NE(main_entries.find("init\n"), std::string::npos) << main_entries;
+  EXPECT_NE(main_entries.find("etc/passwd\n"), std::string::npos) << main_entries;
+  EXPECT_EQ(main_entries.find("bin/busybox"), std::string::npos) << main_entries;
+  EXPECT_NE(busybox_entries.find(" bin/busybox\n"), std::string::npos) << busybox_entries;
+  EXPECT_NE(busybox_entries.find(" bin/sh -> /bin/busybox\n"), std::string::npos) << busybox_entries;
+  EXPECT_EQ(busybox_entries.find(" init\n"), std::string::npos) << busybox_entries;
+  for (const auto& entry : fs::directory_iterator(out))
+    EXPECT_EQ(entry.path().filename().string().rfind(".staging", 0), std::string::npos) << entry.path();
+}
+
 TEST(OwnKernel, ConfigHasWhatTheAgentAndContainersNeed) {
   if (!fs::exists(kKernelDir / "kernel-config")) GTEST_SKIP() << "our kernel is not built";
   const std::string config = ReadFile(kKernelDir / "kernel-config");
