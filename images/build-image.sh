@@ -24,7 +24,7 @@
 #                               does not have is skipped with a note)
 #          [--busybox FILE] [--compression zstd|gzip|lz4|xz|none]
 #          [--busybox-compression C]  (busybox and its applet links in an
-#                    archive of their own compressed with C, appended to the
+#                    archive of their own compressed with C, put before the
 #                    main one: the kernel unpacks concatenated archives. Default:
 #                    one archive with --compression)
 #          [--extra SRC=DST]...
@@ -252,7 +252,11 @@ pack() {
 tmp_initrd=$out/.initrd.img.tmp
 if [[ $busybox_root != "$staging" ]]; then
   say "packing initrd ($compression, busybox $busybox_compression)"
-  { pack "$staging" "$compression" && pack "$busybox_root" "$busybox_compression"; } >"$tmp_initrd"
+  # busybox's archive first: an LZ4 legacy stream has no end marker, so the
+  # kernel would read the next archive's first bytes as another LZ4 block
+  # ("chunk length is longer than allocated") and drop that archive; an xz or
+  # zstd stream ends where it says.
+  { pack "$busybox_root" "$busybox_compression" && pack "$staging" "$compression"; } >"$tmp_initrd"
 else
   say "packing initrd ($compression)"
   pack "$staging" "$compression" >"$tmp_initrd"

@@ -70,9 +70,10 @@ TEST(OwnKernel, PvhImageHoldsTheElfWithItsEntryNote) {
 }
 
 // --busybox-compression: busybox and its applet links in an archive of their
-// own, compressed apart and appended to the main one (the kernel unpacks
-// concatenated archives; the boot of the real image on it is the vm suite's).
-TEST(OwnKernel, BusyboxArchiveOfItsOwnFollowsTheMainOne) {
+// own, compressed apart, before the main one (the kernel unpacks concatenated
+// archives; an LZ4 legacy stream has no end, so it must come last). The boot
+// of the real image on it is the vm suite's (uvmctl console runs its shell).
+TEST(OwnKernel, BusyboxArchiveOfItsOwnPrecedesTheMainOne) {
   if (!fs::exists(kKernelDir / "vmlinuz")) GTEST_SKIP() << "our kernel is not built (UVMSHIM_UVM_KERNEL=debian)";
   TempDir dir("uvm-kernel-busybox-test");
   const fs::path out = dir.path() / "image";
@@ -82,10 +83,13 @@ TEST(OwnKernel, BusyboxArchiveOfItsOwnFollowsTheMainOne) {
                   " --compression lz4 --busybox-compression xz >/dev/null"),
             0);
   const std::string initrd = ReadFile(out / "initrd.img");
-  const std::size_t xz_start = initrd.find(std::string("\xfd" "7zXZ\0", 6));
-  ASSERT_NE(xz_start, std::string::npos) << "no xz archive in the initrd";
-  std::ofstream(dir.path() / "main.lz4") << initrd.substr(0, xz_start);
-  std::ofstream(dir.path() / "busybox.xz") << initrd.substr(xz_start);
+  ASSERT_EQ(initrd.rfind(std::string("\xfd" "7zXZ\0", 6), 0), 0u) << "the initrd does not start with xz";
+  // The LZ4 legacy magic (0x184c2102, little-endian) after the xz stream.
+  const std::size_t lz4_start = initrd.find(std::string("\x02\x21\x4c\x18", 4));
+  ASSERT_NE(lz4_start, std::string::npos) << "no LZ4 archive in the initrd";
+  ASSERT_EQ(lz4_start % 4, 0u);
+  std::ofstream(dir.path() / "busybox.xz") << initrd.substr(0, lz4_start);
+  std::ofstream(dir.path() / "main.lz4") << initrd.substr(lz4_start);
   const fs::path main_list = dir.path() / "main.list", busybox_list = dir.path() / "busybox.list";
   ASSERT_EQ(Shell("lz4 -dc " + (dir.path() / "main.lz4").string() + " | cpio -it --quiet >" + main_list.string()), 0);
   ASSERT_EQ(Shell("xz -dc " + (dir.path() / "busybox.xz").string() + " | cpio -itv --quiet >" +
