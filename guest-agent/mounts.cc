@@ -1,6 +1,7 @@
 #include "guest-agent/mounts.h"
 
 #include "common/mount_flags.h"
+#include "guest-agent/proc_text.h"
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -11,9 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 #include <vector>
 #include <cstring>
 #include <stdexcept>
@@ -283,13 +283,11 @@ void MoveRoot(const std::string& given_rootfs) {
   const std::string rootfs = kHolder;
   std::vector<std::string> others;
   {
-    std::ifstream mountinfo("/proc/self/mountinfo");
-    for (std::string line; std::getline(mountinfo, line);) {
-      std::istringstream fields(line);
-      std::string id, parent, devno, root, point;
-      fields >> id >> parent >> devno >> root >> point;
+    const auto mountinfo = ReadProcText("/proc/self/mountinfo", 16 << 20);
+    if (!mountinfo) Fail("read /proc/self/mountinfo", errno);
+    for (auto& point : MountPointsOfMountInfo(*mountinfo)) {
       if (point == "/" || point == rootfs || point.starts_with(rootfs + "/")) continue;
-      others.push_back(point);
+      others.push_back(std::move(point));
     }
   }
   // Deepest first.

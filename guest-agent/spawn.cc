@@ -16,11 +16,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <system_error>
 
 #include "common/fd_passing.h"
 #include "guest-agent/exit_status.h"
+#include "guest-agent/proc_text.h"
 
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
@@ -72,10 +72,10 @@ uint64_t CapMask(const std::optional<std::vector<int>>& caps, int last_cap) {
 }
 
 int ReadLastCap() {
-  std::ifstream in("/proc/sys/kernel/cap_last_cap");
-  int value = 40;
-  if (!(in >> value) || value < 0 || value > 63) value = 40;
-  return value;
+  const auto text = ReadProcText("/proc/sys/kernel/cap_last_cap", 64);
+  const auto value = text ? ParseLeadingInt(*text) : std::nullopt;
+  if (!value || *value < 0 || *value > 63) return 40;
+  return static_cast<int>(*value);
 }
 
 const char* RlimitName(int resource) {

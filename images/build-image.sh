@@ -23,11 +23,15 @@
 #                               and 9p for uvm.rootfs; a module this kernel
 #                               does not have is skipped with a note)
 #          [--busybox FILE] [--compression zstd|gzip|lz4|xz|none]
+#          [--busybox-compression C]  (busybox and its applet links in an
+#                    archive of their own compressed with C, put before the
+#                    main one: the kernel unpacks concatenated archives. Default:
+#                    one archive with --compression)
 #          [--extra SRC=DST]...
 set -euo pipefail
 export LC_ALL=C
 
-out= init= cache= busybox= compression=zstd
+out= init= cache= busybox= compression=zstd busybox_compression=
 kernel_package=linux-image-cloud-amd64
 modules=
 hyperv_modules=
@@ -48,6 +52,7 @@ while [[ $# -gt 0 ]]; do
     --module-list) module_lists+=("$2"); shift 2 ;;
     --busybox) busybox=$2; shift 2 ;;
     --compression) compression=$2; shift 2 ;;
+    --busybox-compression) busybox_compression=$2; shift 2 ;;
     --extra) extras+=("$2"); shift 2 ;;
     *) echo "build-image.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -179,13 +184,21 @@ done
 echo "$release" >"$staging/lib/modules/kernel-release"
 say "kernel $release, $module_count modules"
 
+# busybox_root: where busybox goes (a staging tree of its own when it gets an
+# archive of its own; its directories are created in both, the main one wins).
+busybox_root=$staging
+if [[ -n $busybox && -n $busybox_compression && $busybox_compression != "$compression" ]]; then
+  busybox_root=$(mktemp -d "$out/.staging-busybox.XXXXXX")
+  trap 'rm -rf "$staging" "$busybox_root"' EXIT
+fi
 if [[ -n $busybox ]]; then
   file -L "$busybox" | grep -q 'statically linked' || die "busybox $busybox is not statically linked"
-  install -m 0755 "$busybox" "$staging/bin/busybox"
+  mkdir -p "$busybox_root/bin"
+  install -m 0755 "$busybox" "$busybox_root/bin/busybox"
   while read -r applet; do
-    [[ -e $staging/$applet || -L $staging/$applet ]] && continue
-    mkdir -p "$staging/$(dirname "$applet")"
-    ln -s /bin/busybox "$staging/$applet"
+    [[ -e $staging/$applet || -L $staging/$applet || -e $busybox_root/$applet || -L $busybox_root/$applet ]] && continue
+    mkdir -p "$busybox_root/$(dirname "$applet")"
+    ln -s /bin/busybox "$busybox_root/$applet"
   done < <("$busybox" --list-full)
   printf 'root:x:0:0:root:/root:/bin/sh\n' >"$staging/etc/passwd"
   printf 'root:x:0:\n' >"$staging/etc/group"
@@ -208,24 +221,46 @@ for e in "${extras[@]}"; do
 done
 
 # Normalise what the archive records: modes, then mtimes (symlinks too).
-find "$staging" -type d -exec chmod 0755 {} +
-find "$staging" -type f -perm /111 -exec chmod 0755 {} +
-find "$staging" -type f ! -perm /111 -exec chmod 0644 {} +
-find "$staging" -exec touch -h -d "@$epoch" {} +
+for root in "$staging" "$busybox_root"; do
+  find "$root" -type d -exec chmod 0755 {} +
+  find "$root" -type f -perm /111 -exec chmod 0755 {} +
+  find "$root" -type f ! -perm /111 -exec chmod 0644 {} +
+  find "$root" -exec touch -h -d "@$epoch" {} +
+done
 
 # ---------------------------------------------------------------- archive
-case $compression in
-  zstd) compress=(zstd -q -19 -T1 --no-progress -c) ;;
-  gzip) compress=(gzip -9 -n -c) ;;
-  lz4) compress=(lz4 -q -l -9 -c) ;;  # the kernel reads the legacy format
-  xz) compress=(xz -q --check=crc32 -9 -T1 -c) ;;
-  none) compress=(cat) ;;
-  *) die "unknown compression $compression" ;;
-esac
-say "packing initrd ($compression)"
+# compressor NAME: sets compress=(...). lz4 -12 (HC) costs nothing to unpack:
+# lz4's decoding speed does not depend on the level (0.3% smaller than -9).
+compressor() {
+  case $1 in
+    zstd) compress=(zstd -q -19 -T1 --no-progress -c) ;;
+    gzip) compress=(gzip -9 -n -c) ;;
+    lz4) compress=(lz4 -q -l -12 -c) ;;  # the kernel reads the legacy format
+    # --x86: the branch filter for executables (busybox: 836 KB instead of 878).
+    xz) compress=(xz -q --check=crc32 --x86 --lzma2=preset=9,dict=8MiB -T1 -c) ;;
+    none) compress=(cat) ;;
+    *) die "unknown compression $1" ;;
+  esac
+}
+# pack ROOT COMPRESSION: the tree as a newc cpio, compressed, on stdout.
+pack() {
+  local compress
+  compressor "$2"
+  (cd "$1" && find . -mindepth 1 -printf '%P\n' | sort |
+     cpio -o -H newc --reproducible --owner=0:0 --quiet) | "${compress[@]}"
+}
 tmp_initrd=$out/.initrd.img.tmp
-(cd "$staging" && find . -mindepth 1 -printf '%P\n' | sort |
-   cpio -o -H newc --reproducible --owner=0:0 --quiet) | "${compress[@]}" >"$tmp_initrd"
+if [[ $busybox_root != "$staging" ]]; then
+  say "packing initrd ($compression, busybox $busybox_compression)"
+  # busybox's archive first: an LZ4 legacy stream has no end marker, so the
+  # kernel would read the next archive's first bytes as another LZ4 block
+  # ("chunk length is longer than allocated") and drop that archive; an xz or
+  # zstd stream ends where it says.
+  { pack "$busybox_root" "$busybox_compression" && pack "$staging" "$compression"; } >"$tmp_initrd"
+else
+  say "packing initrd ($compression)"
+  pack "$staging" "$compression" >"$tmp_initrd"
+fi
 mv -f "$tmp_initrd" "$out/initrd.img"
 if [[ $pvh -eq 1 ]]; then
   # Symbols are not needed to boot (a third of the file).

@@ -69,6 +69,43 @@ TEST(OwnKernel, PvhImageHoldsTheElfWithItsEntryNote) {
   EXPECT_NE(ReadFile(log).find("--pvh needs --kernel-dir"), std::string::npos) << ReadFile(log);
 }
 
+// --busybox-compression: busybox and its applet links in an archive of their
+// own, compressed apart, before the main one (the kernel unpacks concatenated
+// archives; an LZ4 legacy stream has no end, so it must come last). The boot
+// of the real image on it is the vm suite's (uvmctl console runs its shell).
+TEST(OwnKernel, BusyboxArchiveOfItsOwnPrecedesTheMainOne) {
+  if (!fs::exists(kKernelDir / "vmlinuz")) GTEST_SKIP() << "our kernel is not built (UVMSHIM_UVM_KERNEL=debian)";
+  TempDir dir("uvm-kernel-busybox-test");
+  const fs::path out = dir.path() / "image";
+  ASSERT_EQ(Shell(std::string("SOURCE_DATE_EPOCH=0 bash ") + UVMSHIM_BUILD_IMAGE_SCRIPT + " --out " + out.string() +
+                  " --cache " + (dir.path() / "cache").string() + " --kernel-dir " + kKernelDir.string() +
+                  " --init " + UVMSHIM_BARE_INIT + " --busybox " + UVMSHIM_BUSYBOX +
+                  " --compression lz4 --busybox-compression xz >/dev/null"),
+            0);
+  const std::string initrd = ReadFile(out / "initrd.img");
+  ASSERT_EQ(initrd.rfind(std::string("\xfd" "7zXZ\0", 6), 0), 0u) << "the initrd does not start with xz";
+  // The LZ4 legacy magic (0x184c2102, little-endian) after the xz stream.
+  const std::size_t lz4_start = initrd.find(std::string("\x02\x21\x4c\x18", 4));
+  ASSERT_NE(lz4_start, std::string::npos) << "no LZ4 archive in the initrd";
+  ASSERT_EQ(lz4_start % 4, 0u);
+  std::ofstream(dir.path() / "busybox.xz") << initrd.substr(0, lz4_start);
+  std::ofstream(dir.path() / "main.lz4") << initrd.substr(lz4_start);
+  const fs::path main_list = dir.path() / "main.list", busybox_list = dir.path() / "busybox.list";
+  ASSERT_EQ(Shell("lz4 -dc " + (dir.path() / "main.lz4").string() + " | cpio -it --quiet >" + main_list.string()), 0);
+  ASSERT_EQ(Shell("xz -dc " + (dir.path() / "busybox.xz").string() + " | cpio -itv --quiet >" +
+                  busybox_list.string()),
+            0);
+  const std::string main_entries = ReadFile(main_list), busybox_entries = ReadFile(busybox_list);
+  EXPECT_NE(main_entries.find("init\n"), std::string::npos) << main_entries;
+  EXPECT_NE(main_entries.find("etc/passwd\n"), std::string::npos) << main_entries;
+  EXPECT_EQ(main_entries.find("bin/busybox"), std::string::npos) << main_entries;
+  EXPECT_NE(busybox_entries.find(" bin/busybox\n"), std::string::npos) << busybox_entries;
+  EXPECT_NE(busybox_entries.find(" bin/sh -> /bin/busybox\n"), std::string::npos) << busybox_entries;
+  EXPECT_EQ(busybox_entries.find(" init\n"), std::string::npos) << busybox_entries;
+  for (const auto& entry : fs::directory_iterator(out))
+    EXPECT_EQ(entry.path().filename().string().rfind(".staging", 0), std::string::npos) << entry.path();
+}
+
 TEST(OwnKernel, ConfigHasWhatTheAgentAndContainersNeed) {
   if (!fs::exists(kKernelDir / "kernel-config")) GTEST_SKIP() << "our kernel is not built";
   const std::string config = ReadFile(kKernelDir / "kernel-config");
