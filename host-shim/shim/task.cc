@@ -58,8 +58,8 @@ Task::~Task() {
   // The sandbox's own task on a single-use VM: the VM is killed next, so the
   // guest's teardown of the container would only delay Delete.
   const bool vm_ends_next = owns_sandbox() && sandbox->single_use();
-  // Gone from the agent, poststop hooks run (or never to run: the VM ends).
-  bool container_gone = !created_in_agent || vm_ends_next;
+  // Gone from the agent, its poststop hooks run.
+  bool container_gone = !created_in_agent;
   if (created_in_agent && !sandbox->stopped() && !vm_ends_next) {
     try {
       agent->DeleteContainer(id, true);
@@ -72,12 +72,13 @@ Task::~Task() {
   if (prepared) sandbox->ReleaseContainer(id);
   if (owns_sandbox()) {
     // The rootfs's unmount syncs the filesystem under its upper layer
-    // (overlayfs), 3-30 ms on a busy disk: it runs while the sandbox ends,
-    // which no longer needs the host's mount once the agent's container is
-    // gone (its processes dead, its poststop hooks run). Otherwise the
-    // agent's shutdown may still run those hooks on the rootfs: in order.
+    // (overlayfs), 3-30 ms on a busy disk: in process isolation it runs while
+    // the host agent ends, which no longer needs the host's mount once the
+    // agent's container is gone (its processes dead, its poststop hooks run).
+    // Otherwise the agent's shutdown may still run those hooks on the rootfs,
+    // and a utility VM's share holds binds of it: in order.
     std::thread unmounting;
-    if (container_gone) {
+    if (container_gone && sandbox->isolation() == host::Isolation::kProcess) {
       try {
         unmounting = std::thread([this] { rootfs.Unmount(); });
       } catch (const std::system_error& e) {
