@@ -255,8 +255,9 @@ std::string Cgroup::FileIn(const std::string& controller, const std::string& fil
 
 std::vector<UniqueFd> Cgroup::OpenProcsFiles() const {
   std::vector<UniqueFd> files;
+  const char* file = v2_ ? "/cgroup.procs" : "/tasks";
   for (const auto& dir : directories_) {
-    UniqueFd fd(open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+    UniqueFd fd(open((dir + file).c_str(), O_WRONLY | O_CLOEXEC));
     if (fd) files.push_back(std::move(fd));
   }
   return files;

@@ -3,11 +3,14 @@
 // when present, as in a utility VM). Needs root.
 #include "guest-agent/cgroups.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -68,6 +71,65 @@ void Exercise(const std::string& root, bool expect_v2) {
   Cgroup::RemoveParent(parent, root);
   struct stat st {};
   EXPECT_NE(stat((root + "/" + parent).c_str(), &st), 0);
+}
+
+// The files OpenProcsFiles gives (v1 `tasks`: a thread moving itself) put
+// the whole process in every hierarchy of the cgroup, and what it forks
+// afterwards too: what the container's init and exec processes rely on.
+void ExpectJoinMovesProcessAndDescendants(const std::string& root) {
+  std::string parent = "uvmshim-cgjoin-" + std::to_string(getpid());
+  std::string warning;
+  auto cgroup = Cgroup::Create(parent, "c1", OciResources{}, &warning, root);
+  ASSERT_TRUE(cgroup) << warning;
+  auto files = cgroup->OpenProcsFiles();
+  ASSERT_EQ(files.size(), cgroup->directories().size());
+  int report[2];
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (const auto& fd : files)
+      if (write(fd.get(), "0", 1) != 1) _exit(3);
+    pid_t grandchild = fork();
+    if (grandchild == 0) {
+      pause();
+      _exit(0);
+    }
+    [[maybe_unused]] auto n = write(report[1], &grandchild, sizeof grandchild);
+    pause();
+    _exit(0);
+  }
+  close(report[1]);
+  pid_t grandchild = 0;
+  ASSERT_EQ(read(report[0], &grandchild, sizeof grandchild), static_cast<ssize_t>(sizeof grandchild));
+  close(report[0]);
+  for (const auto& dir : cgroup->directories()) {
+    std::ifstream procs(dir + "/cgroup.procs");
+    std::vector<pid_t> members;
+    for (pid_t p; procs >> p;) members.push_back(p);
+    std::sort(members.begin(), members.end());
+    EXPECT_EQ(members, (std::vector<pid_t>{std::min(pid, grandchild), std::max(pid, grandchild)})) << dir;
+  }
+  cgroup->KillAll(SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  for (int i = 0; i < 200 && !cgroup->Pids().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  bool removed = false;
+  for (int i = 0; i < 100 && !(removed = cgroup->Remove()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(removed);
+  cgroup.reset();
+  Cgroup::RemoveParent(parent, root);
+}
+
+TEST(Cgroups, JoinMovesProcessAndDescendantsHostLayout) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  ExpectJoinMovesProcessAndDescendants("/sys/fs/cgroup");
+}
+
+TEST(Cgroups, JoinMovesProcessAndDescendantsUnifiedV2) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string root = V2Root();
+  if (root.empty()) GTEST_SKIP() << "no cgroup v2 mount";
+  ExpectJoinMovesProcessAndDescendants(root);
 }
 
 TEST(Cgroups, HostLayout) {
