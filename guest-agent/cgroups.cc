@@ -1,4 +1,5 @@
 #include "guest-agent/cgroups.h"
+#include "common/error.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -258,9 +259,16 @@ std::vector<UniqueFd> Cgroup::OpenProcsFiles() const {
   const char* file = v2_ ? "/cgroup.procs" : "/tasks";
   for (const auto& dir : directories_) {
     UniqueFd fd(open((dir + file).c_str(), O_WRONLY | O_CLOEXEC));
-    if (fd) files.push_back(std::move(fd));
+    if (!fd) throw ErrnoError("open " + dir + file + " to join the container's cgroup", errno);
+    files.push_back(std::move(fd));
   }
   return files;
+}
+
+int JoinProcsFiles(const std::vector<UniqueFd>& files) noexcept {
+  for (const auto& fd : files)
+    if (write(fd.get(), "0", 1) != 1) return errno != 0 ? errno : EIO;
+  return 0;
 }
 
 std::vector<pid_t> Cgroup::Pids() const {

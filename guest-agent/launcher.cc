@@ -15,6 +15,7 @@
 #include <optional>
 #include <spdlog/spdlog.h>
 
+#include "guest-agent/cgroups.h"
 #include "guest-agent/container_init.h"
 #include "guest-agent/launch_sync.h"
 #include "guest-agent/spawn.h"
@@ -86,9 +87,6 @@ PipeStdio MakePipeStdio(bool open_stdin) {
   return stdio;
 }
 
-void JoinCgroups(const std::vector<UniqueFd>& procs) noexcept {
-  for (const auto& fd : procs) [[maybe_unused]] auto n = write(fd.get(), "0", 1);
-}
 
 // The children below share the agent's memory until they exec (see
 // SpawnSharingMemory): system calls only.
@@ -100,7 +98,10 @@ struct InitChild {
 
 int RunInitChild(void* arg) {
   auto& child = *static_cast<InitChild*>(arg);
-  JoinCgroups(*child.cgroup_procs);
+  if (int error = JoinProcsFiles(*child.cgroup_procs); error != 0) {
+    SendSyncMessage(child.sync, SyncKind::kError, 0, error, "join the container's cgroup");
+    _exit(125);
+  }
   if (dup2(child.in, 0) < 0 || dup2(child.out, 1) < 0 || dup2(child.err, 2) < 0 ||
       dup2(child.config, kInitConfigFd) < 0 || dup2(child.sync, kInitSyncFd) < 0) {
     SendSyncMessage(child.sync, SyncKind::kError, 0, errno, "dup2 for the init helper");
@@ -167,7 +168,10 @@ int RunExecGrandchild(void* arg) {
 // starts the process: the pid namespace applies to children only.
 int RunExecIntermediate(void* arg) {
   auto& child = *static_cast<ExecChild*>(arg);
-  JoinCgroups(*child.cgroup_procs);
+  if (int error = JoinProcsFiles(*child.cgroup_procs); error != 0) {
+    SendSyncMessage(child.report, SyncKind::kError, 0, error, "join the container's cgroup");
+    _exit(125);
+  }
   for (const auto& fd : *child.ns_fds) {
     if (setns(fd.get(), 0) != 0) {
       SendSyncMessage(child.report, SyncKind::kError, 0, errno, "join the container's namespaces");

@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/error.h"
+
 namespace uvmshim::agent {
 namespace {
 
@@ -142,6 +144,32 @@ TEST(Cgroups, UnifiedV2) {
   std::string root = V2Root();
   if (root.empty()) GTEST_SKIP() << "no cgroup v2 mount";
   Exercise(root, true);
+}
+
+// A process that cannot join its cgroup must not start (runc fails the same
+// way): the join reports the errno, and a cgroup that is gone cannot be opened.
+TEST(Cgroups, AJoinThatFailsIsReportedNotIgnored) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string parent = "uvmshim-cgfail-" + std::to_string(getpid());
+  std::string warning;
+  auto cgroup = Cgroup::Create(parent, "c1", OciResources{}, &warning, "/sys/fs/cgroup");
+  ASSERT_TRUE(cgroup) << warning;
+  auto files = cgroup->OpenProcsFiles();
+  ASSERT_FALSE(files.empty());
+  ASSERT_TRUE(cgroup->Remove());  // empty: removed while its files are open
+  pid_t pid = fork();
+  if (pid == 0) _exit(JoinProcsFiles(files) != 0 ? 0 : 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "joining a removed cgroup reported success";
+  try {
+    cgroup->OpenProcsFiles();
+    ADD_FAILURE() << "the files of a removed cgroup were opened";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("join the container's cgroup"), std::string::npos) << error.what();
+  }
+  cgroup.reset();
+  Cgroup::RemoveParent(parent, "/sys/fs/cgroup");
 }
 
 }  // namespace
