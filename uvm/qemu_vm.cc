@@ -315,7 +315,12 @@ void QemuVm::WaitAgentReady() {
     spdlog::info("event=vm_agent_ready id={} ms={:.1f}", config_.id, timeline_.agent_ready->count() / 1000.0);
   }
   // The guest has booted: QEMU's copy of the boot files is not read again.
-  if (options_.release_boot_files) {
+  // Not in a VM that may still be snapshotted (share_hotplug, booted cold):
+  // a snapshot saved after the release did not restore on our kernel (the
+  // restored agent never answered; not understood yet). A VM restored from
+  // a snapshot releases as a cold one does.
+  const bool may_be_snapshotted = options_.share_hotplug && options_.incoming_snapshot.empty();
+  if (options_.release_boot_files && !may_be_snapshotted) {
     const BootFileRelease released = ReleaseBootFileMappings(vmm, {config_.kernel, config_.initrd});
     if (released.error.empty())
       spdlog::debug("event=vm_boot_files_released id={} bytes={}", config_.id, released.bytes);
