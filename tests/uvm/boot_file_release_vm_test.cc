@@ -38,7 +38,14 @@ long MappedRssKib(pid_t pid, const fs::path& file) {
 TEST(BootFileReleaseVmTest, AReadyVmsQemuHoldsNoPagesOfTheKernelOrInitrd) {
   if (::access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "qemu-system-x86_64 not installed";
   test::TempDir dir("uvm-boot-release");
-  const VmConfig config = test::ImageConfig("boot-release", dir.path() / "state");
+  VmConfig config = test::ImageConfig("boot-release", dir.path() / "state");
+  // Private copies: pages another VM of the image maps at the same time
+  // (a parallel test) are shared, and the kernel may leave those in place.
+  for (fs::path* file : {&config.kernel, &config.initrd}) {
+    const fs::path copy = dir.path() / file->filename();
+    fs::copy_file(*file, copy);
+    *file = copy;
+  }
   QemuVm vm(config);
   vm.Create();
   vm.Start();
