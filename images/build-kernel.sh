@@ -43,7 +43,9 @@ source_version=$(dpkg -S "$source_tar" 2>/dev/null | cut -d: -f1 | head -1 |
 recipe=1
 hash=$( { echo "$source_version recipe=$recipe"; cat "$fragment"; } | sha256sum | cut -c1-16)
 mkdir -p "$cache" "$out"
-exec 9>"$cache/.kernel-lock"   # one builder at a time per cache
+# One builder at a time per configuration: a cached configuration is not held
+# up by another one's build in the same cache (another build tree, a test).
+exec 9>"$cache/.kernel-$hash.lock"
 flock 9
 
 kdir=$cache/kernel-$hash
@@ -51,12 +53,17 @@ if [[ -f $kdir/.done ]]; then
   say "cached: $kdir ($source_version)"
 else
   src=$cache/src-$source_version
+  # The extracted source is shared by every configuration (read-only: each
+  # builds in its own O= tree); one extraction at a time.
+  exec 8>"$cache/.src-$source_version.lock"
+  flock 8
   if [[ ! -f $src/.done ]]; then
     say "extracting $source_tar -> $src"
     rm -rf "$src" && mkdir -p "$src"
     tar -xf "$source_tar" -C "$src" --strip-components=1
     touch "$src/.done"
   fi
+  exec 8>&-
   # An interrupted build of the same inputs (same hash) resumes: its object
   # tree is kept and make rebuilds only what is missing. Regenerating an
   # identical .config touches no include/config/* file, so nothing recompiles.

@@ -24,6 +24,7 @@
 #include "uvm/agent_channel.h"
 #include "uvm/pid_watch.h"
 #include "uvm/qemu_nic.h"
+#include "uvm/qemu/boot_file_release.h"
 #include "uvm/qemu/command_line.h"
 #include "uvm/qemu/host_probe.h"
 #include "uvm/qemu/vmm_process.h"
@@ -304,11 +305,28 @@ void QemuVm::WaitAgentReady() {
     spdlog::debug("event=vm_ping_failed id={} error=\"{}\"", config_.id, status.error_message());
     std::this_thread::sleep_for(milliseconds(20));
   }
-  std::lock_guard lock(mu_);
-  agent_ready_ = true;
-  timeline_.agent_ready = SinceStart();
-  channel_ = std::move(channel);
-  spdlog::info("event=vm_agent_ready id={} ms={:.1f}", config_.id, timeline_.agent_ready->count() / 1000.0);
+  pid_t vmm = 0;
+  {
+    std::lock_guard lock(mu_);
+    agent_ready_ = true;
+    timeline_.agent_ready = SinceStart();
+    channel_ = std::move(channel);
+    vmm = qemu_pid_;
+    spdlog::info("event=vm_agent_ready id={} ms={:.1f}", config_.id, timeline_.agent_ready->count() / 1000.0);
+  }
+  // The guest has booted: QEMU's copy of the boot files is not read again.
+  // Not in a VM that may still be snapshotted (share_hotplug, booted cold):
+  // a snapshot saved after the release did not restore on our kernel (the
+  // restored agent never answered; not understood yet). A VM restored from
+  // a snapshot releases as a cold one does.
+  const bool may_be_snapshotted = options_.share_hotplug && options_.incoming_snapshot.empty();
+  if (options_.release_boot_files && !may_be_snapshotted) {
+    const BootFileRelease released = ReleaseBootFileMappings(vmm, {config_.kernel, config_.initrd});
+    if (released.error.empty())
+      spdlog::debug("event=vm_boot_files_released id={} bytes={}", config_.id, released.bytes);
+    else
+      spdlog::info("event=vm_boot_files_kept id={} error=\"{}\"", config_.id, released.error);
+  }
 }
 
 std::string QemuVm::AgentTarget() const { return "unix://" + (SocketDir() / "agent.sock").string(); }

@@ -83,6 +83,9 @@ struct QemuOptions {
   // Start from this memory snapshot (`-incoming exec:cat FILE`) instead of
   // booting; made by SaveSnapshot of a VM with the same configuration.
   std::filesystem::path incoming_snapshot;
+  // Once the agent answers, drop QEMU's pages of the kernel and initrd files
+  // (uvm/qemu/boot_file_release.h: ~19 MiB of an idle UVM on our kernel).
+  bool release_boot_files = true;
 };
 
 class QemuVm final : public UtilityVm {

@@ -120,6 +120,10 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
     in.extra_devices.push_back({{"-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on"}});
   if (QemuDevice nics{QemuNicArguments(config_.nics)}; !nics.args.empty()) in.extra_devices.push_back(std::move(nics));
   if (options_.share_hotplug) in.extra_devices.push_back(HotplugShareDevices(config_.memory_mb));
+  // SaveSnapshot pauses the VM before saving: without its run state in the
+  // stream the restored VM runs at once (qemu_vm_snapshot.cc).
+  if (options_.share_hotplug && options_.incoming_snapshot.empty())
+    in.extra_devices.push_back({{"-global", "migration.store-global-state=off"}});
   if (!options_.incoming_snapshot.empty())
     in.extra_devices.push_back({{"-incoming", "exec:cat " + options_.incoming_snapshot.string()}});
   return BuildQemuCommandLine(in);
