@@ -6,16 +6,12 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "common/oci_defaults.h"
+
 namespace uvmshim::host {
 namespace {
 
 using nlohmann::json;
-
-const std::vector<std::string> kDefaultCapabilities = {
-    "CAP_CHOWN",  "CAP_DAC_OVERRIDE",     "CAP_FSETID", "CAP_FOWNER",
-    "CAP_MKNOD",  "CAP_NET_RAW",          "CAP_SETGID", "CAP_SETUID",
-    "CAP_SETFCAP", "CAP_SETPCAP",         "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL",         "CAP_AUDIT_WRITE"};
 
 json ProcessObject(const ProcessOptions& p) {
   std::vector<std::string> env = {
@@ -26,7 +22,7 @@ json ProcessObject(const ProcessOptions& p) {
     std::erase_if(env, [&](const std::string& e) { return e.starts_with(key); });
     env.push_back(kv);
   }
-  json caps = kDefaultCapabilities;
+  json caps = oci::DefaultCapabilities();
   return {{"terminal", p.terminal},
           {"user", {{"uid", p.uid}, {"gid", p.gid}}},
           {"args", p.args},
@@ -45,19 +41,7 @@ std::string BuildProcessJson(const ProcessOptions& options) {
 }
 
 std::string BuildSpecJson(const SpecOptions& options) {
-  json mounts = json::array({
-      {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
-      {{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
-       {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
-      {{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
-       {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}}},
-      {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
-       {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
-      {{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
-       {"options", {"nosuid", "noexec", "nodev"}}},
-      {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
-       {"options", {"nosuid", "noexec", "nodev", "ro"}}},
-  });
+  json mounts = oci::DefaultMounts();
   for (const auto& volume : options.volumes)
     mounts.push_back({{"destination", volume.destination}, {"type", "bind"}, {"source", volume.source},
                       {"options", {"rbind", volume.readonly ? "ro" : "rw"}}});
@@ -68,7 +52,9 @@ std::string BuildSpecJson(const SpecOptions& options) {
       {"mounts", mounts},
       {"linux",
        {{"namespaces", json::array({{{"type", "pid"}}, {{"type", "ipc"}},
-                                    {{"type", "uts"}}, {{"type", "mount"}}})}}},
+                                    {{"type", "uts"}}, {{"type", "mount"}}})},
+        {"maskedPaths", oci::DefaultMaskedPaths()},
+        {"readonlyPaths", oci::DefaultReadonlyPaths()}}},
   };
   if (!options.hostname.empty()) spec["hostname"] = options.hostname;
   return spec.dump();

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/oci_defaults.h"
 #include "guest-agent/agent_service.h"
 #include "guest-agent/logging.h"
 #include "guest-agent/step_timer.h"
@@ -69,9 +70,7 @@ class WarmUpRootfs {
 // namespaces, mounts, masked and read-only paths, so the same code runs.
 std::string WarmUpSpec() {
   using nlohmann::json;
-  json caps = json::array({"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-                           "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-                           "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"});
+  json caps = oci::DefaultCapabilities();
   json spec = {
       {"ociVersion", "1.0.2"},
       {"process",
@@ -84,30 +83,19 @@ std::string WarmUpSpec() {
         {"noNewPrivileges", true}}},
       {"root", {{"path", WarmUpRootfs::rootfs()}, {"readonly", false}}},
       {"mounts",
-       json::array({
-           {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}, {"options", {"nosuid", "noexec", "nodev"}}},
-           {{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
-            {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
-           {{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
-            {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
-           {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
-            {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
-           {{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
-            {"options", {"nosuid", "noexec", "nodev"}}},
-           {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"}, {"options", {"nosuid", "noexec", "nodev", "ro"}}},
-           {{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
-            {"options", {"ro", "nosuid", "noexec", "nodev"}}},
-           {{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"},
-            {"options", {"nosuid", "nodev", "mode=1777", "size=1m"}}},
-       })},
+       [] {
+         json mounts = oci::DefaultMounts();
+         mounts.push_back({{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
+                           {"options", {"ro", "nosuid", "noexec", "nodev"}}});
+         mounts.push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+                           {"options", {"nosuid", "nodev", "mode=1777", "size=1m"}}});
+         return mounts;
+       }()},
       {"linux",
        {{"namespaces",
          json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}, {{"type", "network"}}})},
-        {"maskedPaths",
-         {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-          "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}},
-        {"readonlyPaths",
-         {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}}},
+        {"maskedPaths", oci::DefaultMaskedPaths()},
+        {"readonlyPaths", oci::DefaultReadonlyPaths()}}},
   };
   return spec.dump();
 }

@@ -18,6 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/oci_defaults.h"
+
 extern char** environ;
 
 namespace uvmshim::agent::testing {
@@ -195,9 +197,7 @@ bool AgentProcess::WaitNoChildren(std::chrono::milliseconds timeout) const {
 
 std::string MakeSpec(const SpecOptions& options) {
   using nlohmann::json;
-  json caps = json::array({"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-                           "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-                           "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"});
+  json caps = oci::DefaultCapabilities();
   json spec = {
       {"ociVersion", "1.0.2"},
       {"process",
@@ -212,21 +212,12 @@ std::string MakeSpec(const SpecOptions& options) {
         {"noNewPrivileges", options.no_new_privileges}}},
       {"root", {{"path", BusyboxRootfs()}, {"readonly", options.readonly_root}}},
       {"mounts",
-       json::array({
-           {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
-           {{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
-            {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
-           {{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
-            {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
-           {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
-            {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
-           {{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
-            {"options", {"nosuid", "noexec", "nodev"}}},
-           {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
-            {"options", {"nosuid", "noexec", "nodev", "ro"}}},
-           {{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"},
-            {"options", {"nosuid", "nodev", "mode=1777", "size=65536k"}}},
-       })},
+       [] {
+         json mounts = oci::DefaultMounts();
+         mounts.push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+                           {"options", {"nosuid", "nodev", "mode=1777", "size=65536k"}}});
+         return mounts;
+       }()},
       {"linux",
        {{"namespaces", json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}})},
         {"maskedPaths", {"/proc/kcore", "/proc/keys", "/sys/firmware"}},

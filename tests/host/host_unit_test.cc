@@ -35,6 +35,21 @@ TEST(OciSpec, CarriesProcessSettings) {
   EXPECT_EQ(ns, (std::vector<std::string>{"pid", "ipc", "uts", "mount"}));
 }
 
+// uvmctl's containers get what `ctr run` gives a runc container: kernel
+// files hidden, tunables read-only, /proc without suid/exec/devices.
+TEST(OciSpec, HidesAndProtectsWhatContainerdsDefaultSpecDoes) {
+  json spec = json::parse(BuildSpecJson({}));
+  auto masked = spec["linux"]["maskedPaths"].get<std::vector<std::string>>();
+  for (const char* path : {"/proc/kcore", "/proc/keys", "/sys/firmware", "/proc/timer_list"})
+    EXPECT_NE(std::find(masked.begin(), masked.end(), path), masked.end()) << path;
+  auto readonly = spec["linux"]["readonlyPaths"].get<std::vector<std::string>>();
+  for (const char* path : {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq"})
+    EXPECT_NE(std::find(readonly.begin(), readonly.end(), path), readonly.end()) << path;
+  const json& proc = spec["mounts"][0];
+  ASSERT_EQ(proc["destination"], "/proc");
+  EXPECT_EQ(proc["options"], json({"nosuid", "noexec", "nodev"}));
+}
+
 TEST(OciSpec, ParseUser) {
   EXPECT_EQ(ParseUser("1000"), std::make_pair(1000u, 0u));
   EXPECT_EQ(ParseUser("1000:100"), std::make_pair(1000u, 100u));

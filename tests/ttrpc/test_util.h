@@ -9,37 +9,21 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <system_error>
 
+#include "tests/support/temp_dir.h"
 #include "ttrpc/frame.h"
 #include "ttrpc/socket.h"
 
 namespace uvmshim::ttrpc::testing {
 
-class TempDir {
+// The shared private temp dir, plus a socket path inside it.
+class TempDir : public uvmshim::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "ttrpc-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::string Socket(const std::string& name = "t.sock") const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
+  TempDir() : uvmshim::testing::TempDir("ttrpc-test") {}
+  std::string Socket(const std::string& name = "t.sock") const { return (path() / name).string(); }
 };
 
 // Reads exactly n bytes or returns nullopt on EOF/error/timeout.
