@@ -63,6 +63,16 @@ function(uvmshim_add_static_agent)
     endforeach()
   endforeach()
 
+  # gRPC's plugin list cut to the server side (guest-agent/vm/grpc_server_plugins.cc:
+  # no client channel, load balancers, resolvers, c-ares): it names gRPC
+  # internals by symbol, so only for the release it was written against.
+  option(UVMSHIM_STATIC_AGENT_SERVER_ONLY_GRPC "link only gRPC's server-side plugins into uvm-agent-static" ON)
+  if(UVMSHIM_STATIC_AGENT_SERVER_ONLY_GRPC AND gRPC_VERSION VERSION_GREATER_EQUAL 1.51 AND gRPC_VERSION VERSION_LESS 1.52)
+    list(APPEND sources ${PROJECT_SOURCE_DIR}/guest-agent/vm/grpc_server_plugins.cc)
+  elseif(UVMSHIM_STATIC_AGENT_SERVER_ONLY_GRPC)
+    message(STATUS "uvm-agent-static: gRPC ${gRPC_VERSION} is not 1.51; gRPC's full plugin list is linked")
+  endif()
+
   add_executable(uvm-agent-static ${sources} ${gen}/agent.pb.cc ${gen}/agent.grpc.pb.cc)
   target_include_directories(uvm-agent-static BEFORE PRIVATE ${gen} ${PROJECT_SOURCE_DIR})
   target_compile_definitions(uvm-agent-static PRIVATE
