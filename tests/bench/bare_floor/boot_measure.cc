@@ -99,7 +99,9 @@ AgentBoot BootAgentOnce(const BootOptions& options) {
     if (line.find("event=pid1_") != std::string::npos || line.find("event=modules_loaded") != std::string::npos ||
         line.find("event=agent_serving") != std::string::npos)
       result.guest_lines += line + "\n";
+  const auto stop_start = Clock::now();
   vm.Stop(std::chrono::seconds(5));
+  result.stop_ms = std::chrono::duration<double, std::milli>(Clock::now() - stop_start).count();
   return result;
 }
 

@@ -36,6 +36,7 @@ struct AgentBoot {
   uvm::BootTimeline timeline;
   std::string guest_lines;  // the agent's pid1_* log lines (guest-side times)
   double vmm_cpu_ms = 0;    // QEMU's CPU time once the agent answered (10 ms ticks)
+  double stop_ms = 0;       // QemuVm::Stop: Shutdown answered, the guest's power-off, QEMU's exit
 };
 // Boots the real image to a ready agent, then stops the VM.
 AgentBoot BootAgentOnce(const BootOptions& options);

@@ -64,9 +64,9 @@ int main(int argc, char** argv) {
       if (boot.timeline.kernel_started) console.push_back(Millis(*boot.timeline.kernel_started));
       std::fprintf(stderr,
                    "run %u: bare_floor %.1f ms (QEMU CPU %.0f ms) | qemu_monitor_up %.1f ms, first_console_byte %.1f ms, "
-                   "agent_ready %.1f ms (QEMU CPU %.0f ms)\n",
+                   "agent_ready %.1f ms (QEMU CPU %.0f ms) | graceful stop %.1f ms\n",
                    i + 1, bare.back(), floor.vmm_cpu_ms, monitor.empty() ? 0.0 : monitor.back(),
-                   console.empty() ? 0.0 : console.back(), ready.back(), agent_cpu);
+                   console.empty() ? 0.0 : console.back(), ready.back(), agent_cpu, boot.stop_ms);
       if (verbose) std::fprintf(stderr, "%s", boot.guest_lines.c_str());
     }
     const double anchor = Median(bare);
