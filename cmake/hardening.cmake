@@ -39,7 +39,8 @@ endif()
 # 2.38, glibc 2.36) encodes the same relocations as bitmaps, a few KB.
 # Checked by running one: a glibc without RELR support in its static start-up
 # would leave the pointers unrelocated and crash.
-if(UVMSHIM_HAVE_STATIC_PIE)
+# (Not when cross-compiling: the check has to run what it built.)
+if(UVMSHIM_HAVE_STATIC_PIE AND NOT CMAKE_CROSSCOMPILING)
   include(CheckCXXSourceRuns)
   set(CMAKE_REQUIRED_LINK_OPTIONS -static-pie -Wl,-z,pack-relative-relocs)
   check_cxx_source_runs([[
