@@ -13,7 +13,8 @@
 #   - gRPC without TLS (grpc++_unsecure/grpc_unsecure: the channels are a
 #     virtio port, vsock or a Unix socket, never TCP with TLS)
 #   - -Os with one section per function/object and --gc-sections
-#   - static-pie with the hardening flags of cmake/hardening.cmake, stripped
+#   - static-pie with the hardening flags of cmake/hardening.cmake, stripped,
+#     its relocations packed (DT_RELR: UVMSHIM_STATIC_RELR_FLAG)
 # Debian's static archives are used (the imported gRPC targets carry shared
 # libraries, which -static cannot use). Measure with images/tools/
 # link-map-by-component.py on a -Wl,-Map of this link (README: Figures).
@@ -87,7 +88,8 @@ function(uvmshim_add_static_agent)
   # Warnings for our sources only (the generated code is not ours).
   set_source_files_properties(${sources} TARGET_DIRECTORY uvm-agent-static
                               PROPERTIES COMPILE_OPTIONS "${UVMSHIM_WARNINGS}")
-  target_link_options(uvm-agent-static PRIVATE ${UVMSHIM_STATIC_LINK_FLAG} -pthread -Wl,--gc-sections -s)
+  target_link_options(uvm-agent-static PRIVATE ${UVMSHIM_STATIC_LINK_FLAG} -pthread -Wl,--gc-sections -s
+                   ${UVMSHIM_STATIC_RELR_FLAG})
   # CMake's PIE handling appends -pie (property ON) or -no-pie (OFF) after
   # -static-pie, and gcc then links a dynamic executable with an interpreter,
   # which an initrd does not have. Unset the property (no flag from CMake),

@@ -196,9 +196,10 @@ void StopAgent(AgentService& service) {
   // No grpc::Server::Shutdown: a graceful one waits (up to its deadline) for
   // every client to hang up, and the shim keeps its channel until we are gone;
   // gRPC 1.51 also crashes in SendGoAway for fd-adopted connections. Shutdown's
-  // own answer has already left (AgentService::Shutdown wakes us in OnDone).
+  // own answer leaves last, and is sent before we return.
   if (!service.options().cgroup_parent.empty()) Cgroup::RemoveParent(service.options().cgroup_parent);
   spdlog::info("event=stopped");
+  service.AnswerShutdown(std::chrono::seconds(1));
 }
 
 void ExitAgentProcess(int status) {

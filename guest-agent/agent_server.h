@@ -63,8 +63,9 @@ class UnixListener {
 // Blocks until Shutdown was called or SIGTERM/SIGINT arrived.
 void WaitForShutdownRequest(AgentService& service);
 
-// Destroys every container and removes the cgroup parent; leaves the gRPC
-// server alone (no graceful shutdown: it would wait for clients to hang up).
+// Destroys every container, removes the cgroup parent, then answers the
+// Shutdown calls (AgentService::AnswerShutdown); leaves the gRPC server alone
+// (no graceful shutdown: it would wait for clients to hang up).
 // Stop the listeners before. The caller then ends the process with
 // ExitAgentProcess (or powers the VM off). main():
 //   WaitForShutdownRequest(service); listener.reset(); StopAgent(service); ExitAgentProcess(0);

@@ -2,8 +2,10 @@
 #include "guest-agent/identity.h"
 #include "guest-agent/init_helper_exe.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <spdlog/spdlog.h>
@@ -40,7 +42,8 @@ void CheckContainerId(const std::string& id) {
 AgentService::AgentService(AgentOptions options)
     : options_(std::move(options)), init_helper_(OpenInitHelperBesideAgent()), guest_storage_(options_.in_utility_vm, options_.guest_storage_root, "/sys", options_.load_storage_modules) {
   shutdown_event_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!shutdown_event_) throw std::system_error(errno, std::generic_category(), "eventfd");
+  shutdown_answered_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!shutdown_event_ || !shutdown_answered_) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
 
 AgentService::~AgentService() { DestroyAllContainers(); }
@@ -48,6 +51,42 @@ AgentService::~AgentService() { DestroyAllContainers(); }
 void AgentService::RequestShutdown() {
   uint64_t one = 1;
   [[maybe_unused]] auto n = write(shutdown_event_.get(), &one, sizeof one);
+}
+
+// A Shutdown call waiting for AnswerShutdown; counts itself in
+// shutdown_answered_ once its answer was sent.
+class AgentService::ShutdownCall final : public grpc::ServerUnaryReactor {
+ public:
+  explicit ShutdownCall(AgentService& service) : service_(service) {}
+  void OnDone() override {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = write(service_.shutdown_answered_.get(), &one, sizeof one);
+    delete this;
+  }
+
+ private:
+  AgentService& service_;
+};
+
+void AgentService::AnswerShutdown(std::chrono::milliseconds wait) {
+  std::vector<ShutdownCall*> calls;
+  {
+    std::lock_guard lock(mu_);
+    calls.swap(unanswered_shutdowns_);
+  }
+  for (ShutdownCall* call : calls) call->Finish(grpc::Status::OK);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (uint64_t sent = 0; sent < calls.size();) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    pollfd pfd{shutdown_answered_.get(), POLLIN, 0};
+    if (left <= 0 || (poll(&pfd, 1, static_cast<int>(left)) < 0 && errno != EINTR)) {
+      spdlog::warn("event=shutdown_answer_unsent calls={} sent={}", calls.size(), sent);
+      return;
+    }
+    uint64_t count = 0;
+    if (read(shutdown_answered_.get(), &count, sizeof count) == sizeof count) sent += count;
+  }
 }
 
 void AgentService::DestroyAllContainers() {
@@ -317,20 +356,15 @@ grpc::Status AgentService::DeleteContainer(grpc::ServerContext*, const pb::Delet
 grpc::ServerUnaryReactor* AgentService::Shutdown(grpc::CallbackServerContext*, const pb::ShutdownRequest*,
                                                   pb::ShutdownResponse*) {
   spdlog::info("event=shutdown_requested");
-  // The main thread ends the process once woken: wake it only when the answer
-  // has left (OnDone), so the client reads it instead of a broken connection.
-  class AnswerThenShutdown final : public grpc::ServerUnaryReactor {
-   public:
-    explicit AnswerThenShutdown(AgentService& service) : service_(service) { Finish(grpc::Status::OK); }
-    void OnDone() override {
-      service_.RequestShutdown();
-      delete this;
-    }
-
-   private:
-    AgentService& service_;
-  };
-  return new AnswerThenShutdown(*this);
+  // Answered by the main thread (AnswerShutdown) once the containers are gone:
+  // the answer then means the agent has nothing left to do but exit.
+  auto* call = new ShutdownCall(*this);
+  {
+    std::lock_guard lock(mu_);
+    unanswered_shutdowns_.push_back(call);
+  }
+  RequestShutdown();
+  return call;
 }
 
 grpc::Status AgentService::Console(grpc::ServerContext* context,

@@ -1,12 +1,14 @@
 // The gRPC service of proto/agent.proto (uvmshim.agent.v1.Agent).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "agent.grpc.pb.h"
 #include "guest-agent/container.h"
@@ -30,18 +32,26 @@ struct AgentOptions {
   GuestStorage::LoadModules load_storage_modules;
 };
 
-// Shutdown is a callback method: its reactor's OnDone (the answer was sent)
-// is what wakes WaitForShutdownRequest, so the agent can exit right away
-// without a graceful gRPC shutdown that waits for the client to hang up.
+// Shutdown is a callback method: it wakes WaitForShutdownRequest and its
+// answer waits for AnswerShutdown, which the agent's main thread calls once
+// the containers are gone (in a utility VM also the filesystems synced). So a
+// host that got the answer knows the guest keeps nothing a kill could lose and
+// may end the VM at once rather than wait for the guest's power-off
+// (host-shim/vm_agent_host.cc). Its OnDone (the answer was sent) lets the
+// agent exit right away, without a graceful gRPC shutdown that waits for the
+// client to hang up.
 class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Agent::Service> {
  public:
   // Starts the reaper: SIGCHLD must already be blocked (PrepareAgentProcess).
   explicit AgentService(AgentOptions options);
   ~AgentService() override;
 
-  // Readable (eventfd) once Shutdown's answer was sent or RequestShutdown() ran.
+  // Readable (eventfd) once Shutdown was called or RequestShutdown() ran.
   int shutdown_event_fd() const { return shutdown_event_.get(); }
   void RequestShutdown();
+  // Answers the Shutdown calls received so far and returns once their answers
+  // were sent or `wait` passed; at once when there is none (a signal).
+  void AnswerShutdown(std::chrono::milliseconds wait);
   // Kills and forgets every container (at exit).
   void DestroyAllContainers();
   Reaper& reaper() { return reaper_; }
@@ -88,8 +98,12 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
   const AgentOptions options_;
   Reaper reaper_;
   const UniqueFd init_helper_;  // uvm-init beside the agent, or invalid (init_helper_exe.h)
+  class ShutdownCall;
+
   UniqueFd shutdown_event_;
+  UniqueFd shutdown_answered_;  // eventfd: +1 per Shutdown answer sent
   std::mutex mu_;
+  std::vector<ShutdownCall*> unanswered_shutdowns_;  // under mu_; each deletes itself once answered
   std::map<std::string, std::shared_ptr<Container>> containers_;
   std::set<std::string> creating_;  // ids reserved by a CreateContainer in progress
   SandboxShm sandbox_shm_;           // the pod's /dev/shm (utility VM only)

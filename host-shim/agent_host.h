@@ -36,8 +36,9 @@ class AgentHost {
                                           const std::string& spec_json) = 0;
   // Undoes PrepareContainer (unmounts the container's entries of the share). Idempotent.
   virtual void ReleaseContainer(const std::string& container_id) = 0;
-  // Waits for the agent host to end after the agent was asked to shut down;
-  // forces it after the timeout.
+  // Ends the agent host once the agent answered Shutdown: a host process is
+  // waited for (forced after the timeout); a utility VM is ended at once, as
+  // the agent answers only when the guest keeps nothing a kill could lose.
   virtual void WaitEnded(std::chrono::milliseconds timeout) = 0;
   virtual void Kill() = 0;
   // A single-use host (a claimed warm-pool VM, issue #15) keeps nothing worth

@@ -23,6 +23,7 @@
 #include "common/unique_fd.h"
 #include "uvm/agent_channel.h"
 #include "uvm/pid_watch.h"
+#include "uvm/process_cpu.h"
 #include "uvm/qemu_nic.h"
 #include "uvm/qemu/boot_file_release.h"
 #include "uvm/qemu/command_line.h"
@@ -213,6 +214,8 @@ void QemuVm::WatchExit() {
     rc = ::waitid(P_PID, static_cast<id_t>(qemu_pid_), &info, WEXITED | WNOWAIT);
   } while (rc != 0 && errno == EINTR);
   const int wait_errno = rc == 0 ? 0 : errno;
+  // Not reaped yet (WNOWAIT): the zombie's stat still holds its CPU time.
+  const auto vmm_cpu = ProcessCpuTime(static_cast<pid_t>(qemu_pid_));
 
   // Events QEMU sent just before exiting (SHUTDOWN's reason) arrive before
   // the monitor connection closes.
@@ -247,8 +250,8 @@ void QemuVm::WatchExit() {
     fs::remove(socket, ignored);
   }
   state_ = State::kExited;
-  spdlog::info("event=vm_exited id={} reason={} detail=\"{}\"", config_.id, ToString(exit_.reason),
-               exit_.detail.substr(0, exit_.detail.find('\n')));
+  spdlog::info("event=vm_exited id={} reason={} vmm_cpu_ms={} detail=\"{}\"", config_.id, ToString(exit_.reason),
+               vmm_cpu ? vmm_cpu->count() : -1, exit_.detail.substr(0, exit_.detail.find('\n')));
   cv_.notify_all();
   lock.unlock();
   CleanupAfterExit();
@@ -312,7 +315,10 @@ void QemuVm::WaitAgentReady() {
     timeline_.agent_ready = SinceStart();
     channel_ = std::move(channel);
     vmm = qemu_pid_;
-    spdlog::info("event=vm_agent_ready id={} ms={:.1f}", config_.id, timeline_.agent_ready->count() / 1000.0);
+    // QEMU's CPU time: what the boot cost, whatever the host's load.
+    const auto vmm_cpu = ProcessCpuTime(static_cast<pid_t>(qemu_pid_));
+    spdlog::info("event=vm_agent_ready id={} ms={:.1f} vmm_cpu_ms={}", config_.id,
+                 timeline_.agent_ready->count() / 1000.0, vmm_cpu ? vmm_cpu->count() : -1);
   }
   // The guest has booted: QEMU's copy of the boot files is not read again.
   // Not in a VM that may still be snapshotted (share_hotplug, booted cold):

@@ -80,10 +80,14 @@ void RunAsPid1() {
     // No graceful gRPC server shutdown here: gRPC 1.51 crashes in
     // ActiveConnection::SendGoAway for connections adopted from fds, and the
     // VM is about to power off anyway. Containers go first (their ends
-    // complete the calls in flight), then the Shutdown answer is flushed.
+    // complete the calls in flight), the filesystems are synced, and only then
+    // is Shutdown answered: a host that has the answer may end the VM without
+    // waiting for the power-off (the kernel's shutdown path, slow under TCG),
+    // the guest keeps nothing a kill could lose.
     spdlog::info("event=shutting_down");
     service.DestroyAllContainers();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the answer be queued
+    ::sync();
+    service.AnswerShutdown(std::chrono::seconds(1));
     for (auto& listener : listeners) listener->Flush(std::chrono::milliseconds(500));
     PowerOff();  // before ~Server, which would run the crashing shutdown
 

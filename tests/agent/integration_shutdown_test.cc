@@ -1,5 +1,5 @@
-// How the agent ends: Shutdown's answer reaches the client, then the agent
-// exits by itself, without a graceful gRPC shutdown that would wait for its
+// How the agent ends: Shutdown's answer reaches the client once the
+// containers are gone, then the agent exits by itself, without a graceful gRPC shutdown that would wait for its
 // clients to hang up (the shim holds its channel until the agent is gone).
 // And --listen-fd: a socket bound by the parent before the agent runs.
 #include <fcntl.h>
@@ -94,6 +94,22 @@ TEST_F(Shutdown, AnswersThenExitsWithoutWaitingForClientsToHangUp) {
   ASSERT_TRUE(exit.has_value()) << "the agent did not exit after Shutdown";
   EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << *exit;
   EXPECT_TRUE(agent().Children().empty());
+}
+
+// The answer means the agent has nothing left to do: its containers are gone
+// by then (the shim ends a utility VM as soon as it has the answer, without
+// waiting for the guest's power-off: host-shim/vm_agent_host.cc).
+TEST_F(Shutdown, AnswersOnlyOnceItsContainersAreGone) {
+  StartSleeper(agent(), "c1");
+  StartSleeper(agent(), "c2");
+  ASSERT_FALSE(agent().Children().empty());
+  grpc::ClientContext context;
+  pb::ShutdownResponse response;
+  ASSERT_TRUE(stub().Shutdown(&context, pb::ShutdownRequest(), &response).ok());
+  EXPECT_TRUE(agent().Children().empty()) << "Shutdown answered while a container still ran";
+  auto exit = agent().WaitExit(std::chrono::seconds(20));
+  ASSERT_TRUE(exit.has_value()) << "the agent did not exit after Shutdown";
+  EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) == 0) << *exit;
 }
 
 // Runs uvm-agent with `listener` (or an fd that is not one) as --listen-fd 3.

@@ -25,13 +25,18 @@ struct BootOptions {
   uvm::QemuOptions qemu;  // e.g. tcg_tb_size_mb, to measure what a QEMU option costs
 };
 
-// ms from QemuVm::Start() to the bare floor's marker on the serial console.
-// Throws uvm::VmError when the marker does not appear.
-double BootBareFloorOnce(const BootOptions& options);
+struct BareFloorBoot {
+  double ms = 0;          // QemuVm::Start() to the marker on the serial console
+  double vmm_cpu_ms = 0;  // QEMU's CPU time when the marker was seen (10 ms ticks)
+};
+// Boots the bare floor to its marker. Throws uvm::VmError when it does not appear.
+BareFloorBoot BootBareFloorOnce(const BootOptions& options);
 
 struct AgentBoot {
   uvm::BootTimeline timeline;
   std::string guest_lines;  // the agent's pid1_* log lines (guest-side times)
+  double vmm_cpu_ms = 0;    // QEMU's CPU time once the agent answered (10 ms ticks)
+  double stop_ms = 0;       // QemuVm::Stop: Shutdown answered, the guest's power-off, QEMU's exit
 };
 // Boots the real image to a ready agent, then stops the VM.
 AgentBoot BootAgentOnce(const BootOptions& options);

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   try {
     std::vector<double> samples;
     for (unsigned i = 0; i < runs; ++i) {
-      samples.push_back(BootBareFloorOnce(options));
+      samples.push_back(BootBareFloorOnce(options).ms);
       std::fprintf(stderr, "run %u: %.1f ms\n", i + 1, samples.back());
     }
     std::printf("median_ms %.1f\n", Median(samples));
