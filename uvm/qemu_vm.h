@@ -86,6 +86,11 @@ struct QemuOptions {
   // Once the agent answers, drop QEMU's pages of the kernel and initrd files
   // (uvm/qemu/boot_file_release.h: ~19 MiB of an idle UVM on our kernel).
   bool release_boot_files = true;
+  // A third virtio-serial port, "uvmshim.stdio", for bulk stdio
+  // (guest-agent/bulk_output_port.h): stdout/stderr of pipes move there with
+  // splice() instead of through gRPC. The host side may still not use it
+  // (UVMSHIM_STDIO_BULK=0, host-shim/bulk_stdio_channel.h).
+  bool bulk_stdio_port = true;
 };
 
 class QemuVm final : public UtilityVm {
@@ -100,6 +105,7 @@ class QemuVm final : public UtilityVm {
   void WaitAgentReady() override;
   std::string AgentTarget() const override;
   std::string DebugAgentTarget() const override;
+  std::filesystem::path BulkStdioSocket() const override;
   void Stop(std::chrono::milliseconds timeout) override;
   void Terminate() override;
   std::optional<ExitInfo> WaitForExit(std::chrono::milliseconds timeout) override;

@@ -125,6 +125,10 @@ class UtilityVm {
   // it (the agent's MountGuestStorage mounts it: guest_storage_mount.h).
   // Default: kUnimplemented (QEMU shares the pod through virtiofs instead).
   virtual GuestStorageLocation AttachStorage(const HostStorage& storage);
+  // The host end of the bulk stdio port (guest-agent/bulk_output_port.h):
+  // a Unix socket the VMM listens on, or an empty path when the VM has none
+  // (then every stream goes over gRPC).
+  virtual std::filesystem::path BulkStdioSocket() const { return {}; }
 };
 
 }  // namespace uvmshim::uvm
