@@ -113,6 +113,13 @@ void BulkOutputPort::ReadCredits() {
   credit_cv_.notify_all();
 }
 
+// A port whose host is away reports POLLHUP at once: pause instead of spinning.
+void BulkOutputPort::WaitWritable() {
+  pollfd pfd{port_.get(), POLLOUT, 0};
+  if (::poll(&pfd, 1, 100) > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLOUT))
+    ::poll(nullptr, 0, 10);
+}
+
 void BulkOutputPort::WriteAllLocked(const char* data, std::size_t size) {
   while (size > 0) {
     const ssize_t n = ::write(port_.get(), data, size);
@@ -123,8 +130,7 @@ void BulkOutputPort::WriteAllLocked(const char* data, std::size_t size) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
-      pollfd pfd{port_.get(), POLLOUT, 0};
-      ::poll(&pfd, 1, 100);
+      WaitWritable();
       continue;
     }
     throw PortBroken("write " + description_ + ": " + (n == 0 ? std::string("wrote nothing") : ErrnoText(errno)));
@@ -164,6 +170,7 @@ std::uint64_t BulkStreamWriter::AwaitCredit(const std::function<bool()>& cancell
 long BulkStreamWriter::MoveOnce(int fd, std::size_t max) {
   // 1. The exact count: the process's pipe into the private one (page moves).
   const ssize_t count = ::splice(fd, nullptr, pipe_write_.get(), nullptr, max, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+  if (count < 0 && errno == EINVAL) return CopyOnce(fd, max);  // not a pipe
   if (count <= 0) return count;
   {
     std::lock_guard credit(port_.credit_mu_);
@@ -183,6 +190,10 @@ long BulkStreamWriter::MoveOnce(int fd, std::size_t max) {
       continue;
     }
     if (moved < 0 && errno == EINTR) continue;
+    if (moved < 0 && errno == EAGAIN) {  // the port's queue is full: nothing moved
+      port_.WaitWritable();
+      continue;
+    }
     // 0 with bytes still in the private pipe (the trap above) or a port
     // without splice: copy the rest, so the frame keeps its promise.
     spdlog::warn("event=bulk_stdio_splice_short stream={} left={} error={}", id_, left,
@@ -199,6 +210,23 @@ long BulkStreamWriter::MoveOnce(int fd, std::size_t max) {
     port_.WriteAllLocked(rest.data(), rest.size());
     left = 0;
   }
+  return count;
+}
+
+long BulkStreamWriter::CopyOnce(int fd, std::size_t max) {
+  std::vector<char> buffer(std::min<std::size_t>(max, 256 * 1024));
+  const ssize_t count = ::read(fd, buffer.data(), buffer.size());
+  if (count <= 0) return count;
+  {
+    std::lock_guard credit(port_.credit_mu_);
+    auto& available = port_.credits_[id_].available;
+    available -= std::min<std::uint64_t>(available, static_cast<std::uint64_t>(count));
+  }
+  std::lock_guard lock(port_.write_mu_);
+  const std::string header =
+      EncodeBulkHeader({.stream = id_, .length = static_cast<std::uint32_t>(count), .kind = BulkFrameKind::kData});
+  port_.WriteAllLocked(header.data(), header.size());
+  port_.WriteAllLocked(buffer.data(), static_cast<std::size_t>(count));
   return count;
 }
 

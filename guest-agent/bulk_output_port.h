@@ -60,6 +60,8 @@ class BulkStreamWriter {
   // One data frame of at most `max` bytes from `fd`: >0 moved, 0 EOF, -1 with
   // errno (EAGAIN: nothing there now).
   long MoveOnce(int fd, std::size_t max);
+  // The same by read() and write(), for an fd splice() refuses.
+  long CopyOnce(int fd, std::size_t max);
 
   BulkOutputPort& port_;
   const std::uint32_t id_;
@@ -71,7 +73,7 @@ class BulkStreamWriter {
 
 class BulkOutputPort {
  public:
-  // Takes the opened port (a character device, blocking) and starts the
+  // Takes the opened port (a character device, O_NONBLOCK) and starts the
   // credit reader. Throws uvmshim::Error when the thread's eventfd fails.
   explicit BulkOutputPort(UniqueFd port, std::string description);
   ~BulkOutputPort();
@@ -92,6 +94,8 @@ class BulkOutputPort {
   void ReadCredits();
   // Writes all of `bytes` to the port (holding write_mu_).
   void WriteAllLocked(const char* data, std::size_t size);
+  // Waits (briefly) until the port takes more.
+  void WaitWritable();
 
   UniqueFd port_;
   const std::string description_;

@@ -137,8 +137,11 @@ void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
         ctx.TryCancel();
         break;
       }
-      ReceiveBulk(*bulk, deliver, name);
-      continue;  // the RPC ends right after the stream's end
+      // The RPC ends right after the stream's end; a stream that failed (or a
+      // relay being torn down) cancels it, or the agent would wait for
+      // credit that never comes.
+      if (!ReceiveBulk(*bulk, deliver, name)) ctx.TryCancel();
+      continue;
     }
     deliver(chunk.data());
   }
@@ -152,7 +155,7 @@ void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
 
 // Every byte up to the stream's end frame, in order; the RPC's end comes
 // after it (the agent ends the call only once the end frame is out).
-void StdioRelay::ReceiveBulk(BulkStdioStream& stream, const std::function<void(const std::string&)>& deliver,
+bool StdioRelay::ReceiveBulk(BulkStdioStream& stream, const std::function<void(const std::string&)>& deliver,
                              const char* name) {
   std::string piece;
   for (;;) {
@@ -162,12 +165,12 @@ void StdioRelay::ReceiveBulk(BulkStdioStream& stream, const std::function<void(c
         stream.Consumed(piece.size());
         break;
       case BulkStdioStream::Next::kEnd:
-        return;
+        return true;
       case BulkStdioStream::Next::kFailed:
         spdlog::warn("stdio: bulk {} of {}/{} failed: {}", name, container_id_, exec_id_, stream.failure());
-        return;
+        return false;
       case BulkStdioStream::Next::kTimeout:
-        if (IsCancelled()) return;
+        if (IsCancelled()) return false;
         break;
     }
   }

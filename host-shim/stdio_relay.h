@@ -46,7 +46,8 @@ class StdioRelay {
 
  private:
   void PumpOutput(agentpb::OutputStream which, int fd);
-  void ReceiveBulk(BulkStdioStream& stream, const std::function<void(const std::string&)>& deliver,
+  // True once the stream's end frame came (every byte delivered).
+  bool ReceiveBulk(BulkStdioStream& stream, const std::function<void(const std::string&)>& deliver,
                    const char* name);
   bool IsCancelled();
   void PumpStdin();

@@ -32,7 +32,9 @@ constexpr const char* kDefaultListen = "serial:///dev/virtio-ports/agent";
 std::shared_ptr<BulkOutputPort> OpenBulkOutputPort(const std::string& path) {
   try {
     const auto device = ResolveVirtioPort(path, std::chrono::seconds(2));
-    UniqueFd port(::open(device.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY));
+    // Non-blocking, as the agent channel's: a blocking write waits (spinning,
+    // in virtio_console) until the host took each buffer.
+    UniqueFd port(::open(device.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     if (!port) throw std::runtime_error("open " + device.string() + ": " + std::strerror(errno));
     return std::make_shared<BulkOutputPort>(std::move(port), path);
   } catch (const std::exception& error) {
