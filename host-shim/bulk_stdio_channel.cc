@@ -23,7 +23,7 @@ constexpr std::size_t kReadBytes = 256 * 1024;
 
 bool BulkStdioEnabled() {
   const char* value = std::getenv("UVMSHIM_STDIO_BULK");
-  return value == nullptr || std::string_view(value) != "0";
+  return value != nullptr && std::string_view(value) == "1";
 }
 
 // ---------------------------------------------------------------- stream

@@ -77,7 +77,7 @@ class VmAgentHost final : public AgentHost {
     const fs::path socket = vm_->BulkStdioSocket();
     if (socket.empty()) return;
     if (!BulkStdioEnabled()) {
-      spdlog::info("event=bulk_stdio_off reason=\"UVMSHIM_STDIO_BULK=0\"");
+      spdlog::info("event=bulk_stdio_off reason=\"UVMSHIM_STDIO_BULK is not 1\"");
       return;
     }
     try {
@@ -120,6 +120,7 @@ std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
   config.socket_dir = spec.socket_dir;
   config.boot_timeout = spec.config.boot_timeout;
   config.nics = spec.nics;
+  config.bulk_stdio_port = BulkStdioEnabled();
   // The share exists (a shared mount point) before virtiofsd starts.
   auto share = std::make_unique<SandboxShare>(spec.state_dir / "share");
   config.share_dir = share->dir();

@@ -57,6 +57,8 @@ struct VmConfig {
   std::filesystem::path share_dir;
   std::chrono::milliseconds boot_timeout{std::chrono::seconds(120)};
   std::vector<VmNic> nics;  // none: the VM has no network device
+  // QEMU: a third virtio-serial port for bulk stdio (QemuOptions::bulk_stdio_port).
+  bool bulk_stdio_port = false;
 };
 
 // Where VmConfig::rootfs_dir appears inside the guest (the agent mounts the

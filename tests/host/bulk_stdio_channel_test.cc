@@ -185,9 +185,9 @@ TEST(BulkStdioChannel, DataOfAClosedStreamIsDroppedAndCounted) {
   EXPECT_EQ(channel.dropped_bytes(), 4u);
 }
 
-TEST(BulkStdioChannel, TheSwitchIsOnUnlessZero) {
+TEST(BulkStdioChannel, TheSwitchIsOffUnlessOne) {
   ::unsetenv("UVMSHIM_STDIO_BULK");
-  EXPECT_TRUE(BulkStdioEnabled());
+  EXPECT_FALSE(BulkStdioEnabled());
   ::setenv("UVMSHIM_STDIO_BULK", "0", 1);
   EXPECT_FALSE(BulkStdioEnabled());
   ::setenv("UVMSHIM_STDIO_BULK", "1", 1);

@@ -1,8 +1,8 @@
-// stdout/stderr of execs in a running container at volume and at the edges:
-// in hyperv isolation they take the bulk stdio port (a VM's "uvmshim.stdio",
-// guest-agent/bulk_output_port.h), in process isolation gRPC; the rules are
-// the same: every byte written before the exit reaches the reader, in order,
-// and a stalled reader stalls only its own stream.
+// stdout/stderr of execs in a running container at volume and at the edges.
+// The rules hold on every path (gRPC by default; in hyperv isolation the bulk
+// stdio port of guest-agent/bulk_output_port.h when the shim runs with
+// UVMSHIM_STDIO_BULK=1): every byte written before the exit reaches the
+// reader, in order, and a stalled reader stalls only its own stream.
 #include <fstream>
 #include <string>
 #include <thread>
