@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <system_error>
 
+#include "guest-agent/bulk_output_port.h"
 #include "guest-agent/console_session.h"
 #include "common/ids.h"
 #include "guest-agent/launcher.h"
@@ -253,6 +254,10 @@ grpc::Status AgentService::ReadOutput(grpc::ServerContext* context, const pb::Re
       });
       !status.ok())
     return status;
+  // Bulk (bulk_output_port.h) for a pipe when the host asks and the VM has
+  // the port; a terminal's output and everything else go over gRPC.
+  const bool bulk = request->bulk_stream_id() != 0 && options_.bulk_output_port && !process->terminal();
+  if (bulk) return ReadOutputBulk(context, *request, *process, kind, writer);
   pb::OutputChunk chunk;
   // The chunk takes the pump's buffer (swap, no copy) for the write.
   auto sink = [&](std::string& data) {
@@ -267,6 +272,31 @@ grpc::Status AgentService::ReadOutput(grpc::ServerContext* context, const pb::Re
   return ServeRpc("", [&] {
     if (!process->ReadOutput(kind, sink, [context] { return context->IsCancelled(); }, on_attached))
       throw Error(ErrorCode::kCancelled, "reader went away");
+    return grpc::Status::OK;
+  });
+}
+
+// The first chunk names the bulk stream (it also says "attached", as the
+// empty chunk does on the gRPC path); the RPC ends only after the stream's
+// end frame went out on the port, so the host has every byte before the end.
+grpc::Status AgentService::ReadOutputBulk(grpc::ServerContext* context, const pb::ReadOutputRequest& request,
+                                          Process& process, OutputKind kind,
+                                          grpc::ServerWriter<pb::OutputChunk>* writer) {
+  return ServeRpc("", [&] {
+    auto stream = options_.bulk_output_port->Open(request.bulk_stream_id(), request.bulk_window_bytes());
+    auto on_attached = [&] {
+      pb::OutputChunk marker;
+      marker.set_bulk_stream_id(stream->id());
+      if (!writer->Write(marker)) return false;
+      stream->MarkAnnounced();
+      return true;
+    };
+    auto cancelled = [context] { return context->IsCancelled(); };
+    // (On a throw the stream's destructor writes the end frame.)
+    const bool ended = process.ReadOutputWith(
+        kind, [&](const PumpSource& source) { return stream->Pump(source, cancelled); }, on_attached);
+    stream->WriteEnd();
+    if (!ended) throw Error(ErrorCode::kCancelled, "reader went away");
     return grpc::Status::OK;
   });
 }

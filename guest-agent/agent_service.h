@@ -19,6 +19,8 @@
 
 namespace uvmshim::agent {
 
+class BulkOutputPort;
+
 struct AgentOptions {
   bool in_utility_vm = false;           // reported by Version
   std::string cgroup_parent = "uvmshim";  // containers get <parent>/<id>
@@ -30,6 +32,9 @@ struct AgentOptions {
   // Loads the drivers a hot-added share or disk needs (PID 1's module lists);
   // empty: built in, or no guest.
   GuestStorage::LoadModules load_storage_modules;
+  // The bulk stdio port (utility VM with one): ReadOutput moves a pipe's
+  // output there when the host asks. Null: every stream goes over gRPC.
+  std::shared_ptr<BulkOutputPort> bulk_output_port;
 };
 
 // Shutdown is a callback method: it wakes WaitForShutdownRequest and its
@@ -90,6 +95,9 @@ class AgentService final : public pb::Agent::WithCallbackMethod_Shutdown<pb::Age
                                    pb::UnmountGuestStorageResponse*) override;
 
  private:
+  // ReadOutput over the bulk stdio port (the host asked, the VM has it).
+  grpc::Status ReadOutputBulk(grpc::ServerContext* context, const pb::ReadOutputRequest& request, Process& process,
+                              OutputKind kind, grpc::ServerWriter<pb::OutputChunk>* writer);
   bool IsRunningContainerInit(pid_t pid);
   // Throw uvmshim::Error: kInvalidArgument for a bad id, kNotFound.
   std::shared_ptr<Container> FindContainer(const std::string& id);

@@ -163,6 +163,12 @@ void Process::SignalQuietly(int signal, Reaper& reaper) noexcept {
 
 bool Process::ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,
                          const std::function<bool()>& cancelled, const std::function<bool()>& on_attached) {
+  std::string buffer;
+  return ReadOutputWith(
+      kind, [&](const PumpSource& source) { return PumpOutput(source, buffer, sink, cancelled); }, on_attached);
+}
+
+bool Process::ReadOutputWith(OutputKind kind, const OutputPump& pump, const std::function<bool()>& on_attached) {
   Output& output = outputs_[static_cast<int>(kind)];
   PumpSource source;
   {
@@ -190,8 +196,7 @@ bool Process::ReadOutput(OutputKind kind, const std::function<bool(std::string&)
     detach(false);
     return false;
   }
-  std::string buffer;
-  PumpEnd end = PumpOutput(source, buffer, sink, cancelled);
+  PumpEnd end = pump(source);
   int read_errno = errno;
   bool finished = end == PumpEnd::kEof || end == PumpEnd::kDrainedAfterExit;
   detach(finished || end == PumpEnd::kReadError);

@@ -91,6 +91,10 @@ class Process {
   bool ReadOutput(OutputKind kind, const std::function<bool(std::string&)>& sink,
                   const std::function<bool()>& cancelled,
                   const std::function<bool()>& on_attached);
+  // The same with another pump (the bulk port's, bulk_output_port.h): it
+  // moves the output from the source and says how that ended.
+  using OutputPump = std::function<PumpEnd(const PumpSource&)>;
+  bool ReadOutputWith(OutputKind kind, const OutputPump& pump, const std::function<bool()>& on_attached);
 
   // Writes all of `data` (blocking with backpressure), counting into
   // `written`. kFailedPrecondition when the process has no stdin or it was

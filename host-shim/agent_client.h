@@ -16,6 +16,8 @@ namespace uvmshim::host {
 
 namespace agentpb = ::uvmshim::agent::v1;
 
+class BulkStdioChannel;
+
 // An agent call failed. what() = "<Call> <id>: <agent's message>".
 class AgentError : public std::runtime_error {
  public:
@@ -81,6 +83,10 @@ class AgentClient {
   void Shutdown(std::chrono::milliseconds timeout);
 
   agentpb::Agent::Stub& stub() { return *stub_; }
+  // The VM's bulk stdio port (bulk_stdio_channel.h), or null: the stdio
+  // relay then reads every stream over gRPC.
+  void set_bulk_stdio(std::shared_ptr<BulkStdioChannel> channel) { bulk_stdio_ = std::move(channel); }
+  BulkStdioChannel* bulk_stdio() const { return bulk_stdio_.get(); }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
@@ -89,6 +95,7 @@ class AgentClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<agentpb::Agent::Stub> stub_;
   AgentDeadlines deadlines_;
+  std::shared_ptr<BulkStdioChannel> bulk_stdio_;
 };
 
 }  // namespace uvmshim::host

@@ -14,6 +14,8 @@
 
 namespace uvmshim::host {
 
+class BulkStdioChannel;
+
 // What the agent must be told for one container.
 struct GuestContainer {
   std::string rootfs;     // the rootfs path as the agent sees it
@@ -52,6 +54,9 @@ class AgentHost {
   virtual std::optional<std::string> unexpected_exit() const = 0;
   virtual std::int64_t pid() const = 0;
   virtual std::filesystem::path console_log() const = 0;
+  // The VM's bulk stdio port, connected (bulk_stdio_channel.h); null where
+  // there is none (process isolation, HCS, UVMSHIM_STDIO_BULK=0).
+  virtual std::shared_ptr<BulkStdioChannel> bulk_stdio() { return nullptr; }
 };
 
 }  // namespace uvmshim::host

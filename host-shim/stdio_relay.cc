@@ -1,5 +1,7 @@
 #include "stdio_relay.h"
 
+#include "bulk_stdio_channel.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -96,6 +98,11 @@ void StdioRelay::Unregister(grpc::ClientContext* ctx) {
   std::erase(live_contexts_, ctx);
 }
 
+bool StdioRelay::IsCancelled() {
+  std::lock_guard lock(contexts_mutex_);
+  return cancelled_;
+}
+
 void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
   grpc::ClientContext ctx;
   if (!Register(&ctx)) return;
@@ -103,16 +110,40 @@ void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
   request.set_container_id(container_id_);
   request.set_exec_id(exec_id_);
   request.set_stream(which);
+  // Bulk where the VM has the port (a terminal's output stays on gRPC); the
+  // agent may still answer over gRPC, which is read the same as before.
+  std::unique_ptr<BulkStdioStream> bulk;
+  if (BulkStdioChannel* channel = agent_.bulk_stdio(); channel && !terminal_) bulk = channel->OpenStream();
+  if (bulk) {
+    request.set_bulk_stream_id(bulk->id());
+    request.set_bulk_window_bytes(bulk->window());
+  }
+  const char* name = which == agentpb::STDOUT ? "stdout" : "stderr";
   auto reader = agent_.stub().ReadOutput(&ctx, request);
   agentpb::OutputChunk chunk;
   bool reader_alive = true;
-  while (reader->Read(&chunk)) {
-    bytes_out_ += chunk.data().size();
-    if (reader_alive && !WriteAll(fd, chunk.data())) {
-      spdlog::warn("stdio: {} reader of {}/{} went away, discarding the rest",
-                   which == agentpb::STDOUT ? "stdout" : "stderr", container_id_, exec_id_);
+  auto deliver = [&](const std::string& data) {
+    bytes_out_ += data.size();
+    if (reader_alive && !WriteAll(fd, data)) {
+      spdlog::warn("stdio: {} reader of {}/{} went away, discarding the rest", name, container_id_, exec_id_);
       reader_alive = false;
     }
+  };
+  while (reader->Read(&chunk)) {
+    if (chunk.bulk_stream_id() != 0) {
+      if (!bulk || chunk.bulk_stream_id() != bulk->id()) {
+        spdlog::warn("stdio: ReadOutput {}/{} {}: the agent named bulk stream {}, not ours", container_id_,
+                     exec_id_, name, chunk.bulk_stream_id());
+        ctx.TryCancel();
+        break;
+      }
+      // The RPC ends right after the stream's end; a stream that failed (or a
+      // relay being torn down) cancels it, or the agent would wait for
+      // credit that never comes.
+      if (!ReceiveBulk(*bulk, deliver, name)) ctx.TryCancel();
+      continue;
+    }
+    deliver(chunk.data());
   }
   grpc::Status status = reader->Finish();
   if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
@@ -120,6 +151,29 @@ void StdioRelay::PumpOutput(agentpb::OutputStream which, int fd) {
                  status.error_message());
   }
   Unregister(&ctx);
+}
+
+// Every byte up to the stream's end frame, in order; the RPC's end comes
+// after it (the agent ends the call only once the end frame is out).
+bool StdioRelay::ReceiveBulk(BulkStdioStream& stream, const std::function<void(const std::string&)>& deliver,
+                             const char* name) {
+  std::string piece;
+  for (;;) {
+    switch (stream.Take(piece, std::chrono::milliseconds(200))) {
+      case BulkStdioStream::Next::kData:
+        deliver(piece);
+        stream.Consumed(piece.size());
+        break;
+      case BulkStdioStream::Next::kEnd:
+        return true;
+      case BulkStdioStream::Next::kFailed:
+        spdlog::warn("stdio: bulk {} of {}/{} failed: {}", name, container_id_, exec_id_, stream.failure());
+        return false;
+      case BulkStdioStream::Next::kTimeout:
+        if (IsCancelled()) return false;
+        break;
+    }
+  }
 }
 
 void StdioRelay::PumpStdin() {

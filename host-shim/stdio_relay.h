@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -13,6 +14,8 @@
 #include "common/unique_fd.h"
 
 namespace uvmshim::host {
+
+class BulkStdioStream;
 
 // Descriptors are borrowed; -1 = not relayed.
 struct StdioFds {
@@ -43,6 +46,10 @@ class StdioRelay {
 
  private:
   void PumpOutput(agentpb::OutputStream which, int fd);
+  // True once the stream's end frame came (every byte delivered).
+  bool ReceiveBulk(BulkStdioStream& stream, const std::function<void(const std::string&)>& deliver,
+                   const char* name);
+  bool IsCancelled();
   void PumpStdin();
   // Registers a stream's context for cancellation; false once the destructor
   // has cancelled (a thread that starts late must not begin a call then).

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "bulk_stdio_channel.h"
 #include "paths.h"
 #include "agent_host_factory.h"
 #include "pool/pool_dir.h"
@@ -32,6 +33,7 @@ class VmAgentHost final : public AgentHost {
     vm_->WaitAgentReady();  // throws with the console's tail
     channel_ = vm_->AgentChannel();
     if (!channel_) throw std::runtime_error("utility VM " + vm_->AgentTarget() + ": the backend has no agent channel");
+    ConnectBulkStdio();
     auto t = vm_->timeline();
     auto ms = [](const auto& d) { return d ? fmt::format("{:.0f}ms", d->count() / 1000.0) : std::string("-"); };
     spdlog::info("uvm ready: vmm_started={} kernel_started={} agent_ready={} vmm_pid={}",
@@ -71,11 +73,29 @@ class VmAgentHost final : public AgentHost {
   bool single_use() const override { return single_use_; }
   std::int64_t pid() const override { return vm_->vmm_pid(); }
   fs::path console_log() const override { return vm_->console_log(); }
+  std::shared_ptr<BulkStdioChannel> bulk_stdio() override { return bulk_stdio_; }
 
  private:
+  // Without it (no port, switched off, the connect failed) stdio goes over
+  // gRPC, as before: a warning, not an error.
+  void ConnectBulkStdio() {
+    const fs::path socket = vm_->BulkStdioSocket();
+    if (socket.empty()) return;
+    if (!BulkStdioEnabled()) {
+      spdlog::info("event=bulk_stdio_off reason=\"UVMSHIM_STDIO_BULK is not 1\"");
+      return;
+    }
+    try {
+      bulk_stdio_ = std::make_shared<BulkStdioChannel>(socket);
+    } catch (const std::exception& error) {
+      spdlog::warn("event=bulk_stdio_unavailable error=\"{}\"", error.what());
+    }
+  }
+
   std::unique_ptr<SandboxShare> share_;  // outlives the VM (declared first, destroyed last)
   std::unique_ptr<uvm::UtilityVm> vm_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<BulkStdioChannel> bulk_stdio_;
   const bool single_use_;
   std::atomic<bool> asked_to_end_{false};
 };
@@ -105,6 +125,7 @@ std::unique_ptr<AgentHost> StartVmAgentHost(const SandboxSpec& spec) {
   config.socket_dir = spec.socket_dir;
   config.boot_timeout = spec.config.boot_timeout;
   config.nics = spec.nics;
+  config.bulk_stdio_port = BulkStdioEnabled();
   // The share exists (a shared mount point) before virtiofsd starts.
   auto share = std::make_unique<SandboxShare>(spec.state_dir / "share");
   config.share_dir = share->dir();

@@ -339,6 +339,10 @@ std::string QemuVm::AgentTarget() const { return "unix://" + (SocketDir() / "age
 
 std::string QemuVm::DebugAgentTarget() const { return "unix://" + (SocketDir() / "debug.sock").string(); }
 
+std::filesystem::path QemuVm::BulkStdioSocket() const {
+  return options_.bulk_stdio_port ? SocketDir() / "stdio.sock" : std::filesystem::path();
+}
+
 std::shared_ptr<grpc::Channel> QemuVm::AgentChannel() const {
   std::lock_guard lock(mu_);
   return channel_;

@@ -89,6 +89,12 @@ struct QemuOptions {
   // Once the agent answers, drop QEMU's pages of the kernel and initrd files
   // (uvm/qemu/boot_file_release.h: ~19 MiB of an idle UVM on our kernel).
   bool release_boot_files = true;
+  // A third virtio-serial port, "uvmshim.stdio", for bulk stdio
+  // (guest-agent/bulk_output_port.h): stdout/stderr of pipes move there with
+  // splice() instead of through gRPC. The host side may still not use it
+  // Off by default (issue 13: not yet shown faster nor verified in VMs);
+  // VmConfig::bulk_stdio_port turns it on (the shim: UVMSHIM_STDIO_BULK=1).
+  bool bulk_stdio_port = false;
 };
 
 class QemuVm final : public UtilityVm {
@@ -103,6 +109,7 @@ class QemuVm final : public UtilityVm {
   void WaitAgentReady() override;
   std::string AgentTarget() const override;
   std::string DebugAgentTarget() const override;
+  std::filesystem::path BulkStdioSocket() const override;
   void Stop(std::chrono::milliseconds timeout) override;
   void Terminate() override;
   std::optional<ExitInfo> WaitForExit(std::chrono::milliseconds timeout) override;

@@ -111,6 +111,10 @@ std::vector<std::string> QemuVm::BuildCommandLine() const {
   in.qmp_socket = sockets / "qmp.sock";
   in.agent_socket = sockets / "agent.sock";
   in.debug_socket = sockets / "debug.sock";
+  if (options_.bulk_stdio_port) {
+    in.stdio_socket = BulkStdioSocket();
+    in.kernel_params.push_back("uvm.stdio=/dev/virtio-ports/" + std::string(kBulkStdioPortName));
+  }
   if (!config_.share_dir.empty()) {
     in.virtiofs_socket = sockets / "virtiofs.sock";
     in.share_tag = kShareTag;

@@ -57,6 +57,8 @@ struct VmConfig {
   std::filesystem::path share_dir;
   std::chrono::milliseconds boot_timeout{std::chrono::seconds(120)};
   std::vector<VmNic> nics;  // none: the VM has no network device
+  // QEMU: a third virtio-serial port for bulk stdio (QemuOptions::bulk_stdio_port).
+  bool bulk_stdio_port = false;
 };
 
 // Where VmConfig::rootfs_dir appears inside the guest (the agent mounts the
@@ -125,6 +127,10 @@ class UtilityVm {
   // it (the agent's MountGuestStorage mounts it: guest_storage_mount.h).
   // Default: kUnimplemented (QEMU shares the pod through virtiofs instead).
   virtual GuestStorageLocation AttachStorage(const HostStorage& storage);
+  // The host end of the bulk stdio port (guest-agent/bulk_output_port.h):
+  // a Unix socket the VMM listens on, or an empty path when the VM has none
+  // (then every stream goes over gRPC).
+  virtual std::filesystem::path BulkStdioSocket() const { return {}; }
 };
 
 }  // namespace uvmshim::uvm

@@ -60,6 +60,10 @@ VmSettings ParseVmSettings(std::string_view cmdline) {
       if (value != "on" && value != "off")
         throw std::invalid_argument("kernel parameter uvm.modules=" + value + ": expected on or off");
       settings.load_modules = value == "on";
+    } else if (key == "uvm.stdio") {
+      if (value.rfind("/dev/", 0) != 0)
+        throw std::invalid_argument("kernel parameter uvm.stdio=" + value + ": expected a /dev/ path of a virtio-serial port");
+      settings.stdio_port = value;
     } else if (key == "uvm.warmup") {
       if (value != "0" && value != "1")
         throw std::invalid_argument("kernel parameter uvm.warmup=" + value + ": expected 0 or 1");

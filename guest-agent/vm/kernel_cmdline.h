@@ -26,6 +26,8 @@ struct VmSettings {
   bool rootfs_read_only = false;
   std::string share_tag;
   bool load_modules = true;
+  // uvm.stdio: the bulk stdio port (guest-agent/bulk_output_port.h), or "".
+  std::string stdio_port;
   bool warm_up = false;  // uvm.warmup=1: run a throw-away container before serving (opt-in, warm_up.h)
 };
 

@@ -1,10 +1,13 @@
 #include "guest-agent/vm/vm_main.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 #include <memory>
 #include <mutex>
@@ -12,6 +15,7 @@
 
 #include "guest-agent/agent_server.h"
 #include "guest-agent/agent_service.h"
+#include "guest-agent/bulk_output_port.h"
 #include "guest-agent/listen_address.h"
 #include "guest-agent/logging.h"
 #include "guest-agent/vm/boot_rootfs.h"
@@ -23,7 +27,23 @@ namespace uvmshim::agent::vm {
 
 namespace {
 constexpr const char* kDefaultListen = "serial:///dev/virtio-ports/agent";
+
+// The bulk stdio port, or null (a warning): stdio then goes over gRPC only.
+std::shared_ptr<BulkOutputPort> OpenBulkOutputPort(const std::string& path) {
+  try {
+    const auto device = ResolveVirtioPort(path, std::chrono::seconds(2));
+    // Non-blocking, as the agent channel's: a blocking write waits (spinning,
+    // in virtio_console) until the host took each buffer.
+    UniqueFd port(::open(device.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!port) throw std::runtime_error("open " + device.string() + ": " + std::strerror(errno));
+    return std::make_shared<BulkOutputPort>(std::move(port), path);
+  } catch (const std::exception& error) {
+    spdlog::warn("event=bulk_stdio_unavailable port={} error={}", LogQuote(path), LogQuote(error.what()));
+    return nullptr;
+  }
 }
+
+}  // namespace
 
 void RunAsPid1() {
   try {
@@ -44,6 +64,7 @@ void RunAsPid1() {
     options.guest_rootfs_error = rootfs_error;
     // Storage hot-added later (MountGuestStorage) needs the same drivers.
     if (settings.load_modules) options.load_storage_modules = LoadRootfsTransportModules;
+    if (!settings.stdio_port.empty()) options.bulk_output_port = OpenBulkOutputPort(settings.stdio_port);
     AgentService service(options);
     const auto service_ms = ms_since(service_start);
     // A pooled VM pays its first container's cold start now, not its claimer.

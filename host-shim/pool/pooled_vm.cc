@@ -112,6 +112,12 @@ class PooledVm final : public uvm::UtilityVm {
   std::string AgentTarget() const override { return "unix://" + (sockets_ / "agent.sock").string(); }
   std::shared_ptr<grpc::Channel> AgentChannel() const override { return channel_; }
   std::string DebugAgentTarget() const override { return "unix://" + (sockets_ / "debug.sock").string(); }
+  // Absent when the keeper's QEMU had no port: stdio then goes over gRPC.
+  fs::path BulkStdioSocket() const override {
+    std::error_code ec;
+    fs::path socket = sockets_ / "stdio.sock";
+    return fs::exists(socket, ec) ? socket : fs::path();
+  }
   void Stop(std::chrono::milliseconds timeout) override {
     if (!WaitForExit(timeout)) Terminate();
   }

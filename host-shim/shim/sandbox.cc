@@ -60,6 +60,7 @@ Sandbox::Sandbox(Params params)
     spdlog::info("event=agent_lifecycle_deadline_scaled ms={} startup_ms={}", deadlines.lifecycle.count(),
                  startup.count());
   agent_ = std::make_shared<host::AgentClient>(host_->channel(), deadlines);
+  agent_->set_bulk_stdio(host_->bulk_stdio());
   debug_target_ = host_->debug_target();
   console_log_ = host_->console_log().string();
   host_pid_ = host_->pid();

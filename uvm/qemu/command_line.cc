@@ -29,6 +29,9 @@ std::vector<std::string> BuildQemuCommandLine(const QemuCommandInputs& in) {
        "-device", "virtserialport,bus=vser0.0,chardev=agent,name=agent"});
   add({"-chardev", "socket,id=debug,path=" + in.debug_socket.string() + ",server=on,wait=off",
        "-device", "virtserialport,bus=vser0.0,chardev=debug,name=debug"});
+  if (!in.stdio_socket.empty())
+    add({"-chardev", "socket,id=stdio,path=" + in.stdio_socket.string() + ",server=on,wait=off",
+         "-device", "virtserialport,bus=vser0.0,chardev=stdio,name=" + std::string(kBulkStdioPortName)});
   if (!in.virtiofs_socket.empty()) {
     // vhost-user-fs needs guest memory QEMU can share with virtiofsd.
     add({"-object", fmt::format("memory-backend-memfd,id=mem,size={}M,share=on", in.memory_mb),

@@ -12,9 +12,13 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace uvmshim::uvm {
+
+// The bulk stdio port's virtio-serial name (guest-agent/bulk_output_port.h).
+inline constexpr std::string_view kBulkStdioPortName = "uvmshim.stdio";
 
 // One device (or any group of arguments that belong together), appended as is.
 struct QemuDevice {
@@ -40,6 +44,7 @@ struct QemuCommandInputs {
   // virtio-serial ports the agent listens on ("agent", "debug").
   std::filesystem::path agent_socket;
   std::filesystem::path debug_socket;
+  std::filesystem::path stdio_socket;  // the bulk stdio port "uvmshim.stdio"; empty: none
   // vhost-user-fs: virtiofsd's socket and the tag the guest mounts; empty
   // socket: no share.
   std::filesystem::path virtiofs_socket;
