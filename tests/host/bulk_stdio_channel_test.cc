@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "common/bulk_frame.h"
 
@@ -130,6 +131,12 @@ TEST(BulkStdioChannel, AStalledStreamHoldsAtMostItsWindowAndDoesNotHoldOthers) {
     flowing->Consumed(piece.size());
   }
   agent.Data(stalled->id(), "one byte too many");
+  // The channel's reader fails the stream when it reads that frame; taking
+  // (and consuming) the stalled data before then would grant the credit that
+  // makes the frame fit. Wait for the reader, as a stalled reader would.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (stalled->failure().empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
   BulkStdioStream::Next last;
   EXPECT_EQ(Drain(*stalled, &last), "");
   EXPECT_EQ(last, BulkStdioStream::Next::kFailed);
