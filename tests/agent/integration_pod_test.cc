@@ -64,13 +64,16 @@ TEST_F(Pod, BadNamespacePathsAreRefused) {
 
 TEST_F(Pod, UpdateSetsTheMemoryLimitAndAnOomKillIsReported) {
   SpecOptions options;
-  options.args = {"sh", "-c", "exec dd if=/dev/zero of=/dev/null bs=64M count=1"};
+  // 64 MiB: above what the waiting init helper holds (the agent binary
+  // itself in the sanitizer build, whose ASan runtime pushed a 32 MiB limit
+  // into EBUSY), below the 128 MiB dd then asks for.
+  options.args = {"sh", "-c", "exec dd if=/dev/zero of=/dev/null bs=128M count=1"};
   ASSERT_TRUE(Create(agent(), "oom", options).ok());
   {
     grpc::ClientContext context;
     pb::UpdateContainerRequest request;
     request.set_container_id("oom");
-    request.set_resources_json(R"({"memory": {"limit": 33554432}, "pids": {"limit": 64}})");
+    request.set_resources_json(R"({"memory": {"limit": 67108864}, "pids": {"limit": 64}})");
     pb::UpdateContainerResponse response;
     auto status = stub().UpdateContainer(&context, request, &response);
     ASSERT_TRUE(status.ok()) << status.error_message();
@@ -81,7 +84,7 @@ TEST_F(Pod, UpdateSetsTheMemoryLimitAndAnOomKillIsReported) {
     request.set_container_id("oom");
     pb::StatsResponse stats;
     ASSERT_TRUE(stub().Stats(&context, request, &stats).ok());
-    EXPECT_EQ(stats.memory_limit_bytes(), 33554432u);
+    EXPECT_EQ(stats.memory_limit_bytes(), 67108864u);
     EXPECT_EQ(stats.pids_limit(), 64u);
   }
   {
