@@ -167,21 +167,27 @@ std::uint64_t BulkStreamWriter::AwaitCredit(const std::function<bool()>& cancell
   }
 }
 
+void BulkStreamWriter::SpendCredit(std::size_t bytes) {
+  std::lock_guard credit(port_.credit_mu_);
+  auto& available = port_.credits_[id_].available;
+  available -= std::min<std::uint64_t>(available, bytes);
+}
+
+void BulkStreamWriter::WriteDataHeaderLocked(std::size_t bytes) {
+  const std::string header =
+      EncodeBulkHeader({.stream = id_, .length = static_cast<std::uint32_t>(bytes), .kind = BulkFrameKind::kData});
+  port_.WriteAllLocked(header.data(), header.size());
+}
+
 long BulkStreamWriter::MoveOnce(int fd, std::size_t max) {
   // 1. The exact count: the process's pipe into the private one (page moves).
   const ssize_t count = ::splice(fd, nullptr, pipe_write_.get(), nullptr, max, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
   if (count < 0 && errno == EINVAL) return CopyOnce(fd, max);  // not a pipe
   if (count <= 0) return count;
-  {
-    std::lock_guard credit(port_.credit_mu_);
-    auto& available = port_.credits_[id_].available;
-    available -= std::min<std::uint64_t>(available, static_cast<std::uint64_t>(count));
-  }
+  SpendCredit(static_cast<std::size_t>(count));
   // 2. The header for exactly that count, 3. the payload, as one frame.
   std::lock_guard lock(port_.write_mu_);
-  const std::string header =
-      EncodeBulkHeader({.stream = id_, .length = static_cast<std::uint32_t>(count), .kind = BulkFrameKind::kData});
-  port_.WriteAllLocked(header.data(), header.size());
+  WriteDataHeaderLocked(static_cast<std::size_t>(count));
   std::size_t left = static_cast<std::size_t>(count);
   while (left > 0) {
     const ssize_t moved = ::splice(pipe_read_.get(), nullptr, port_.port_.get(), nullptr, left, SPLICE_F_MOVE);
@@ -217,15 +223,9 @@ long BulkStreamWriter::CopyOnce(int fd, std::size_t max) {
   std::vector<char> buffer(std::min<std::size_t>(max, 256 * 1024));
   const ssize_t count = ::read(fd, buffer.data(), buffer.size());
   if (count <= 0) return count;
-  {
-    std::lock_guard credit(port_.credit_mu_);
-    auto& available = port_.credits_[id_].available;
-    available -= std::min<std::uint64_t>(available, static_cast<std::uint64_t>(count));
-  }
+  SpendCredit(static_cast<std::size_t>(count));
   std::lock_guard lock(port_.write_mu_);
-  const std::string header =
-      EncodeBulkHeader({.stream = id_, .length = static_cast<std::uint32_t>(count), .kind = BulkFrameKind::kData});
-  port_.WriteAllLocked(header.data(), header.size());
+  WriteDataHeaderLocked(static_cast<std::size_t>(count));
   port_.WriteAllLocked(buffer.data(), static_cast<std::size_t>(count));
   return count;
 }

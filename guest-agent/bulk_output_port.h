@@ -59,6 +59,10 @@ class BulkStreamWriter {
   std::uint64_t AwaitCredit(const std::function<bool()>& cancelled);
   // One data frame of at most `max` bytes from `fd`: >0 moved, 0 EOF, -1 with
   // errno (EAGAIN: nothing there now).
+  // Takes `bytes` off the stream's credit (the guest sends no more than granted).
+  void SpendCredit(std::size_t bytes);
+  // The data frame header for `bytes`; the caller holds the port's write lock.
+  void WriteDataHeaderLocked(std::size_t bytes);
   long MoveOnce(int fd, std::size_t max);
   // The same by read() and write(), for an fd splice() refuses.
   long CopyOnce(int fd, std::size_t max);
