@@ -10,10 +10,9 @@
 # ten shims cannot share. Linked from archives, only the objects used come in,
 # their relocated data is packed in one place, the text is shared by every
 # shim through the page cache, and libssl/libcrypto go (no TLS is used).
-# spdlog and fmt have no static archives in Debian: code built against the
-# shared spdlog (the host libraries: SPDLOG_COMPILED_LIB) needs
-# uvmshim_static_logging (host-shim/shim_link/) among ARCHIVES, which compiles
-# their out-of-line parts; the agent uses them header-only. libstdc++ and
+# spdlog and fmt have no static archives in Debian: code that logs needs
+# uvmshim_spdlog (common/CMakeLists.txt) among ARCHIVES, which compiles their
+# out-of-line parts. libstdc++ and
 # libgcc are linked statically too: glibc is the only shared library left.
 # Used for the shim and the agent (uvm-agent: the host agent of process
 # isolation), both started once per sandbox.

@@ -74,12 +74,15 @@ function(uvmshim_add_static_agent)
     message(STATUS "uvm-agent-static: gRPC ${gRPC_VERSION} is not 1.51; gRPC's full plugin list is linked")
   endif()
 
-  add_executable(uvm-agent-static ${sources} ${gen}/agent.pb.cc ${gen}/agent.grpc.pb.cc)
+  # spdlog's and fmt's out-of-line parts (uvmshim_spdlog's one source), compiled
+  # here too: this binary's flags, and no archive of the host build.
+  add_executable(uvm-agent-static ${sources} ${gen}/agent.pb.cc ${gen}/agent.grpc.pb.cc
+                 ${PROJECT_SOURCE_DIR}/common/spdlog_compiled/spdlog_fmt_compiled.cc)
   target_include_directories(uvm-agent-static BEFORE PRIVATE ${gen} ${PROJECT_SOURCE_DIR})
   target_compile_definitions(uvm-agent-static PRIVATE
     UVMSHIM_AGENT_VM_CHANNELS GRPC_USE_PROTO_LITE=1
     $<TARGET_PROPERTY:uvmshim_agent_core,COMPILE_DEFINITIONS>
-    $<TARGET_PROPERTY:uvmshim_agent_log,INTERFACE_COMPILE_DEFINITIONS>)
+    $<TARGET_PROPERTY:uvmshim_spdlog,INTERFACE_COMPILE_DEFINITIONS>)
   # Header-only libraries only: their include directories and definitions.
   target_link_libraries(uvm-agent-static PRIVATE CLI11::CLI11 nlohmann_json::nlohmann_json Threads::Threads)
   # -Os after the configuration's -O2 (later flags win). Our code is not hot in

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <linux/nsfs.h>
 #include <sched.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>

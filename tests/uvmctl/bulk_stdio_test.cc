@@ -3,8 +3,13 @@
 // stdio port of guest-agent/bulk_output_port.h when the shim runs with
 // UVMSHIM_STDIO_BULK=1): every byte written before the exit reaches the
 // reader, in order, and a stalled reader stalls only its own stream.
+#include <cstdint>
 #include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "uvmctl_fixture.h"
@@ -74,10 +79,12 @@ TEST_P(BulkStdioTest, StdoutAndStderrOfOneProcessInterleaveWhole) {
 // once the reader resumes every byte of the stalled stream arrives.
 TEST_P(BulkStdioTest, AStalledReaderStallsOnlyItsOwnStream) {
   const std::string stalled_file = (dir() / "stalled.count").string();
-  // 32 MiB through a pipe whose reader sleeps first: far more than every
-  // window and buffer on the way.
+  const std::string resume_file = (dir() / "stalled.resume").string();
+  // 32 MiB through a pipe whose reader waits for the test's word first: far
+  // more than every window and buffer on the way.
   const std::string stalled = ShellCommand({"exec", name_, "--", "sh", "-c", "head -c 33554432 /dev/zero"}) +
-                              " | (sleep 40; wc -c > " + stalled_file + ")";
+                              " | (while [ ! -e " + resume_file + " ]; do sleep 0.1; done; wc -c > " + stalled_file +
+                              ")";
   auto background = std::make_unique<BackgroundProcess>(std::vector<std::string>{"/bin/sh", "-c", stalled},
                                                         std::vector<std::string>{}, dir() / "stalled");
   // Let the stalled stream fill everything it can.
@@ -88,8 +95,9 @@ TEST_P(BulkStdioTest, AStalledReaderStallsOnlyItsOwnStream) {
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(r.out.size(), 4194304u);
   EXPECT_EQ(r.err, "done\n");
-  EXPECT_FALSE(fs::exists(stalled_file)) << "the stalled reader finished before the other stream: no stall tested";
   EXPECT_LT(took, 30s) << "the other stream waited for the stalled one";
+  EXPECT_FALSE(background->Wait(0ms).has_value()) << "the stalled exec ended while its reader read nothing";
+  std::ofstream(resume_file).put('\n');
   auto code = background->Wait(300s);
   ASSERT_TRUE(code.has_value()) << "the stalled exec never finished";
   EXPECT_EQ(*code, 0) << background->Stderr();
@@ -100,18 +108,45 @@ TEST_P(BulkStdioTest, AStalledReaderStallsOnlyItsOwnStream) {
 }
 
 // A process killed while it floods its stdout: the exec ends (128+9), what it
-// wrote arrives as whole bytes, and the container still serves execs.
+// wrote arrives as whole bytes, and the container still serves execs. The
+// flood is checked as it streams and never kept: `yes` writes hundreds of MB/s
+// until the kill lands.
 TEST_P(BulkStdioTest, AProcessKilledMidStreamEndsItsStreamCleanly) {
-  auto flood = UvmctlInBackground({"exec", name_, "--", "sh", "-c", "echo start; exec yes"}, "flood");
-  ASSERT_TRUE(WaitFor([&] { return flood->Stdout().size() > 1024 * 1024; }, 120s)) << flood->Stderr();
+  struct FloodCheck {
+    std::mutex mutex;
+    std::uint64_t bytes = 0;
+    std::string head;                        // the first bytes, for the report
+    std::optional<std::uint64_t> garbage_at;  // offset of the first byte that is not `start\n` then y/\n
+  };
+  auto check = std::make_shared<FloodCheck>();
+  auto sink = [check](std::string_view chunk) {
+    static constexpr std::string_view kStart = "start\n";
+    std::lock_guard lock(check->mutex);
+    for (std::size_t i = 0; i < chunk.size() && !check->garbage_at; ++i) {
+      const std::uint64_t at = check->bytes + i;
+      const bool ok = at < kStart.size() ? chunk[i] == kStart[at] : (chunk[i] == 'y' || chunk[i] == '\n');
+      if (!ok) check->garbage_at = at;
+    }
+    if (check->head.size() < 64) check->head.append(chunk.substr(0, 64 - check->head.size()));
+    check->bytes += chunk.size();
+  };
+  auto bytes_seen = [check] {
+    std::lock_guard lock(check->mutex);
+    return check->bytes;
+  };
+  auto flood = UvmctlInBackground({"exec", name_, "--", "sh", "-c", "echo start; exec yes"}, "flood", sink);
+  ASSERT_TRUE(WaitFor([&] { return bytes_seen() > 1024 * 1024; }, 120s)) << flood->Stderr();
   auto killer = Exec("kill -9 $(pidof yes)", 60s);
   ASSERT_EQ(killer.exit_code, 0) << killer.Describe();
   auto code = flood->Wait(120s);
   ASSERT_TRUE(code.has_value()) << "the killed exec's uvmctl did not end";
   EXPECT_EQ(*code, 128 + 9) << flood->Stderr();
-  const std::string out = flood->Stdout();
-  ASSERT_EQ(out.rfind("start\n", 0), 0u) << out.substr(0, 64);
-  EXPECT_EQ(out.find_first_not_of("y\n", 6), std::string::npos) << "garbage in the killed stream";
+  {
+    std::lock_guard lock(check->mutex);
+    EXPECT_FALSE(check->garbage_at.has_value())
+        << "garbage in the killed stream at byte " << check->garbage_at.value_or(0) << " of " << check->bytes
+        << "; it began: " << check->head;
+  }
   auto after = Exec("echo still-here", 60s);
   EXPECT_EQ(after.out, "still-here\n") << after.Describe();
 }

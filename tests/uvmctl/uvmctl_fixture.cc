@@ -86,11 +86,11 @@ ProcessResult UvmctlTest::UvmctlWithStdin(const std::vector<std::string>& args, 
 }
 
 std::unique_ptr<BackgroundProcess> UvmctlTest::UvmctlInBackground(const std::vector<std::string>& args,
-                                                                 const std::string& tag) {
+                                                                 const std::string& tag, OutputSink stdout_sink) {
   std::vector<std::string> argv = {UvmctlBinary().string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return std::make_unique<BackgroundProcess>(argv, std::vector<std::string>{"UVMSHIM_ROOT=" + root_.string()},
-                                             dir() / tag);
+                                             dir() / tag, std::move(stdout_sink));
 }
 
 std::vector<std::string> UvmctlTest::RunArgs(const std::vector<std::string>& flags,

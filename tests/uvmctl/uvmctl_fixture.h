@@ -43,7 +43,7 @@ class UvmctlTest : public ::testing::TestWithParam<std::string> {
   // uvmctl ARGS running in the background (UVMSHIM_ROOT=root()), output in
   // <dir>/<tag>.out and .err.
   std::unique_ptr<BackgroundProcess> UvmctlInBackground(const std::vector<std::string>& args,
-                                                        const std::string& tag);
+                                                        const std::string& tag, OutputSink stdout_sink = nullptr);
   // {"run", "--isolation", I, "--rootfs", R, flags..., "--", command...}
   std::vector<std::string> RunArgs(const std::vector<std::string>& flags,
                                    const std::vector<std::string>& command) const;

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,8 +17,10 @@
 #include <utility>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 
 #include "common/mountinfo.h"
+#include "common/unique_fd.h"
 
 extern char** environ;
 
@@ -26,28 +29,24 @@ namespace {
 
 std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// Closes on scope exit; -1 is "none".
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd& operator=(Fd&& other) noexcept {
-    reset(other.release());
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-  explicit operator bool() const { return fd_ >= 0; }
+using Fd = UniqueFd;
 
- private:
-  int fd_ = -1;
-};
+// Hands each chunk read from `fd` to `sink` until EOF or until `stop` is signalled.
+void DrainUntilEof(int fd, int stop, const OutputSink& sink) {
+  std::vector<char> buffer(1 << 16);
+  for (;;) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {stop, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents) return;
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // EOF: every writer is gone
+    sink(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+  }
+}
 
 std::pair<Fd, Fd> Pipe() {
   int fds[2];
@@ -222,10 +221,18 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
 }
 
 BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
-                                     const std::vector<std::string>& env, const fs::path& output_prefix)
+                                     const std::vector<std::string>& env, const fs::path& output_prefix,
+                                     OutputSink stdout_sink)
     : out_(output_prefix.string() + ".out"), err_(output_prefix.string() + ".err") {
   Fd in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  Fd out(::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  Fd out, sink_read;
+  if (stdout_sink) {
+    std::tie(sink_read, out) = Pipe();
+    stop_.reset(::eventfd(0, EFD_CLOEXEC));
+    if (!stop_) throw std::runtime_error(ErrnoText("eventfd"));
+  } else {
+    out.reset(::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  }
   Fd err(::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!in || !out || !err) throw std::runtime_error(ErrnoText("open output of " + argv[0]));
   std::vector<std::string> merged = MergedEnvironment(env);
@@ -249,16 +256,30 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
     ::_exit(127);
   }
   ::setpgid(pid_, pid_);
+  if (stdout_sink) {
+    has_sink_ = true;
+    reader_ = std::thread([this, read_end = std::move(sink_read), sink = std::move(stdout_sink)] {
+      DrainUntilEof(read_end.get(), stop_.get(), sink);
+      reader_ended_ = true;
+    });
+  }
 }
 
 BackgroundProcess::~BackgroundProcess() {
-  if (pid_ <= 0 || reaped_) return;
-  ::kill(-pid_, SIGKILL);
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
+  if (pid_ > 0 && !reaped_) {
+    ::kill(-pid_, SIGKILL);
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (reader_.joinable()) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(stop_.get(), &one, sizeof one);
+    reader_.join();
+  }
 }
 
 std::optional<int> BackgroundProcess::Wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (!reaped_) {
     Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
     pollfd p{pidfd.get(), POLLIN, 0};
@@ -266,11 +287,17 @@ std::optional<int> BackgroundProcess::Wait(std::chrono::milliseconds timeout) {
     if (::waitpid(pid_, &status_, 0) != pid_) return std::nullopt;
     reaped_ = true;
   }
+  if (reader_.joinable()) {
+    // The reader ends at EOF, once nothing holds stdout's write end.
+    while (!reader_ended_ && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    if (!reader_ended_) return std::nullopt;
+    reader_.join();
+  }
   if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
   return WEXITSTATUS(status_);
 }
 
-std::string BackgroundProcess::Stdout() const { return ReadFileText(out_); }
+std::string BackgroundProcess::Stdout() const { return has_sink_ ? std::string() : ReadFileText(out_); }
 std::string BackgroundProcess::Stderr() const { return ReadFileText(err_); }
 
 TempDir::TempDir(const std::string& prefix) {

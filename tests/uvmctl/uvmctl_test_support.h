@@ -7,12 +7,17 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "common/unique_fd.h"
 
 namespace uvmshim::uvmctl_test {
 
@@ -53,21 +58,30 @@ struct ProcessResult {
 // Throws std::runtime_error only when it cannot be started.
 ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOptions& options = {});
 
+// Where a BackgroundProcess's stdout goes instead of its file: a reader thread
+// hands each chunk to the sink as it arrives and keeps none of it, so a flood
+// of any size costs neither memory nor disk.
+using OutputSink = std::function<void(std::string_view chunk)>;
+
 // A process started in its own process group with stdin from /dev/null and
-// stdout/stderr into files, for cases that signal it while it runs. The
-// destructor SIGKILLs its group and the process (by pid) if it still runs.
+// stdout/stderr into files (stdout into `stdout_sink` when one is given), for
+// cases that signal it while it runs. The destructor SIGKILLs its group and
+// the process (by pid) if it still runs.
 class BackgroundProcess {
  public:
   BackgroundProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                    const fs::path& output_prefix);  // <prefix>.out, <prefix>.err
+                    const fs::path& output_prefix,  // <prefix>.out, <prefix>.err
+                    OutputSink stdout_sink = nullptr);
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
 
   pid_t pid() const { return pid_; }
-  // Exit code (128+N when killed by signal N), or nullopt on timeout.
+  // Exit code (128+N when killed by signal N), or nullopt on timeout. With a
+  // sink, it also waits (within the same timeout) until the sink has had
+  // every byte of stdout: nullopt if something still holds stdout open.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
-  std::string Stdout() const;
+  std::string Stdout() const;  // empty with a sink
   std::string Stderr() const;
 
  private:
@@ -75,6 +89,10 @@ class BackgroundProcess {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
+  bool has_sink_ = false;
+  UniqueFd stop_;  // eventfd: ends the sink's reader early (destructor)
+  std::atomic<bool> reader_ended_{false};
+  std::thread reader_;  // owns the pipe's read end; feeds the sink
 };
 
 // mkdtemp directory (short, under /tmp: socket paths stay below 108 bytes).

@@ -1,13 +1,15 @@
 // The out-of-line parts of spdlog (compiled mode, external fmt) and of fmt,
-// built into the shim itself: Debian ships both only as shared libraries, and
-// a shared library costs every shim the pages the loader relocates in it and
-// in the libstdc++ it pulls in (~0.2 MiB of PSS per shim with ten running;
-// issue #13). With these, the shim links libstdc++ statically and needs only
-// glibc at run time (cmake/grpc_static_link.cmake).
+// built into the shim and the agent themselves: Debian ships both only as
+// shared libraries, and a shared library costs every shim the pages the
+// loader relocates in it and in the libstdc++ it pulls in (~0.2 MiB of PSS
+// per shim with ten running; issue #13); the initrd's agent is static. With
+// these, the shim links libstdc++ statically and needs only glibc at run time
+// (cmake/grpc_static_link.cmake), and the code that logs compiles against
+// declarations only.
 //
 // The headers carry the definitions (the "-inl.h" files spdlog's header-only
-// mode includes, fmt's format-inl.h); this file instantiates what the shim's
-// code declares but does not define in compiled mode.
+// mode includes, fmt's format-inl.h); this file instantiates what our code
+// declares but does not define in compiled mode.
 #include <fmt/format-inl.h>
 
 #include <spdlog/common-inl.h>
