@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -46,6 +47,23 @@ void DrainUntilEof(int fd, int stop, const OutputSink& sink) {
     if (n <= 0) return;  // EOF: every writer is gone
     sink(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
   }
+}
+
+// In a forked child: its own process group, default signal state, the three
+// descriptors, and SIGKILL when the test process dies first (ctest kills a test
+// at its timeout: what it started must not run on, flooding the cores, for the
+// rest of the run).
+void BecomeChild(pid_t parent, int in, int out, int err) {
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);  // the parent died before prctl
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  ::dup2(in, STDIN_FILENO);
+  ::dup2(out, STDOUT_FILENO);
+  ::dup2(err, STDERR_FILENO);
 }
 
 std::pair<Fd, Fd> Pipe() {
@@ -117,17 +135,11 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
   env_c.push_back(nullptr);
 
   const auto started = std::chrono::steady_clock::now();
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(ErrnoText("fork"));
   if (pid == 0) {
-    ::setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::dup2(in_read.get(), STDIN_FILENO);
-    ::dup2(out_write.get(), STDOUT_FILENO);
-    ::dup2(err_write.get(), STDERR_FILENO);
+    BecomeChild(parent, in_read.get(), out_write.get(), err_write.get());
     ::execve(argv_c[0], argv_c.data(), env_c.data());
     const std::string message = "exec " + argv[0] + ": " + std::strerror(errno) + "\n";
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, message.data(), message.size());
@@ -241,17 +253,11 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
   argv_c.push_back(nullptr);
   for (const auto& e : merged) env_c.push_back(const_cast<char*>(e.c_str()));
   env_c.push_back(nullptr);
+  const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error(ErrnoText("fork"));
   if (pid_ == 0) {
-    ::setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::dup2(in.get(), STDIN_FILENO);
-    ::dup2(out.get(), STDOUT_FILENO);
-    ::dup2(err.get(), STDERR_FILENO);
+    BecomeChild(parent, in.get(), out.get(), err.get());
     ::execve(argv_c[0], argv_c.data(), env_c.data());
     ::_exit(127);
   }
