@@ -263,7 +263,6 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
   }
   ::setpgid(pid_, pid_);
   if (stdout_sink) {
-    has_sink_ = true;
     reader_ = std::thread([this, read_end = std::move(sink_read), sink = std::move(stdout_sink)] {
       DrainUntilEof(read_end.get(), stop_.get(), sink);
       reader_ended_ = true;
@@ -303,7 +302,7 @@ std::optional<int> BackgroundProcess::Wait(std::chrono::milliseconds timeout) {
   return WEXITSTATUS(status_);
 }
 
-std::string BackgroundProcess::Stdout() const { return has_sink_ ? std::string() : ReadFileText(out_); }
+std::string BackgroundProcess::Stdout() const { return stop_ ? std::string() : ReadFileText(out_); }
 std::string BackgroundProcess::Stderr() const { return ReadFileText(err_); }
 
 TempDir::TempDir(const std::string& prefix) {

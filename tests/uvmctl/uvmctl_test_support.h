@@ -89,8 +89,7 @@ class BackgroundProcess {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
-  bool has_sink_ = false;
-  UniqueFd stop_;  // eventfd: ends the sink's reader early (destructor)
+  UniqueFd stop_;  // with a sink only: eventfd that ends its reader early (destructor)
   std::atomic<bool> reader_ended_{false};
   std::thread reader_;  // owns the pipe's read end; feeds the sink
 };
